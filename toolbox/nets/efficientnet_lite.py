@@ -1,0 +1,104 @@
+"""EfficientNet-Lite as a Keras 3 functional model, with weights converted from PyTorch.
+
+The architecture is read off the state dict itself (block count, widths, kernel sizes,
+whether a block expands); only the stride of each stage comes from the model spec.
+Blocks are numbered 0..N-1 as in the PyTorch file; layer names are readable:
+``block9_add``, ``block9_dw_bn``, ``head_relu``... Convolutions use TensorFlow's
+"same" padding, as the original TF checkpoints were trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BN_EPSILON = 1e-3
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    index: int
+    in_channels: int
+    expanded: int
+    out_channels: int
+    kernel: int
+    stride: int
+    expands: bool
+
+    @property
+    def residual(self) -> bool:
+        return self.stride == 1 and self.in_channels == self.out_channels
+
+
+def block_shapes(state: dict[str, np.ndarray], stage_strides: list[int]) -> list[BlockShape]:
+    """Blocks of the network, from weight shapes; a stage starts where the width changes."""
+    count = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    shapes, stage, prev_out = [], -1, None
+    for i in range(count):
+        p = f"_blocks.{i}."
+        expands = p + "_expand_conv.weight" in state
+        dw = state[p + "_depthwise_conv.weight"]
+        project = state[p + "_project_conv.weight"]
+        out_ch, expanded = project.shape[0], project.shape[1]
+        in_ch = state[p + "_expand_conv.weight"].shape[1] if expands else expanded
+        first_of_stage = out_ch != prev_out
+        if first_of_stage:
+            stage += 1
+        stride = stage_strides[stage] if first_of_stage else 1
+        shapes.append(BlockShape(i, in_ch, expanded, out_ch, dw.shape[-1], stride, expands))
+        prev_out = out_ch
+    if stage != len(stage_strides) - 1:
+        raise ValueError(f"weights have {stage + 1} stages, the spec lists {len(stage_strides)} strides")
+    return shapes
+
+
+def build(state: dict[str, np.ndarray], stage_strides: list[int], num_classes: int = 1000):
+    """Build the Keras model (input: preprocessed float image of any size) and set its weights."""
+    import keras
+    from keras import layers as L
+
+    weights: dict[str, list[np.ndarray]] = {}
+
+    def conv(x, name, torch_key, filters, kernel, stride=1):
+        weights[name] = [state[torch_key].transpose(2, 3, 1, 0)]
+        return L.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=name)(x)
+
+    def dwconv(x, name, torch_key, kernel, stride):
+        weights[name] = [state[torch_key].transpose(2, 3, 0, 1)]
+        return L.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=name)(x)
+
+    def bn(x, name, torch_prefix):
+        weights[name] = [state[torch_prefix + s] for s in ("weight", "bias", "running_mean", "running_var")]
+        return L.BatchNormalization(epsilon=BN_EPSILON, name=name)(x)
+
+    def relu6(x, name):
+        return L.ReLU(max_value=6.0, name=name)(x)
+
+    inputs = keras.Input((None, None, 3), name="image")
+    stem = state["_conv_stem.weight"]
+    x = conv(inputs, "stem_conv", "_conv_stem.weight", stem.shape[0], stem.shape[-1], 2)
+    x = relu6(bn(x, "stem_bn", "_bn0."), "stem_relu")
+    for b in block_shapes(state, stage_strides):
+        p, name = f"_blocks.{b.index}.", f"block{b.index}"
+        shortcut = x
+        if b.expands:
+            x = conv(x, f"{name}_expand_conv", p + "_expand_conv.weight", b.expanded, 1)
+            x = relu6(bn(x, f"{name}_expand_bn", p + "_bn0."), f"{name}_expand_relu")
+        x = dwconv(x, f"{name}_dwconv", p + "_depthwise_conv.weight", b.kernel, b.stride)
+        x = relu6(bn(x, f"{name}_dw_bn", p + "_bn1."), f"{name}_dw_relu")
+        x = conv(x, f"{name}_project_conv", p + "_project_conv.weight", b.out_channels, 1)
+        x = bn(x, f"{name}_project_bn", p + "_bn2.")
+        if b.residual:
+            x = L.Add(name=f"{name}_add")([shortcut, x])
+    head = state["_conv_head.weight"]
+    x = conv(x, "head_conv", "_conv_head.weight", head.shape[0], 1)
+    x = relu6(bn(x, "head_bn", "_bn1."), "head_relu")
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    weights["logits"] = [state["_fc.weight"].T, state["_fc.bias"]]
+    x = L.Dense(num_classes, name="logits")(x)
+    outputs = L.Softmax(name="predictions")(x)
+    model = keras.Model(inputs, outputs, name="efficientnet_lite")
+    for name, values in weights.items():
+        model.get_layer(name).set_weights(values)
+    return model

@@ -1,0 +1,88 @@
+"""Declarative model specs: ``models/<name>.yaml`` -> a frozen ModelSpec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolbox.errors import UserError, closest
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    name: str
+    channels: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: str  # efficientnet_lite | inception_v3 | keras_file
+    input_size: int  # the side of the square input the network was trained on
+    min_size: int  # the smallest input side the network accepts
+    mean: float  # network input = (pixel - mean) / std, pixels in [0, 255]
+    std: float
+    labels_file: Path
+    layers: tuple[LayerSpec, ...]
+    dream_layers: tuple[tuple[str, float], ...]  # default DeepDream objective
+    source: dict[str, Any] = field(default_factory=dict)  # builder-specific: package, path, strides
+    description: str = ""
+
+    @property
+    def layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def layer(self, name: str) -> LayerSpec:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise UserError(f"unknown layer '{name}' for {self.name}{closest(name, self.layer_names)}"
+                        f"; see: deepvis layers --model {self.name}")
+
+
+_REQUIRED = ("builder", "input_size", "min_size", "preprocess", "labels", "layers", "dream_layers")
+
+
+def available_specs(models_dir: Path) -> list[str]:
+    return sorted(p.stem for p in models_dir.glob("*.yaml"))
+
+
+def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
+    """Load a spec by name (``models/<name>.yaml``) or from a YAML file path."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = models_dir / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = available_specs(models_dir)
+        raise UserError(f"unknown model '{name_or_path}'{closest(name_or_path, known + ['auto'])}; "
+                        f"known: auto, {', '.join(known)}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+        missing = [k for k in _REQUIRED if k not in raw]
+        if missing:
+            raise UserError(f"model spec {path} lacks: {', '.join(missing)}")
+        labels = Path(raw["labels"])
+        return ModelSpec(
+            name=raw.get("name", path.stem),
+            builder=raw["builder"],
+            input_size=int(raw["input_size"]),
+            min_size=int(raw["min_size"]),
+            mean=float(raw["preprocess"]["mean"]),
+            std=float(raw["preprocess"]["std"]),
+            labels_file=labels if labels.is_absolute() else path.parent / labels,
+            layers=tuple(LayerSpec(str(d["name"]), int(d["channels"])) for d in raw["layers"]),
+            dream_layers=tuple((str(k), float(v)) for k, v in raw["dream_layers"].items()),
+            source=dict(raw.get("source") or {}),
+            description=str(raw.get("description", "")),
+        )
+    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+        raise UserError(f"model spec {path} is malformed: {e}") from None
+
+
+def read_labels(spec: ModelSpec) -> list[str]:
+    if not spec.labels_file.is_file():
+        raise UserError(f"labels file of {spec.name} not found: {spec.labels_file}")
+    return [line.strip() for line in spec.labels_file.read_text().splitlines() if line.strip()]

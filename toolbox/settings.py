@@ -1,0 +1,79 @@
+"""settings.yaml -> frozen, typed settings.
+
+The dataclass defaults below are the defaults; ``settings.yaml`` at the top of the
+repository spells out the same values for a user to edit (a test keeps the two equal).
+A settings file may set any subset of keys; an unknown key is an error that names the
+closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolbox.errors import UserError, closest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    max_pixels: int = 100_000_000  # larger images are decoded at reduced size
+    fit: str = "crop"  # how a frame becomes the network's square input: crop | letterbox
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = "auto"  # auto | efficientnet_lite0 | efficientnet_lite2 | inception_v3 | a spec in models/
+    weights: str | None = None  # a weights file for inception_v3 or a keras_file spec
+    cache_dir: str | None = None  # converted weights and generated images; None: the user's cache folder
+    models_dir: str | None = None  # model specs and labels; None: models/ of this repository
+    images: ImageSettings = field(default_factory=ImageSettings)
+
+    @property
+    def cache_path(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(base) / "deepvis"
+
+    @property
+    def models_path(self) -> Path:
+        return Path(self.models_dir).expanduser() if self.models_dir else REPO_ROOT / "models"
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    if not isinstance(values, dict):
+        raise UserError(f"settings: '{where or 'top level'}' must be a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise UserError(f"settings: unknown key '{path}'{closest(str(key), fields)}")
+        if dataclasses.is_dataclass(hints[key]):
+            value = _build(hints[key], value or {}, path)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (or the defaults), then top-level ``overrides`` that are not None."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"settings file not found: {p}")
+        try:
+            values = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise UserError(f"settings file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return _build(Settings, values, "")
