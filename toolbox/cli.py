@@ -39,26 +39,11 @@ def _settings(args: argparse.Namespace):
     return load_settings(path, model=args.model, weights=args.weights)
 
 
-def _quiet_tensorflow_start() -> None:
-    """Import TensorFlow and start its devices with stderr muted: its C++ start-up logs
-    (CUDA probing, oneDNN notices) ignore TF_CPP_MIN_LOG_LEVEL and would bury our output."""
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _network(args: argparse.Namespace):
     settings = _settings(args)  # settings mistakes show before the slow start
-    _quiet_tensorflow_start()
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    start_tensorflow_quietly()
     from toolbox.nets import load_network
 
     return settings, load_network(settings)

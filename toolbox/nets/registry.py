@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 import tempfile
@@ -77,8 +78,15 @@ def load_network(settings: Settings, random_weights: bool = False) -> Network:
     if name == "auto":
         name, weights = _choose_auto(settings)
     spec = load_spec(name, settings.models_path)
+    model, origin = _load_model(spec, weights, settings.cache_path, random_weights)
+    return Network(spec=spec, model=model, labels=tuple(read_labels(spec)), origin=origin)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weights: bool):
+    """Models are immutable once built, so one process loads each at most once."""
     if spec.builder == "efficientnet_lite":
-        model, origin = _load_efficientnet_lite(spec, settings.cache_path)
+        model, origin = _load_efficientnet_lite(spec, cache)
     elif spec.builder == "inception_v3":
         path = None if random_weights else inception.find_weights(weights, allow_download=True)
         if path is None and not random_weights:
@@ -88,4 +96,4 @@ def load_network(settings: Settings, random_weights: bool = False) -> Network:
         model, origin = _load_keras_file(spec, weights)
     else:
         raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")
-    return Network(spec=spec, model=model, labels=tuple(read_labels(spec)), origin=origin)
+    return model, origin

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,12 @@ class ModelSpec:
     labels_file: Path
     layers: tuple[LayerSpec, ...]
     dream_layers: tuple[tuple[str, float], ...]  # default DeepDream objective
-    source: dict[str, Any] = field(default_factory=dict)  # builder-specific: package, path, strides
+    source_items: tuple[tuple[str, Any], ...] = ()  # builder-specific: package, path, strides
     description: str = ""
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return dict(self.source_items)
 
     @property
     def layer_names(self) -> list[str]:
@@ -75,7 +79,8 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
             labels_file=labels if labels.is_absolute() else path.parent / labels,
             layers=tuple(LayerSpec(str(d["name"]), int(d["channels"])) for d in raw["layers"]),
             dream_layers=tuple((str(k), float(v)) for k, v in raw["dream_layers"].items()),
-            source=dict(raw.get("source") or {}),
+            source_items=tuple((str(k), tuple(v) if isinstance(v, list) else v)
+                               for k, v in (raw.get("source") or {}).items()),
             description=str(raw.get("description", "")),
         )
     except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:

@@ -1,0 +1,80 @@
+"""The `deepvis` command as a user runs it: real processes, real exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import EXAMPLES, REPO
+
+
+@pytest.fixture(scope="module")
+def settings_file(tmp_path_factory, cache_dir):
+    f = tmp_path_factory.mktemp("cli") / "settings.yaml"
+    f.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir)}))
+    return f
+
+
+def deepvis(*args, settings=None):
+    extra = ["--settings", str(settings)] if settings else []
+    return subprocess.run([sys.executable, "-m", "toolbox", *args, *extra], capture_output=True, text=True,
+                          cwd=REPO, timeout=300)
+
+
+def test_help_lists_every_command():
+    out = deepvis("--help").stdout
+    for command in ("layers", "predict", "activations"):
+        assert command in out
+
+
+def test_layers_json_in_network_order(settings_file, lite0):
+    r = deepvis("layers", "--json", settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["name"] for row in rows] == lite0.spec.layer_names
+    assert rows[0]["shape"] == [112, 112, 32] and rows[-1]["shape"] == [7, 7, 1280]
+
+
+def test_predict_and_activations(settings_file):
+    r = deepvis("predict", str(EXAMPLES / "coffee.png"), str(EXAMPLES / "chelsea.png"), "--top", "2",
+                settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert "espresso" in lines[0] and "cat" in lines[1] and len(lines) == 2
+    r = deepvis("activations", str(EXAMPLES / "chelsea.png"), "--layer", "block9_add", "--json",
+                settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    stats = json.loads(r.stdout)["block9_add"]
+    assert stats["shape"] == [14, 14, 112] and len(stats["mean"]) == len(stats["max"]) == 112
+    assert all(m <= x for m, x in zip(stats["mean"], stats["max"]))
+
+
+def _bad_inputs(tmp):
+    (tmp / "empty.png").write_bytes(b"")
+    (tmp / "text.png").write_text("not an image")
+    data = (EXAMPLES / "chelsea.png").read_bytes()
+    (tmp / "cut.png").write_bytes(data[: len(data) // 3])
+    (tmp / "nothing_here").mkdir()
+    chelsea = str(EXAMPLES / "chelsea.png")
+    return {
+        "missing": (["predict", str(tmp / "missing.jpg")], "not found"),
+        "zero-byte": (["predict", str(tmp / "empty.png")], "empty"),
+        "truncated": (["predict", str(tmp / "cut.png")], "truncated"),
+        "text as png": (["predict", str(tmp / "text.png")], "not a readable image"),
+        "empty folder": (["predict", str(tmp / "nothing_here")], "no images"),
+        "unknown network": (["predict", chelsea, "--model", "resnet9000"], "unknown model"),
+        "unknown layer": (["activations", chelsea, "--layer", "block9_ad"], "did you mean: block9_add"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "zero-byte", "truncated", "text as png", "empty folder",
+                                  "unknown network", "unknown layer"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, settings_file, case):
+    args, message = _bad_inputs(tmp_path)[case]
+    r = deepvis(*args, settings=settings_file)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepvis: error:") and message in lines[0], r.stderr
