@@ -109,6 +109,94 @@ def cmd_activations(args: argparse.Namespace) -> None:
         print(f"{unit:4d} {mean[unit]:9.4f} {peak[unit]:9.4f}")
 
 
+def _progress(total: int, what: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def parse_layer_weights(text: str) -> dict[str, float]:
+    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0}."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
+    if not weights:
+        raise UserError("--layers needs at least one layer name")
+    return weights
+
+
+def parse_units(text: str, channels: int) -> list[int]:
+    """'3,17,40-45' or 'all' -> sorted unit indices, each checked against ``channels``."""
+    if text.strip() == "all":
+        return list(range(channels))
+    units: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            lo, _, hi = part.partition("-")
+            units.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise UserError(f"bad unit spec '{part}' (use e.g. 3,17,40-45 or all)") from None
+    if not units:
+        raise UserError("--units selects no unit")
+    bad = [u for u in sorted(units) if not 0 <= u < channels]
+    if bad:
+        raise UserError(f"unit {bad[0]} is out of range for this layer (0..{channels - 1})")
+    return sorted(units)
+
+
+def _check_output(path: str, suffixes: tuple[str, ...]) -> None:
+    if os.path.splitext(path)[1].lower() not in suffixes:
+        raise UserError(f"output {path} must end in one of: {', '.join(suffixes)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"output folder does not exist: {folder}")
+
+
+def cmd_dream(args: argparse.Namespace) -> None:
+    from toolbox.images import IMAGE_SUFFIXES
+
+    _check_output(args.output, IMAGE_SUFFIXES)
+    image = _read(args.image, args)
+    guide_image = _read(args.guide, args) if args.guide else None
+    settings, net = _network(args)
+    from toolbox.assets.jobs import dream_to_files
+
+    d = settings.dream
+    layers = parse_layer_weights(args.layers or d.layers) if (args.layers or d.layers) else None
+    dream_to_files(net, image, args.output, layers=layers, guide_image=guide_image,
+               octaves=_pick(args.octaves, d.octaves), octave_scale=_pick(args.octave_scale, d.octave_scale),
+               steps=_pick(args.steps, d.steps), step_size=_pick(args.step_size, d.step_size),
+               tile=_pick(args.tile, d.tile), seed=args.seed, zoom_frames=args.zoom_frames, zoom=d.zoom,
+               fps=d.fps, gif=args.gif, progress=_progress)
+
+
+def cmd_units(args: argparse.Namespace) -> None:
+    settings, net = _network(args)
+    from toolbox.assets import UnitImageFolder, render_unit_images
+    from toolbox.optvis import get_preset
+
+    u = settings.units
+    channels = net.spec.layer(args.layer).channels
+    units = parse_units(args.units, channels)
+    preset = _pick(args.preset, u.preset)
+    get_preset(preset)
+    folder = UnitImageFolder(args.output or settings.unit_images_path(net.name))
+    steps, batch = _pick(args.steps, u.steps), max(1, _pick(args.batch, u.batch))
+    with _progress(steps * -(-len(units) // batch), f"{args.layer}: {len(units)} units") as bar:
+        results = render_unit_images(net, args.layer, units, folder, preset, _pick(args.size, u.size), steps,
+                                     batch, args.seed, on_step=lambda: bar.update(1))
+    print(f"wrote {len(results)} unit images, {folder.sheet_path(args.layer).name} and "
+          f"{folder.objectives_path(args.layer).name} to {folder.root}")
+
+
+def _pick(value, default):
+    return default if value is None else value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deepvis", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,6 +223,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", "-l", required=True, help="layer name (see: deepvis layers)")
     p.add_argument("--json", action="store_true", help='print {"LAYER": {"shape", "mean", "max"}}')
+
+    p = command("dream", cmd_dream, "DeepDream: amplify what a layer already sees in your photo",
+                "examples:\n  deepvis dream examples/chelsea.png -o dream.png\n"
+                "  deepvis dream photo.jpg -o out.png --layers block9_add:1,block12_add:0.5 --octaves 5\n"
+                "  deepvis dream photo.jpg -o out.png --zoom-frames 60 --gif   # also out.mp4, out.gif\n"
+                "defaults come from the dream: section of settings.yaml and the network's spec.")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("-o", "--output", required=True, help="output image (same size as the input)")
+    p.add_argument("--layers", help='"name[:weight],..." (default: the network\'s dream_layers)')
+    p.add_argument("--octaves", type=int, help="number of scales, smallest first (default 4)")
+    p.add_argument("--octave-scale", type=float, help="size ratio between octaves (default 1.4)")
+    p.add_argument("--steps", type=int, help="gradient steps per octave (default 10)")
+    p.add_argument("--step-size", type=float, help="pixel change per step, fraction of the range (default 0.006)")
+    p.add_argument("--tile", type=int, help="gradient tile side in pixels; bounds memory (default 512)")
+    p.add_argument("--guide", metavar="IMAGE", help="dream towards the features of this image instead")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--zoom-frames", type=int, default=0, metavar="N",
+                   help="also write OUTPUT.mp4: N frames, each dreamed (one octave) from the zoomed previous one")
+    p.add_argument("--gif", action="store_true", help="with --zoom-frames, also write OUTPUT.gif")
+
+    p = command("units", cmd_units, "optimized images of a layer's units (feature visualization)",
+                "writes DIR/<layer>_<unit:04d>.png per unit, DIR/<layer>_sheet.png and DIR/<layer>_objectives.json.\n"
+                "examples:\n  deepvis units --layer block9_add --units 0-15 -o units/\n"
+                "  deepvis units --layer block9_add --units all   # into the folder the live window reads")
+    p.add_argument("--layer", "-l", required=True, help="layer name (see: deepvis layers)")
+    p.add_argument("--units", "-u", required=True, metavar="SPEC", help="e.g. 3,17,40-45 or all")
+    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: the live window's cache)")
+    p.add_argument("--size", type=int, help="image side in pixels (default 128)")
+    p.add_argument("--steps", type=int, help="optimization steps (default 256)")
+    p.add_argument("--preset", help="lucid (default), yosinski1..yosinski4")
+    p.add_argument("--batch", type=int, help="units optimized at once (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same images (default 0)")
     return parser
 
 

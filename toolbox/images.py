@@ -124,6 +124,9 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -140,3 +143,55 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     if not ok:
         raise UserError(f"could not encode image for {p}")
     atomic_write(p, buf.tobytes())
+
+
+class VideoWriter:
+    """An MP4 written frame by frame (RGB uint8) to a hidden temporary file in the target
+    folder and renamed into place by ``close()``; ``abort()`` (or an exception inside a
+    ``with`` block) removes it, so a half-written video never carries the final name."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        if self.path.suffix.lower() != ".mp4":
+            raise UserError(f"video output must end in .mp4: {self.path}")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.stem}.part.mp4")
+        self._fps = fps
+        self._writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self._fps, (w, h))
+            if not self._writer.isOpened():
+                raise UserError(f"cannot write video {self.path}")
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.abort() if exc_type else self.close()
+
+
+def write_gif(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
+    import io
+
+    buf = io.BytesIO()
+    first, *rest = [Image.fromarray(f) for f in frames]
+    first.save(buf, format="GIF", save_all=True, append_images=rest, duration=int(1000 / fps), loop=0)
+    atomic_write(path, buf.getvalue())

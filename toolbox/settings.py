@@ -29,12 +29,35 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class DreamSettings:
+    layers: str | None = None  # "name[:weight],..."; None: the network's dream_layers from models/<name>.yaml
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10  # per octave
+    step_size: float = 0.006  # pixel change per step, as a fraction of the full range
+    tile: int = 512  # gradient tiles of at most this side keep memory bounded on huge photos
+    zoom: float = 1.05  # zoom per frame of --zoom-frames
+    fps: int = 12  # frames per second of zoom videos
+
+
+@dataclass(frozen=True)
+class UnitSettings:
+    size: int = 128  # side of each unit image
+    steps: int = 256
+    preset: str = "lucid"  # lucid | yosinski1 | yosinski2 | yosinski3 | yosinski4
+    batch: int = 16  # units optimized at once, one per batch row
+    output_dir: str | None = None  # None: <cache_dir>/unit_images/<model>, where the live window looks
+
+
+@dataclass(frozen=True)
 class Settings:
     model: str = "auto"  # auto | efficientnet_lite0 | efficientnet_lite2 | inception_v3 | a spec in models/
     weights: str | None = None  # a weights file for inception_v3 or a keras_file spec
     cache_dir: str | None = None  # converted weights and generated images; None: the user's cache folder
     models_dir: str | None = None  # model specs and labels; None: models/ of this repository
     images: ImageSettings = field(default_factory=ImageSettings)
+    dream: DreamSettings = field(default_factory=DreamSettings)
+    units: UnitSettings = field(default_factory=UnitSettings)
 
     @property
     def cache_path(self) -> Path:
@@ -42,6 +65,11 @@ class Settings:
             return Path(self.cache_dir).expanduser()
         base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
         return Path(base) / "deepvis"
+
+    def unit_images_path(self, model: str) -> Path:
+        if self.units.output_dir:
+            return Path(self.units.output_dir).expanduser()
+        return self.cache_path / "unit_images" / model
 
     @property
     def models_path(self) -> Path:

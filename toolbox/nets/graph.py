@@ -32,3 +32,13 @@ def pre_activation(layer: keras.layers.Layer):
         parts = [pre_activation(_producer(t)) for t in layer.input]
         return keras.layers.Concatenate(axis=layer.axis, name=f"{layer.name}_pre_relu")(parts)
     return layer.output
+
+
+def pre_softmax(model: keras.Model):
+    """The class scores before the final softmax of ``model``."""
+    last = _producer(model.output)
+    if isinstance(last, keras.layers.Softmax):
+        return last.input
+    if isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "") == "softmax":
+        return keras.ops.matmul(last.input, last.kernel) + last.bias
+    raise ValueError(f"{model.name} does not end in a softmax; it has no logits to read")

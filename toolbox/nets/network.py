@@ -8,8 +8,10 @@ from typing import Sequence
 import keras
 
 from toolbox.errors import UserError
-from toolbox.nets.graph import pre_activation
+from toolbox.nets.graph import pre_activation, pre_softmax
 from toolbox.nets.spec import ModelSpec
+
+LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +37,8 @@ class Network:
             raise UserError(f"unit {unit} is out of range for layer {layer} (0..{channels - 1})")
 
     def layer_tensor(self, name: str, pre_relu: bool = False):
+        if name == LOGITS:
+            return pre_softmax(self.model)
         self.spec.layer(name)  # a UserError naming the closest layers when unknown
         layer = self.model.get_layer(name)
         return pre_activation(layer) if pre_relu else layer.output

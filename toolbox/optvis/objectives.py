@@ -1,0 +1,152 @@
+"""Objectives: what gradient ascent maximizes, as values that compose.
+
+An Objective holds a function of a ``Context`` (the activations of the layers it names,
+the images being optimized, and the per-row unit indices) that returns one value per
+batch row, shape (B,). Objectives add, subtract, scale and sum:
+
+    0.5 * channel("block9_add", 97) - neuron("block6_add", 3) + total_variation(-1e-3)
+
+A unit of ``None`` means "the unit assigned to each batch row" (``Context.units``), which
+is how one compiled step optimizes many units at once, one per row, without retracing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+import tensorflow as tf
+
+from toolbox.nets.network import LOGITS
+
+
+@dataclass(frozen=True)
+class Context:
+    acts: Mapping[str, tf.Tensor]  # layer -> (B, H, W, C); LOGITS -> (B, classes)
+    images: tf.Tensor  # (B, H, W, 3) in [0, 1], after transforms
+    units: tf.Tensor  # (B,) int32: the unit of each row
+
+
+@dataclass(frozen=True)
+class Objective:
+    fn: Callable[[Context], tf.Tensor]
+    layers: frozenset[str]
+    name: str
+
+    def __call__(self, ctx: Context) -> tf.Tensor:
+        return self.fn(ctx)
+
+    def __add__(self, other: "Objective | float") -> "Objective":
+        if not isinstance(other, Objective):
+            return Objective(lambda c: self(c) + other, self.layers, f"{self.name} + {other}")
+        return Objective(lambda c: self(c) + other(c), self.layers | other.layers, f"{self.name} + {other.name}")
+
+    __radd__ = __add__
+
+    def __neg__(self) -> "Objective":
+        return Objective(lambda c: -self(c), self.layers, f"-{self.name}")
+
+    def __sub__(self, other: "Objective | float") -> "Objective":
+        return self + (-other)
+
+    def __rsub__(self, other: float) -> "Objective":
+        return (-self) + other
+
+    def __mul__(self, k: float) -> "Objective":
+        if isinstance(k, Objective):
+            raise TypeError("objectives multiply by numbers only")
+        return Objective(lambda c: k * self(c), self.layers, f"{k} * {self.name}")
+
+    __rmul__ = __mul__
+
+    @staticmethod
+    def sum(objectives: Iterable["Objective"]) -> "Objective":
+        objectives = list(objectives)
+        total = objectives[0]
+        for o in objectives[1:]:
+            total = total + o
+        return total
+
+
+def _unit_slice(t: tf.Tensor, unit: int | None, units: tf.Tensor) -> tf.Tensor:
+    """(B, H, W, C) -> (B, H, W): a fixed unit, or each row's own unit."""
+    if unit is not None:
+        return t[..., unit]
+    return tf.gather(t, units, axis=-1, batch_dims=1)
+
+
+def channel(layer: str, unit: int | None = None) -> Objective:
+    """Mean activation of one channel over all positions."""
+    return Objective(lambda c: tf.reduce_mean(_unit_slice(c.acts[layer], unit, c.units), axis=[1, 2]),
+                     frozenset([layer]), f"channel({layer}, {unit})")
+
+
+def neuron(layer: str, unit: int | None = None, x: int | None = None, y: int | None = None) -> Objective:
+    """Activation of one channel at one position (default: the centre)."""
+
+    def fn(c: Context) -> tf.Tensor:
+        t = _unit_slice(c.acts[layer], unit, c.units)
+        shape = tf.shape(t)
+        yy = shape[1] // 2 if y is None else y
+        xx = shape[2] // 2 if x is None else x
+        return t[:, yy, xx]
+
+    return Objective(fn, frozenset([layer]), f"neuron({layer}, {unit})")
+
+
+def deepdream(layers: str | Mapping[str, float]) -> Objective:
+    """Weighted sum over layers of the mean squared activation: amplify what is there."""
+    weights = {layers: 1.0} if isinstance(layers, str) else dict(layers)
+    return Objective(
+        lambda c: tf.add_n([w * tf.reduce_mean(tf.square(c.acts[n]), axis=[1, 2, 3]) for n, w in weights.items()]),
+        frozenset(weights), f"deepdream({', '.join(weights)})")
+
+
+def class_logit(index: int) -> Objective:
+    """The score of one class before softmax."""
+    return Objective(lambda c: c.acts[LOGITS][:, index], frozenset([LOGITS]), f"class_logit({index})")
+
+
+def guide(layer: str, guide_acts: tf.Tensor) -> Objective:
+    """Match a guide image's features: each position of the dream is pulled towards the
+    guide feature vector it already resembles most (the dot product of the best match).
+    ``guide_acts``: (h, w, C) activations of the guide image at ``layer``."""
+    g = tf.reshape(tf.convert_to_tensor(guide_acts, tf.float32), [-1, guide_acts.shape[-1]])
+
+    def fn(c: Context) -> tf.Tensor:
+        a = c.acts[layer]
+        flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[-1]])  # (B, N, C)
+        dots = tf.einsum("bnc,mc->bnm", flat, g)
+        return tf.reduce_mean(tf.reduce_max(dots, axis=-1), axis=-1)
+
+    return Objective(fn, frozenset([layer]), f"guide({layer})")
+
+
+def diversity(layer: str) -> Objective:
+    """Push the rows of a batch apart: minus the mean cosine similarity of each row's Gram
+    matrix to the others' (Lucid). Equal for every row."""
+
+    def fn(c: Context) -> tf.Tensor:
+        a = c.acts[layer]
+        b = tf.shape(a)[0]
+        flat = tf.reshape(a, [b, -1, tf.shape(a)[-1]])
+        gram = tf.reshape(tf.matmul(flat, flat, transpose_a=True), [b, -1])
+        gram = tf.math.l2_normalize(gram, axis=1)
+        sims = tf.matmul(gram, gram, transpose_b=True)
+        off_diagonal = (tf.reduce_sum(sims) - tf.linalg.trace(sims)) / tf.cast(tf.maximum(b * (b - 1), 1), tf.float32)
+        return -off_diagonal * tf.ones([b])
+
+    return Objective(fn, frozenset([layer]), f"diversity({layer})")
+
+
+def total_variation(weight: float = 1.0) -> Objective:
+    """``weight`` times the mean absolute difference of neighbouring pixels (use a negative
+    weight to penalize noise)."""
+
+    def fn(c: Context) -> tf.Tensor:
+        im = c.images
+        dy = tf.reduce_mean(tf.abs(im[:, 1:] - im[:, :-1]), axis=[1, 2, 3])
+        dx = tf.reduce_mean(tf.abs(im[:, :, 1:] - im[:, :, :-1]), axis=[1, 2, 3])
+        return weight * (dx + dy)
+
+    return Objective(fn, frozenset(), f"{weight} * total_variation")

@@ -1,0 +1,43 @@
+"""Named recipes for unit images: parameterization + transforms + update rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from toolbox.errors import UserError, closest
+from toolbox.optvis import params, transforms
+from toolbox.optvis.updates import Adam, RegularizedAscent
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    param: params.Param
+    transform: transforms.Transform
+    update: Adam | RegularizedAscent
+
+
+def _yosinski(n: int, **regularizers) -> Callable[[], Preset]:
+    return lambda: Preset(f"yosinski{n}", f"pixels, 4-px jitter, Yosinski et al. 2015 setting {n}: {regularizers}",
+                          params.pixels(), transforms.jitter_only(4), RegularizedAscent(**regularizers))
+
+
+PRESETS: dict[str, Callable[[], Preset]] = {
+    "lucid": lambda: Preset("lucid", "Fourier basis, decorrelated colour, pad/jitter/scale/rotate, Adam",
+                            params.fourier(), transforms.standard(), Adam(lr=0.05)),
+    # The four hyperparameter settings of Yosinski et al. 2015, "Understanding Neural
+    # Networks Through Deep Visualization", table of regularization combinations.
+    "yosinski1": _yosinski(1, decay=0.0, blur_every=4, blur_width=0.5, norm_pct=50),
+    "yosinski2": _yosinski(2, decay=0.3, norm_pct=20),
+    "yosinski3": _yosinski(3, decay=0.0001, blur_every=4, blur_width=1.0),
+    "yosinski4": _yosinski(4, decay=0.0, blur_every=4, blur_width=0.5, contrib_pct=90),
+}
+DEFAULT_PRESET = "lucid"
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset '{name}'{closest(name, PRESETS)}; known: {', '.join(PRESETS)}")
+    return PRESETS[name]()
