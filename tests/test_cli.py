@@ -78,3 +78,61 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, settings_file, case):
     assert "Traceback" not in r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("deepvis: error:") and message in lines[0], r.stderr
+
+
+def test_dream_keeps_size_of_any_input_kind(tmp_path, settings_file):
+    from PIL import Image
+
+    import numpy as np
+
+    gray16 = (np.linspace(0, 65535, 90 * 120).reshape(90, 120)).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "gray16.png")
+    r = deepvis("dream", str(tmp_path / "gray16.png"), "-o", str(tmp_path / "out.png"), "--octaves", "2",
+                "--steps", "3", settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    from toolbox.images import read_image
+
+    assert read_image(tmp_path / "out.png").shape == (90, 120, 3)
+    assert "dream" in r.stderr and "100%" in r.stderr  # the progress bar ran to the end
+
+
+def test_dream_zoom_video_gif_and_guide(tmp_path, settings_file):
+    import cv2
+
+    out = tmp_path / "zoom.png"
+    r = deepvis("dream", str(EXAMPLES / "coffee.png"), "-o", str(out), "--octaves", "1", "--steps", "2",
+                "--zoom-frames", "3", "--gif", "--guide", str(EXAMPLES / "chelsea.png"), settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    video = cv2.VideoCapture(str(tmp_path / "zoom.mp4"))
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 4 and (tmp_path / "zoom.gif").stat().st_size > 0 and out.is_file()
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_units_writes_images_sheet_json_and_is_deterministic(tmp_path, settings_file):
+    args = ["units", "--layer", "block9_add", "--units", "0,5-6", "--steps", "6", "--size", "48", "--seed", "3"]
+    r = deepvis(*args, "-o", str(tmp_path / "a"), settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == ["block9_add_0000.png", "block9_add_0005.png", "block9_add_0006.png",
+                     "block9_add_objectives.json", "block9_add_sheet.png"]
+    data = json.loads((tmp_path / "a" / "block9_add_objectives.json").read_text())
+    assert sorted(data["units"]) == ["0", "5", "6"] and data["model"] == "efficientnet_lite0"
+    deepvis(*args, "-o", str(tmp_path / "b"), settings=settings_file)
+    for name in files[:3]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["units", "--layer", "block9_add", "--units", "110-112"], "unit 112 is out of range"),
+    (["units", "--layer", "block9_add", "--units", "3-x"], "bad unit spec"),
+    (["units", "--layer", "block9_add", "--units", "1", "--preset", "lucidd"], "did you mean: lucid"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/out.txt"], "must end in"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--layers", "block9_add:x"], "bad layer weight"),
+])
+def test_engine_command_mistakes(args, message, settings_file):
+    r = deepvis(*args, settings=settings_file)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert message in r.stderr.strip().splitlines()[-1]

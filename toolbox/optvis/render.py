@@ -48,7 +48,7 @@ class Ascent:
             acts = view(network.normalize(images * 255.0), training=False)
             return objective(Context(acts, images, units))
 
-        values_spec = tf.TensorSpec([None] * param.rank, tf.float32)
+        values_spec = tf.TensorSpec(param.shape, tf.float32)
         int_spec = tf.TensorSpec([], tf.int32)
 
         @tf.function(input_signature=[values_spec, values_spec, values_spec, int_spec,

@@ -1,0 +1,164 @@
+"""The engine's math on hand-made tensors and a tiny 8x8 model: fast and exact."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from toolbox.optvis import (Ascent, Context, DeepDream, DreamSchedule, channel, class_logit, deepdream, diversity,
+                            get_preset, guide, neuron, total_variation)
+from toolbox.optvis.dream import octave_sizes, tile_edges
+from toolbox.optvis.params import fourier, pixels
+from toolbox.optvis.transforms import compose, jitter, pad, rotate, scale, standard
+from toolbox.optvis.updates import gaussian_blur
+
+RNG = np.random.default_rng(0)
+
+
+def ctx(units=(0, 1)):
+    a = tf.constant(RNG.normal(size=(2, 4, 5, 3)), tf.float32)
+    b = tf.constant(RNG.normal(size=(2, 3, 3, 6)), tf.float32)
+    images = tf.constant(RNG.uniform(size=(2, 8, 8, 3)), tf.float32)
+    return Context({"a": a, "b": b}, images, tf.constant(units, tf.int32)), a.numpy(), b.numpy()
+
+
+def test_objectives_compose_like_numbers():
+    c, a, b = ctx()
+    obj = 0.5 * channel("a", 2) - neuron("b", 1) + 3.0
+    expected = 0.5 * a[..., 2].mean(axis=(1, 2)) - b[:, 1, 1, 1] + 3.0
+    np.testing.assert_allclose(obj(c).numpy(), expected, rtol=1e-5)
+    assert obj.layers == {"a", "b"}
+    summed = type(obj).sum([channel("a", 0), channel("a", 1)])
+    np.testing.assert_allclose(summed(c).numpy(), a[..., :2].mean(axis=(1, 2)).sum(-1), rtol=1e-5)
+
+
+def test_unit_none_means_each_rows_own_unit():
+    c, a, _ = ctx(units=(2, 0))
+    np.testing.assert_allclose(channel("a")(c).numpy(), [a[0, ..., 2].mean(), a[1, ..., 0].mean()], rtol=1e-5)
+
+
+def test_deepdream_guide_diversity_tv():
+    c, a, b = ctx()
+    dd = deepdream({"a": 1.0, "b": 0.5})(c).numpy()
+    np.testing.assert_allclose(dd, (a ** 2).mean(axis=(1, 2, 3)) + 0.5 * (b ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+    g = RNG.normal(size=(2, 2, 3)).astype(np.float32)
+    flat = a.reshape(2, -1, 3)
+    expected = (flat @ g.reshape(-1, 3).T).max(-1).mean(-1)
+    np.testing.assert_allclose(guide("a", g)(c).numpy(), expected, rtol=1e-5)
+    same = Context({"a": tf.tile(c.acts["a"][:1], [3, 1, 1, 1])}, c.images, c.units)
+    np.testing.assert_allclose(diversity("a")(same).numpy(), [-1, -1, -1], atol=1e-5)
+    flat_image = Context({}, tf.fill([1, 8, 8, 3], 0.3), c.units)
+    assert total_variation(-1.0)(flat_image).numpy()[0] == 0.0
+    assert total_variation(-1.0)(c).numpy()[0] < 0
+
+
+def test_class_logit_reads_pre_softmax_scores(tiny):
+    from toolbox.nets.network import LOGITS
+
+    x = RNG.uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
+    view = tiny.submodel([LOGITS], with_probs=True)
+    out = view(x)
+    np.testing.assert_allclose(tf.nn.softmax(out[LOGITS]).numpy(), out["probs"].numpy(), atol=1e-6)
+    c = Context({LOGITS: out[LOGITS]}, tf.constant(x), tf.zeros([1], tf.int32))
+    assert class_logit(2)(c).numpy()[0] == pytest.approx(float(out[LOGITS][0, 2]))
+
+
+@pytest.mark.parametrize("param", [pixels(), fourier()])
+def test_params_make_valid_images_of_any_size(param):
+    for size in (8, 13):
+        values = tf.constant(param.init(2, size, np.random.default_rng(0)))
+        images = param.to_image(values, tf.constant(size)).numpy()
+        assert images.shape == (2, size, size, 3) and images.min() >= 0 and images.max() <= 1
+
+
+def test_transforms_are_seeded_and_shape_correct():
+    images = tf.constant(RNG.uniform(size=(2, 16, 16, 3)), tf.float32)
+    seed = tf.constant([1, 2])
+    assert pad(3)(images, seed).shape == (2, 22, 22, 3)
+    assert jitter(4)(images, seed).shape == (2, 12, 12, 3)
+    assert scale([2.0])(images, seed).shape == (2, 32, 32, 3)
+    np.testing.assert_allclose(rotate(0.0)(images, seed).numpy(), images.numpy(), atol=1e-5)
+    t = standard()
+    np.testing.assert_array_equal(t(images, seed).numpy(), t(images, seed).numpy())
+    assert not np.array_equal(t(images, seed).numpy(), t(images, tf.constant([3, 4])).numpy())
+    assert compose([])(images, seed) is images
+
+
+def test_gaussian_blur_keeps_constants_and_smooths_noise():
+    const = tf.fill([1, 10, 10, 3], 0.25)
+    np.testing.assert_allclose(gaussian_blur(const, 1.0).numpy(), 0.25, atol=1e-6)
+    noise = tf.constant(RNG.normal(size=(1, 32, 32, 3)), tf.float32)
+    assert gaussian_blur(noise, 1.0).numpy().std() < 0.6 * noise.numpy().std()
+
+
+@pytest.mark.parametrize("preset", ["lucid", "yosinski1", "yosinski2", "yosinski3", "yosinski4"])
+def test_every_preset_raises_its_objective(tiny, preset):
+    ascent = Ascent(tiny, channel("conv_b"), get_preset(preset))
+    start = ascent.run([0, 3], 16, steps=0).objective
+    end = ascent.run([0, 3], 16, steps=40).objective
+    assert (end > start).all(), (start, end)
+
+
+def test_one_trace_across_steps_units_and_sizes_and_determinism(tiny):
+    ascent = Ascent(tiny, channel("conv_b"), get_preset("lucid"))
+    a = ascent.run([1, 2, 3], 16, steps=5, seed=7)
+    ascent.run([5], 24, steps=5, seed=1)
+    b = ascent.run([1, 2, 3], 16, steps=5, seed=7)
+    assert ascent.trace_count == 1
+    np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_dead_relu_unit_still_moves_through_pre_activation(tiny_settings):
+    """A unit whose ReLU is off everywhere has zero gradient after the ReLU; the engine
+    optimizes the value before it, so the unit still comes alive."""
+    from conftest import build_tiny_model
+    from toolbox.nets import Network, load_spec
+
+    model = build_tiny_model()
+    kernel, bias = model.get_layer("conv_a").get_weights()
+    bias[0] = -0.5 * kernel[..., 0].sum() - 0.2  # unit 0 of relu_a is off on a mid-grey image
+    model.get_layer("conv_a").set_weights([kernel, bias])
+    net = Network(load_spec("tiny", tiny_settings.models_path), model, ("a", "b", "c"))
+    ascent = Ascent(net, channel("relu_a"), get_preset("yosinski3"))
+    before = ascent.run([0], 16, steps=0).objective[0]
+    after = ascent.run([0], 16, steps=150).objective[0]
+    assert before < 0 < after
+    post = Ascent(net, channel("relu_a"), get_preset("yosinski3"), pre_relu=False)
+    assert post.run([0], 16, steps=20).objective[0] == 0.0  # the trap the engine avoids
+
+
+def test_callbacks_and_cancel(tiny):
+    ascent = Ascent(tiny, channel("conv_b"), get_preset("lucid"))
+    steps, images = [], []
+    r = ascent.run([0], 16, steps=10, on_step=lambda s, n, v: steps.append(s),
+                   on_image=lambda s, im: images.append((s, im.shape)), image_every=4)
+    assert steps == list(range(1, 11)) and images == [(4, (1, 16, 16, 3)), (8, (1, 16, 16, 3))]
+    assert r.steps == 10
+    stopped = ascent.run([0], 16, steps=10, should_stop=lambda: len(steps) >= 13,
+                         on_step=lambda s, n, v: steps.append(s))
+    assert stopped.steps == 3
+
+
+def test_tiles_and_octaves():
+    assert tile_edges(10, 512) == [(0, 10)]
+    edges = tile_edges(1000, 300)
+    assert len(edges) == 4 and edges[0][0] == 0 and edges[-1][1] == 1000
+    assert max(b - a for a, b in edges) <= 300
+    sizes = octave_sizes(300, 451, 4, 1.4, 75)
+    assert sizes[-1] == (300, 451) and all(min(s) >= 75 for s in sizes)
+    assert [s[0] for s in sizes] == sorted(s[0] for s in sizes)
+
+
+def test_dream_tiling_matches_whole_image_gradient_and_traces_once(tiny):
+    dreamer = DeepDream(tiny, deepdream("conv_a"))
+    image = RNG.uniform(0, 255, (20, 28, 3)).astype(np.float32)
+    whole_value, whole = dreamer.tiled_gradient(image, 64)
+    _, tiled = dreamer.tiled_gradient(image, 12)
+    # conv_a has a 3x3 receptive field: away from tile borders the gradients agree, up to
+    # the objective being a mean over the tile rather than over the whole image
+    (y0, y1), (x0, x1) = tile_edges(20, 12)[0], tile_edges(28, 12)[0]
+    np.testing.assert_allclose(tiled[2:y1 - 2, 2:x1 - 2],
+                               whole[2:y1 - 2, 2:x1 - 2] * (20 * 28) / ((y1 - y0) * (x1 - x0)), rtol=1e-3)
+    out = dreamer.run(image.astype(np.uint8), DreamSchedule(octaves=3, octave_scale=1.3, steps=3, tile=12))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert dreamer.trace_count == 1
+    assert dreamer.objective_of(out, 64) > whole_value
