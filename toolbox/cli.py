@@ -193,6 +193,55 @@ def cmd_units(args: argparse.Namespace) -> None:
           f"{folder.objectives_path(args.layer).name} to {folder.root}")
 
 
+def cmd_live(args: argparse.Namespace) -> None:
+    from toolbox.app.sources import StillImages, open_source
+    from toolbox.app.display import display_available
+
+    settings = _settings(args)
+    source = open_source(args.input or settings.live.input, settings.images.max_pixels)
+    headless = args.headless or bool(args.output or args.video or args.frames)
+    if not headless and not display_available():
+        print("deepvis: no display found (DISPLAY is not set); rendering the dashboard to files instead "
+              "(--headless)", file=sys.stderr)
+        headless = True
+    out_dir = args.output or (None if args.video else "deepvis-live")
+    if headless:
+        for path in filter(None, [out_dir]):
+            os.makedirs(path, exist_ok=True)
+        if args.video:
+            _check_output(args.video, (".mp4",))
+    settings, net = _network(args)
+    from toolbox.app.window import LiveApp
+    from toolbox.app.worker import NetworkWorker, UnitImageSettings
+    from toolbox.assets import UnitImageFolder
+
+    live = settings.live
+    worker = NetworkWorker(net, UnitImageFolder(settings.unit_images_path(net.name)),
+                           UnitImageSettings(settings.units.preset, live.unit_image_size, live.unit_image_steps))
+    if args.layer:
+        settings = replace_live(settings, layer=args.layer)
+    app = LiveApp(worker, settings, source)
+    if not headless:
+        app.run_window()
+        return
+    frames = args.frames or (len(source.paths) if isinstance(source, StillImages) else 30)
+    from pathlib import Path
+
+    with _progress(frames, "dashboards") as bar:
+        written = app.run_headless(frames, Path(out_dir) if out_dir else None,
+                                   Path(args.video) if args.video else None, unit=args.unit,
+                                   progress=lambda: bar.update(1))
+    where = [f"{len(written)} dashboards in {out_dir}/"] if written else []
+    where += [f"a recording in {args.video}"] if args.video else []
+    print("wrote " + " and ".join(where))
+
+
+def replace_live(settings, **changes):
+    import dataclasses
+
+    return dataclasses.replace(settings, live=dataclasses.replace(settings.live, **changes))
+
+
 def _pick(value, default):
     return default if value is None else value
 
@@ -255,6 +304,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="lucid (default), yosinski1..yosinski4")
     p.add_argument("--batch", type=int, help="units optimized at once (default 16)")
     p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same images (default 0)")
+
+    p = command("live", cmd_live, "the live toolbox window: every channel of a layer, on webcam, video or images",
+                "inputs: webcam, webcam:N, a video file (loops), a folder of images (cycles), one image.\n"
+                "keys: o/u layer, arrows or i/j/k/l move (Shift: bigger steps), e/w next/previous image,\n"
+                "space pause, c camera/files, z zoom, s save PNG, h help, q or Esc quit; click a tile to select.\n"
+                "Unit images come from `deepvis units` output when present, else are made on demand.\n"
+                "examples:\n  deepvis live                       # the example photos\n"
+                "  deepvis live --input webcam\n"
+                "  deepvis live --input examples --headless --frames 5 -o shots/ --video demo.mp4")
+    p.add_argument("--input", "-i", metavar="SRC", help="webcam[:N], video, folder or image (default: examples)")
+    p.add_argument("--layer", "-l", help="layer shown first (default: the network's first dream layer)")
+    p.add_argument("--unit", "-u", type=int, default=0, help="unit selected first in headless mode (default 0)")
+    p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "
+                   "(automatic when there is no display)")
+    p.add_argument("--frames", type=int, help="headless: dashboards to render, advancing the input each time "
+                   "(default: one per image of a folder, else 30)")
+    p.add_argument("-o", "--output", metavar="DIR", help="headless: folder for dashboard PNGs (default deepvis-live)")
+    p.add_argument("--video", metavar="OUT.mp4", help="headless: also record the dashboards as an MP4")
     return parser
 
 

@@ -49,6 +49,26 @@ class UnitSettings:
     output_dir: str | None = None  # None: <cache_dir>/unit_images/<model>, where the live window looks
 
 
+def _default_keys() -> dict[str, list[str]]:
+    return {"next_layer": ["o"], "prev_layer": ["u"], "up": ["i", "up"], "down": ["k", "down"],
+            "left": ["j", "left"], "right": ["l", "right"], "next_image": ["e"], "prev_image": ["w"],
+            "pause": ["space"], "switch_source": ["c"], "zoom": ["z"], "save": ["s"], "help": ["h"],
+            "quit": ["q", "esc"]}
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    input: str = "examples"  # webcam, webcam:N, a video file, a folder of images, or one image
+    camera: str = "webcam:0"  # what the switch-source key turns to
+    layer: str | None = None  # layer shown first; None: the network's first dream layer
+    big_step: int = 5  # units moved per key press with Shift
+    unit_image_delay: float = 0.6  # seconds the selection rests before a unit image is made on demand
+    unit_image_size: int = 96
+    unit_image_steps: int = 96
+    save_dir: str = "."  # where the save key writes dashboard PNGs
+    keys: dict = field(default_factory=_default_keys)  # action -> key names; a partial mapping overrides
+
+
 @dataclass(frozen=True)
 class Settings:
     model: str = "auto"  # auto | efficientnet_lite0 | efficientnet_lite2 | inception_v3 | a spec in models/
@@ -58,6 +78,7 @@ class Settings:
     images: ImageSettings = field(default_factory=ImageSettings)
     dream: DreamSettings = field(default_factory=DreamSettings)
     units: UnitSettings = field(default_factory=UnitSettings)
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     @property
     def cache_path(self) -> Path:
@@ -88,6 +109,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             raise UserError(f"settings: unknown key '{path}'{closest(str(key), fields)}")
         if dataclasses.is_dataclass(hints[key]):
             value = _build(hints[key], value or {}, path)
+        elif hints[key] is dict:  # a mapping merges over its default
+            if not isinstance(value, dict):
+                raise UserError(f"settings: '{path}' must be a mapping")
+            value = {**fields[key].default_factory(), **value}
         kwargs[key] = value
     return cls(**kwargs)
 

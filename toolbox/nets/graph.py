@@ -42,3 +42,29 @@ def pre_softmax(model: keras.Model):
     if isinstance(last, keras.layers.Dense) and getattr(last.activation, "__name__", "") == "softmax":
         return keras.ops.matmul(last.input, last.kernel) + last.bias
     raise ValueError(f"{model.name} does not end in a softmax; it has no logits to read")
+
+
+def receptive_field(model: keras.Model, layer_name: str) -> tuple[int, int]:
+    """(size, stride) in input pixels of one unit of ``layer_name``: the theoretical
+    receptive field along the widest path through the graph."""
+    memo: dict[str, tuple[int, int]] = {}
+
+    def walk(layer: keras.layers.Layer) -> tuple[int, int]:
+        if layer.name in memo:
+            return memo[layer.name]
+        if isinstance(layer, keras.layers.InputLayer):
+            result = (1, 1)
+        else:
+            inputs = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+            parents = [walk(_producer(t)) for t in inputs]
+            size, jump = max(p[0] for p in parents), max(p[1] for p in parents)
+            kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+            if kernel is not None:
+                dilation = (getattr(layer, "dilation_rate", None) or (1,))[0]
+                size += (kernel[0] - 1) * dilation * jump
+                jump *= layer.strides[0]
+            result = (size, jump)
+        memo[layer.name] = result
+        return result
+
+    return walk(model.get_layer(layer_name))

@@ -74,24 +74,53 @@ class Ascent:
     def trace_count(self) -> int:
         return self._step.experimental_get_tracing_count()
 
+    def start(self, units: Sequence[int], size: int, steps: int, seed: int = 0) -> "AscentRun":
+        """An optimization to advance step by step (the live window interleaves it with frames)."""
+        return AscentRun(self, list(units), size, steps, seed)
+
     def run(self, units: Sequence[int], size: int, steps: int, seed: int = 0,
             on_step: StepCallback | None = None, on_image: ImageCallback | None = None,
             image_every: int = 0, should_stop: Callable[[], bool] | None = None) -> Rendered:
         """Optimize one image per entry of ``units`` (use [0] when the objective names its units)."""
-        rng = np.random.default_rng(seed)
-        values = tf.constant(self.preset.param.init(len(units), size, rng))
-        m, v = tf.zeros_like(values), tf.zeros_like(values)
-        units_t, size_t = tf.constant(list(units), tf.int32), tf.constant(size, tf.int32)
-        seeds = rng.integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32)
-        taken = 0
-        for i in range(steps):
+        run = self.start(units, size, steps, seed)
+        while not run.done:
             if should_stop is not None and should_stop():
                 break
-            values, m, v, obj = self._step(values, m, v, tf.constant(i + 1), units_t, tf.constant(seeds[i]), size_t)
-            taken = i + 1
+            objective = run.step()
             if on_step is not None:
-                on_step(taken, steps, obj.numpy())
-            if on_image is not None and image_every and taken % image_every == 0 and taken < steps:
-                on_image(taken, to_uint8(self._final(values, units_t, size_t)[0]))
-        images, objective = self._final(values, units_t, size_t)
-        return Rendered(to_uint8(images), objective.numpy(), taken)
+                on_step(run.taken, steps, objective)
+            if on_image is not None and image_every and run.taken % image_every == 0 and not run.done:
+                on_image(run.taken, run.images())
+        return run.result()
+
+
+class AscentRun:
+    """The state of one optimization: values, Adam moments, the per-step random seeds."""
+
+    def __init__(self, ascent: Ascent, units: list[int], size: int, steps: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self._ascent = ascent
+        self._values = tf.constant(ascent.preset.param.init(len(units), size, rng))
+        self._m, self._v = tf.zeros_like(self._values), tf.zeros_like(self._values)
+        self._units, self._size = tf.constant(units, tf.int32), tf.constant(size, tf.int32)
+        self._seeds = rng.integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32)
+        self.steps, self.taken = steps, 0
+
+    @property
+    def done(self) -> bool:
+        return self.taken >= self.steps
+
+    def step(self) -> np.ndarray:
+        """One update; returns the objective of each row (on the transformed images)."""
+        self._values, self._m, self._v, objective = self._ascent._step(
+            self._values, self._m, self._v, tf.constant(self.taken + 1), self._units,
+            tf.constant(self._seeds[self.taken]), self._size)
+        self.taken += 1
+        return objective.numpy()
+
+    def images(self) -> np.ndarray:
+        return to_uint8(self._ascent._final(self._values, self._units, self._size)[0])
+
+    def result(self) -> Rendered:
+        images, objective = self._ascent._final(self._values, self._units, self._size)
+        return Rendered(to_uint8(images), objective.numpy(), self.taken)

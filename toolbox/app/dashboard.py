@@ -1,0 +1,253 @@
+"""Drawing the dashboard: an immutable DashboardView in, an RGB image out.
+
+Pure numpy + OpenCV drawing (no window, no TensorFlow), so the window, the headless
+recorder and the tests all draw the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from toolbox.app import layout as L
+from toolbox.app.layout import Rect, grid_geometry
+from toolbox.app.state import ViewState
+from toolbox.nets import Observation
+
+BACKGROUND = (28, 28, 32)
+TEXT = (225, 225, 225)
+DIM = (130, 130, 140)
+ACCENT = (255, 200, 40)
+SELECT = (60, 220, 255)
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    state: ViewState
+    network: str
+    layers: tuple[str, ...]
+    channels: tuple[int, ...]
+    frame: np.ndarray | None  # the network's square input
+    observation: Observation | None
+    top: tuple[tuple[str, float], ...]  # top classes of the observation
+    receptive_field: tuple[int, int]  # (size, stride) of the current layer, input pixels
+    unit_image: np.ndarray | None
+    unit_image_note: str
+    net_fps: float
+    ui_fps: float
+    source: str
+    message: str = ""
+    help_lines: tuple[str, ...] = ()
+
+    @property
+    def layer(self) -> str:
+        return self.layers[self.state.layer]
+
+    @property
+    def activations(self) -> np.ndarray | None:
+        return None if self.observation is None else self.observation.activations[self.layer]
+
+
+def text(canvas: np.ndarray, s: str, x: int, y: int, color=TEXT, scale: float = 0.45, bold: bool = False) -> None:
+    cv2.putText(canvas, s, (x, y), FONT, scale, color, 2 if bold else 1, cv2.LINE_AA)
+
+
+def title(canvas: np.ndarray, rect: Rect, s: str) -> None:
+    text(canvas, s, rect.x, rect.y - 8, DIM, 0.45)
+
+
+def paste(canvas: np.ndarray, image: np.ndarray, rect: Rect, interpolation=cv2.INTER_AREA) -> None:
+    canvas[rect.y:rect.y + rect.h, rect.x:rect.x + rect.w] = cv2.resize(image, (rect.w, rect.h),
+                                                                         interpolation=interpolation)
+
+
+def placeholder(canvas: np.ndarray, rect: Rect, lines: list[str]) -> None:
+    cv2.rectangle(canvas, (rect.x, rect.y), (rect.x + rect.w - 1, rect.y + rect.h - 1), (70, 70, 78), 1)
+    for i, line in enumerate(lines):
+        text(canvas, line, rect.x + 10, rect.y + 24 + 18 * i, DIM, 0.42)
+
+
+def normalize_channels(acts: np.ndarray) -> np.ndarray:
+    """(h, w, C) -> (C, h, w) in [0, 1], each channel on its own min..max."""
+    a = np.moveaxis(acts, -1, 0).astype(np.float32)
+    lo = a.min(axis=(1, 2), keepdims=True)
+    span = a.max(axis=(1, 2), keepdims=True) - lo
+    return np.where(span > 1e-6, (a - lo) / np.maximum(span, 1e-6), 0.0)
+
+
+def colorize(gray01: np.ndarray) -> np.ndarray:
+    """[0, 1] (h, w) -> RGB uint8 with the inferno colour map."""
+    bgr = cv2.applyColorMap(np.clip(gray01 * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    return bgr[..., ::-1]
+
+
+def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID) -> np.ndarray:
+    """Every channel of the page holding ``selected``, as tiles, the selected one outlined."""
+    geo = grid_geometry(acts.shape[-1], rect)
+    page = geo.page_of(selected)
+    maps = normalize_channels(acts)[page * geo.per_page:(page + 1) * geo.per_page]
+    t = geo.tile
+    inner = max(1, t - 1)  # one pixel of gap between tiles
+    h, w = maps.shape[1:]
+    tiles = maps[:, (np.arange(inner) * h) // inner][:, :, (np.arange(inner) * w) // inner]
+    tiles = np.pad(tiles, ((0, geo.rows * geo.cols - len(tiles)), (0, t - inner), (0, t - inner)),
+                   constant_values=-1)
+    sheet = tiles.reshape(geo.rows, geo.cols, t, t).transpose(0, 2, 1, 3).reshape(geo.rows * t, geo.cols * t)
+    image = colorize(np.clip(sheet, 0, 1))
+    image[sheet < 0] = BACKGROUND
+    out = np.full((rect.h, rect.w, 3), BACKGROUND, np.uint8)
+    out[:image.shape[0], :image.shape[1]] = image
+    row, col = geo.cell(selected)
+    cv2.rectangle(out, (col * t - 1, row * t - 1), (col * t + inner, row * t + inner), SELECT, 2 if t > 8 else 1)
+    return out
+
+
+def strongest_position(unit_map: np.ndarray) -> tuple[int, int]:
+    return tuple(int(v) for v in np.unravel_index(np.argmax(unit_map), unit_map.shape))  # type: ignore[return-value]
+
+
+def field_box(view: DashboardView, unit_map: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in input pixels of the receptive field around the unit's strongest position."""
+    size = view.frame.shape[0]
+    r, c = strongest_position(unit_map)
+    cy, cx = (r + 0.5) * size / unit_map.shape[0], (c + 0.5) * size / unit_map.shape[1]
+    half = min(view.receptive_field[0], size) / 2
+    x0, y0 = int(np.clip(cx - half, 0, size - 1)), int(np.clip(cy - half, 0, size - 1))
+    x1, y1 = int(np.clip(cx + half, x0 + 1, size)), int(np.clip(cy + half, y0 + 1, size))
+    return x0, y0, x1, y1
+
+
+def draw_input(canvas: np.ndarray, view: DashboardView) -> None:
+    title(canvas, L.INPUT, f"input: {view.source}")
+    if view.frame is None:
+        placeholder(canvas, L.INPUT, ["waiting for the first frame..."])
+        return
+    paste(canvas, view.frame, L.INPUT)
+    acts = view.activations
+    if acts is not None:
+        x0, y0, x1, y1 = field_box(view, acts[..., view.state.unit])
+        s = L.INPUT.w / view.frame.shape[0]
+        cv2.rectangle(canvas, (L.INPUT.x + int(x0 * s), L.INPUT.y + int(y0 * s)),
+                      (L.INPUT.x + int(x1 * s) - 1, L.INPUT.y + int(y1 * s) - 1), SELECT, 2)
+
+
+def draw_grid(canvas: np.ndarray, view: DashboardView) -> None:
+    channels = view.channels[view.state.layer]
+    title(canvas, L.GRID, f"layer {view.layer}: {channels} channels")
+    acts = view.activations
+    if acts is None:
+        placeholder(canvas, L.GRID, ["loading the network..."])
+        return
+    canvas[L.GRID.y:L.GRID.y + L.GRID.h, L.GRID.x:L.GRID.x + L.GRID.w] = activation_grid(acts, view.state.unit)
+    geo = grid_geometry(channels)
+    info = f"{acts.shape[0]}x{acts.shape[1]} per channel"
+    if geo.pages > 1:
+        page = geo.page_of(view.state.unit)
+        info += (f"   page {page + 1}/{geo.pages}: units {page * geo.per_page}-"
+                 f"{min(channels, (page + 1) * geo.per_page) - 1} (move past the edge to turn)")
+    text(canvas, info, L.GRID_INFO.x, L.GRID_INFO.y + 14, DIM, 0.42)
+
+
+def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
+    unit, mode = view.state.unit, view.state.zoom_mode
+    title(canvas, L.UNIT, f"unit {unit} ({mode})")
+    acts = view.activations
+    if acts is None or view.frame is None:
+        placeholder(canvas, L.UNIT, [])
+        return
+    unit_map = acts[..., unit]
+    lo, hi = float(unit_map.min()), float(unit_map.max())
+    scaled = (unit_map - lo) / (hi - lo) if hi - lo > 1e-6 else np.zeros_like(unit_map)
+    if mode == "map":
+        paste(canvas, colorize(scaled), L.UNIT, cv2.INTER_NEAREST)
+    elif mode == "overlay":
+        size = view.frame.shape[0]
+        heat = colorize(cv2.resize(scaled.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC))
+        paste(canvas, cv2.addWeighted(view.frame, 0.45, heat, 0.55, 0), L.UNIT)
+    else:  # the input under the unit's receptive field, at its strongest position
+        x0, y0, x1, y1 = field_box(view, unit_map)
+        paste(canvas, view.frame[y0:y1, x0:x1], L.UNIT, cv2.INTER_CUBIC)
+    r, c = strongest_position(unit_map)
+    lines = [f"mean {unit_map.mean():.3f}   max {hi:.3f}", f"strongest at row {r}, column {c}",
+             f"receptive field {view.receptive_field[0]} px, stride {view.receptive_field[1]}"]
+    for i, line in enumerate(lines):
+        text(canvas, line, L.UNIT_INFO.x, L.UNIT_INFO.y + 14 + 17 * i, TEXT if i == 0 else DIM, 0.42)
+
+
+def draw_unit_image(canvas: np.ndarray, view: DashboardView) -> None:
+    title(canvas, L.UNIT_IMAGE, "optimized image")
+    if view.unit_image is not None:
+        paste(canvas, view.unit_image, L.UNIT_IMAGE, cv2.INTER_CUBIC)
+        text(canvas, view.unit_image_note, L.UNIT_IMAGE_INFO.x, L.UNIT_IMAGE_INFO.y + 14, DIM, 0.42)
+    else:
+        placeholder(canvas, L.UNIT_IMAGE, [view.unit_image_note])
+
+
+def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:
+    title(canvas, L.CLASSES, "top classes")
+    for i, (label, p) in enumerate(view.top[:5]):
+        y = L.CLASSES.y + 4 + i * 21
+        cv2.rectangle(canvas, (L.CLASSES.x, y), (L.CLASSES.x + int(p * L.CLASSES.w), y + 16), (60, 90, 150), -1)
+        text(canvas, f"{p:5.1%}  {label[:34]}", L.CLASSES.x + 4, y + 13)
+
+
+def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
+    title(canvas, L.LAYERS, "layers (o / u)")
+    rows = L.LAYERS.h // 15
+    first = min(max(0, view.state.layer - rows // 2), max(0, len(view.layers) - rows))
+    for i, name in enumerate(view.layers[first:first + rows]):
+        index = first + i
+        current = index == view.state.layer
+        y = L.LAYERS.y + 12 + i * 15
+        color = ACCENT if current else TEXT
+        text(canvas, f"{'>' if current else ' '} {name}", L.LAYERS.x, y, color, 0.42)
+        count = str(view.channels[index])
+        width = cv2.getTextSize(count, FONT, 0.42, 1)[0][0]
+        text(canvas, count, L.LAYERS.x + L.LAYERS.w - 60 - width, y, color, 0.42)
+
+
+def draw_reserved(canvas: np.ndarray) -> None:
+    title(canvas, L.CROPS, "top image crops")
+    placeholder(canvas, L.CROPS, ["not available yet"])
+    title(canvas, L.GRADIENT, "gradient image")
+    placeholder(canvas, L.GRADIENT, ["not available yet"])
+
+
+def draw_status(canvas: np.ndarray, view: DashboardView) -> None:
+    s = view.state
+    parts = [view.network, f"layer {view.layer} ({s.layer + 1}/{len(view.layers)})", f"unit {s.unit}",
+             f"zoom {s.zoom_mode}", "camera" if s.camera else "files", "PAUSED" if s.paused else "running",
+             f"net {view.net_fps:.1f} fps", f"ui {view.ui_fps:.0f} Hz" if view.ui_fps else "ui -", "h: help"]
+    canvas[L.STATUS.y:, :] = (45, 45, 52)
+    text(canvas, "  |  ".join(parts), 10, L.STATUS.y + 17)
+    if view.message:
+        text(canvas, view.message, L.NOTES.x, L.NOTES.y + L.NOTES.h - 6, ACCENT, 0.42)
+
+
+def draw_help(canvas: np.ndarray, view: DashboardView) -> None:
+    lines = ["Keys", *view.help_lines, "", "mouse: click a tile of the grid to select its unit"]
+    w, h = 560, 30 + 20 * len(lines)
+    x, y = (L.WIDTH - w) // 2, (L.HEIGHT - h) // 2
+    region = canvas[y:y + h, x:x + w]
+    region[:] = (region * 0.25).astype(np.uint8)
+    cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), ACCENT, 1)
+    for i, line in enumerate(lines):
+        text(canvas, line, x + 20, y + 28 + 20 * i, ACCENT if i == 0 else TEXT, 0.5, bold=i == 0)
+
+
+def draw_dashboard(view: DashboardView) -> np.ndarray:
+    canvas = np.full((L.HEIGHT, L.WIDTH, 3), BACKGROUND, np.uint8)
+    draw_input(canvas, view)
+    draw_classes(canvas, view)
+    draw_layers(canvas, view)
+    draw_grid(canvas, view)
+    draw_unit(canvas, view)
+    draw_unit_image(canvas, view)
+    draw_reserved(canvas)
+    draw_status(canvas, view)
+    if view.state.help:
+        draw_help(canvas, view)
+    return canvas

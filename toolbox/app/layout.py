@@ -1,0 +1,77 @@
+"""Where everything sits on the dashboard: one place for pane rectangles and grid geometry,
+used by drawing, by mouse hit-testing and by selection movement alike."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 1280, 760
+MARGIN = 10
+
+
+@dataclass(frozen=True)
+class Rect:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def contains(self, px: int, py: int) -> bool:
+        return self.x <= px < self.x + self.w and self.y <= py < self.y + self.h
+
+
+INPUT = Rect(10, 30, 300, 300)
+CLASSES = Rect(10, 360, 300, 110)
+LAYERS = Rect(10, 495, 300, 235)
+GRID = Rect(330, 30, 450, 450)
+GRID_INFO = Rect(330, 485, 450, 20)
+CROPS = Rect(330, 535, 450, 190)  # reserved: top natural-image crops (later work)
+UNIT = Rect(800, 30, 225, 225)
+UNIT_IMAGE = Rect(1045, 30, 225, 225)
+UNIT_INFO = Rect(800, 260, 225, 60)
+UNIT_IMAGE_INFO = Rect(1045, 260, 225, 60)
+GRADIENT = Rect(800, 345, 225, 225)  # reserved: gradient image (later work)
+NOTES = Rect(1045, 345, 225, 380)
+STATUS = Rect(0, 735, WIDTH, 25)
+
+MIN_TILE = 6  # smallest grid tile (pixels) before the grid pages instead of shrinking
+
+
+@dataclass(frozen=True)
+class GridGeometry:
+    channels: int
+    cols: int
+    rows: int
+    tile: int  # side of one channel's tile, gap included
+    per_page: int
+
+    def page_of(self, unit: int) -> int:
+        return unit // self.per_page
+
+    @property
+    def pages(self) -> int:
+        return -(-self.channels // self.per_page)
+
+    def cell(self, unit: int) -> tuple[int, int]:
+        """(row, col) of a unit on its page."""
+        i = unit % self.per_page
+        return i // self.cols, i % self.cols
+
+    def unit_at(self, px: int, py: int, page: int, area: Rect = GRID) -> int | None:
+        if not area.contains(px, py):
+            return None
+        col, row = (px - area.x) // self.tile, (py - area.y) // self.tile
+        if col >= self.cols or row >= self.rows:
+            return None
+        unit = page * self.per_page + row * self.cols + col
+        return unit if unit < self.channels else None
+
+
+def grid_geometry(channels: int, area: Rect = GRID) -> GridGeometry:
+    """Square-ish grid of every channel; beyond what fits at MIN_TILE, pages."""
+    side = min(area.w, area.h)
+    per_page = min(channels, (side // MIN_TILE) ** 2)
+    cols = math.ceil(math.sqrt(per_page))
+    rows = math.ceil(per_page / cols)
+    return GridGeometry(channels, cols, rows, side // cols, per_page)

@@ -1,0 +1,63 @@
+"""What the user has chosen, as an immutable value, and the pure rules that change it.
+
+The window turns keys into Actions and folds them into a new ViewState with ``apply``;
+nothing here touches TensorFlow, OpenCV windows or files, so it is tested directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from toolbox.app.keys import Action
+from toolbox.app.layout import grid_geometry
+
+ZOOM_MODES = ("map", "overlay", "field")  # enlarged activation map / over the input / its receptive field
+
+
+@dataclass(frozen=True)
+class ViewState:
+    layer: int = 0  # index into the offered layers
+    unit: int = 0
+    paused: bool = False
+    zoom: int = 0  # index into ZOOM_MODES
+    help: bool = False
+    camera: bool = False  # input from the camera rather than files
+    quit: bool = False
+
+    @property
+    def zoom_mode(self) -> str:
+        return ZOOM_MODES[self.zoom]
+
+
+def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int = 1) -> ViewState:
+    """The state after ``action``; ``channels`` lists the channel count of every layer and
+    ``steps`` how far a move goes (more than 1 for Shift)."""
+    n_layers = len(channels)
+    if action in (Action.NEXT_LAYER, Action.PREV_LAYER):
+        layer = (state.layer + (1 if action is Action.NEXT_LAYER else -1)) % n_layers
+        return replace(state, layer=layer, unit=min(state.unit, channels[layer] - 1))
+    if action in (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT):
+        return move(state, action, channels[state.layer], steps)
+    if action is Action.PAUSE:
+        return replace(state, paused=not state.paused)
+    if action is Action.ZOOM:
+        return replace(state, zoom=(state.zoom + 1) % len(ZOOM_MODES))
+    if action is Action.HELP:
+        return replace(state, help=not state.help)
+    if action is Action.SWITCH_SOURCE:
+        return replace(state, camera=not state.camera)
+    if action is Action.QUIT:
+        return replace(state, quit=True)
+    return state  # NEXT_IMAGE, PREV_IMAGE, SAVE act on the input or files, not on the state
+
+
+def move(state: ViewState, action: Action, channels: int, steps: int) -> ViewState:
+    """Move the selection on the grid: left/right by one unit, up/down by one grid row."""
+    cols = grid_geometry(channels).cols
+    delta = {Action.LEFT: -1, Action.RIGHT: 1, Action.UP: -cols, Action.DOWN: cols}[action] * steps
+    return replace(state, unit=min(max(state.unit + delta, 0), channels - 1))
+
+
+def select(state: ViewState, unit: int) -> ViewState:
+    return replace(state, unit=unit)

@@ -1,0 +1,262 @@
+"""The live toolbox: the UI loop that owns the OpenCV window, and its headless twin.
+
+The UI thread reads keys and the mouse, folds them into the ViewState, pulls the newest
+results from the network worker and draws; it never waits for the network. Without a
+display the same dashboard is rendered to PNG files and/or an MP4 recording.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from toolbox.app.dashboard import DashboardView, draw_dashboard
+from toolbox.app.keys import Action, KeyMap
+from toolbox.app.layout import GRID, grid_geometry
+from toolbox.app.sources import open_source
+from toolbox.app.state import ViewState, apply, select
+from toolbox.app.worker import (FrameRequest, FrameResult, NetworkWorker, UnitImage, UnitRequest, WorkerError,
+                                frozen)
+from toolbox.errors import UserError
+from toolbox.images import VideoWriter, fit_square, write_image
+from toolbox.settings import Settings
+
+WINDOW_TITLE = "deepvis"
+
+
+class Rate:
+    """Events per second, smoothed."""
+
+    def __init__(self) -> None:
+        self.value, self._last = 0.0, None
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            inst = 1.0 / max(now - self._last, 1e-6)
+            self.value = inst if self.value == 0 else 0.9 * self.value + 0.1 * inst
+        self._last = now
+
+
+@dataclass
+class LiveSession:
+    """The UI side's own bookkeeping (touched by the UI thread only)."""
+
+    state: ViewState
+    frame_id: int = 0
+    waiting_for: int | None = None  # frame id sent to the worker and not yet answered
+    latest: FrameResult | None = None
+    unit_image: UnitImage | None = None
+    selection_since: float = 0.0
+    requested: tuple[str, int] | None = None
+    message: str = ""
+
+
+class LiveApp:
+    def __init__(self, worker: NetworkWorker, settings: Settings, files) -> None:
+        self.worker, self.settings = worker, settings
+        self.net = worker.network
+        self.layers = tuple(self.net.spec.layer_names)
+        self.channels = tuple(layer.channels for layer in self.net.spec.layers)
+        self.keymap = KeyMap(settings.live.keys)
+        self.files = files  # the source given on the command line (see sources.open_source)
+        self.camera = None
+        self.net_rate, self.ui_rate = Rate(), Rate()
+        first = settings.live.layer or self.net.spec.dream_layers[0][0]
+        self.net.spec.layer(first)
+        self.initial_state = ViewState(layer=self.layers.index(first))
+
+    # -- shared by both modes -------------------------------------------------------------
+
+    @property
+    def source(self):
+        return self.camera if self.camera is not None else self.files
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        return frozen(fit_square(frame, self.net.spec.input_size, self.settings.images.fit))
+
+    def view(self, session: LiveSession) -> DashboardView:
+        state, latest, ui = session.state, session.latest, session.unit_image
+        layer = self.layers[state.layer]
+        matches = ui is not None and (ui.layer, ui.unit) == (layer, state.unit)
+        if matches:
+            note = ("from the unit-image folder" if ui.origin == "cache" else
+                    "made now and cached" if ui.done else f"optimizing... step {ui.step}/{ui.steps}")
+        else:
+            note = "made when the selection rests" if session.requested != (layer, state.unit) else "starting..."
+        return DashboardView(
+            state=state, network=self.net.name, layers=self.layers, channels=self.channels,
+            frame=None if latest is None else latest.image,
+            observation=None if latest is None else latest.observation,
+            top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
+            receptive_field=self.worker.receptive_fields[layer],
+            unit_image=ui.image if matches else None, unit_image_note=note,
+            net_fps=self.net_rate.value, ui_fps=self.ui_rate.value, source=self.source.label,
+            message=session.message, help_lines=tuple(self.keymap.help_lines()))
+
+    # -- the window -----------------------------------------------------------------------
+
+    def run_window(self) -> int:
+        try:
+            cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_GUI_NORMAL | cv2.WINDOW_AUTOSIZE)
+        except cv2.error as e:
+            raise UserError(f"cannot open a window ({str(e).strip().splitlines()[-1]}); use --headless") from None
+        session = LiveSession(self.initial_state, selection_since=time.perf_counter())
+        clicks: list[tuple[int, int]] = []
+        cv2.setMouseCallback(WINDOW_TITLE, lambda event, x, y, *_: clicks.append((x, y))
+                             if event == cv2.EVENT_LBUTTONDOWN else None)
+        self.worker.start()
+        try:
+            while not session.state.quit:
+                self.ui_rate.tick()
+                self._feed(session)
+                self._collect(session)
+                self._request_unit_image(session)
+                canvas = draw_dashboard(self.view(session))
+                cv2.imshow(WINDOW_TITLE, canvas[..., ::-1])
+                code = cv2.waitKeyEx(10)
+                if code != -1:
+                    session = self._on_key(session, code, canvas)
+                while clicks:
+                    session = self._on_click(session, *clicks.pop(0))
+                if cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1:
+                    break  # closed with the window manager
+        finally:
+            self.worker.stop()
+            cv2.destroyAllWindows()
+            self.close()
+        return 0
+
+    def _feed(self, session: LiveSession) -> None:
+        """Send the worker a new frame when it has answered the last one."""
+        if session.waiting_for is not None:
+            return
+        if session.latest is not None and (session.state.paused or not self.source.live):
+            return  # a still image or a paused stream: nothing new to look at
+        session.frame_id += 1
+        session.waiting_for = session.frame_id
+        self.worker.frames.put(FrameRequest(session.frame_id, self.prepare(self.source.read())))
+
+    def _resend(self, session: LiveSession) -> None:
+        session.frame_id += 1
+        session.waiting_for = session.frame_id
+        self.worker.frames.put(FrameRequest(session.frame_id, self.prepare(self.source.read())))
+
+    def _collect(self, session: LiveSession) -> None:
+        while not self.worker.results.empty():
+            result = self.worker.results.get_nowait()
+            if isinstance(result, FrameResult):
+                self.net_rate.tick()
+                session.latest = result
+                if result.frame_id == session.waiting_for:
+                    session.waiting_for = None
+            elif isinstance(result, UnitImage):
+                session.unit_image = result
+            elif isinstance(result, WorkerError):
+                session.message = result.message
+
+    def _request_unit_image(self, session: LiveSession) -> None:
+        key = (self.layers[session.state.layer], session.state.unit)
+        if session.requested == key:
+            return
+        if session.requested is not None:  # the selection moved on: stop refining the old unit
+            self.worker.units.put(UnitRequest(session.requested[0], None))
+            session.requested = None
+        if time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay:
+            self.worker.units.put(UnitRequest(*key))
+            session.requested = key
+
+    def _on_key(self, session: LiveSession, code: int, canvas: np.ndarray) -> LiveSession:
+        hit = self.keymap.lookup(code)
+        if hit is None:
+            return session
+        action, big = hit
+        before = session.state
+        state = apply(before, action, self.channels, self.settings.live.big_step if big else 1)
+        session.message = ""
+        if action in (Action.NEXT_IMAGE, Action.PREV_IMAGE):
+            self.source.step(1 if action is Action.NEXT_IMAGE else -1)
+            self._resend(session)
+        elif action is Action.SWITCH_SOURCE:
+            state = self._switch_source(state, session)
+        elif action is Action.SAVE:
+            path = Path(self.settings.live.save_dir) / time.strftime("deepvis-%Y%m%d-%H%M%S.png")
+            write_image(path, canvas)
+            session.message = f"saved {path}"
+        self._set_state(session, state)
+        return session
+
+    def _switch_source(self, state: ViewState, session: LiveSession) -> ViewState:
+        if state.camera:
+            try:
+                self.camera = open_source(self.settings.live.camera)
+            except UserError as e:
+                session.message = str(e)
+                return replace(state, camera=False)
+        elif self.camera is not None:
+            self.camera.close()
+            self.camera = None
+        self._resend(session)
+        return state
+
+    def _on_click(self, session: LiveSession, x: int, y: int) -> LiveSession:
+        channels = self.channels[session.state.layer]
+        geo = grid_geometry(channels)
+        unit = geo.unit_at(x, y, geo.page_of(session.state.unit), GRID)
+        if unit is not None:
+            self._set_state(session, select(session.state, unit))
+        return session
+
+    def _set_state(self, session: LiveSession, state: ViewState) -> None:
+        if (state.layer, state.unit) != (session.state.layer, session.state.unit):
+            session.selection_since = time.perf_counter()
+        session.state = state
+
+    def close(self) -> None:
+        self.files.close()
+        if self.camera is not None:
+            self.camera.close()
+
+    # -- headless -------------------------------------------------------------------------
+
+    def run_headless(self, frames: int, out_dir: Path | None, video: Path | None,
+                     unit: int = 0, progress=None) -> list[Path]:
+        """Render ``frames`` dashboards, advancing the input each time, to PNGs and/or a video."""
+        state = replace(self.initial_state, unit=unit)
+        layer = self.layers[state.layer]
+        self.net.check_unit(layer, unit)
+        session = LiveSession(state)
+        session.unit_image = self.worker.unit_image_now(layer, unit)
+        session.requested = (layer, unit)
+        written: list[Path] = []
+        recorder = VideoWriter(video, fps=5) if video else None
+        try:
+            for i in range(frames):
+                if i:
+                    self.source.step(1)
+                result = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
+                self.net_rate.value = 1.0 / max(result.seconds, 1e-6)
+                session.latest = result
+                canvas = draw_dashboard(self.view(session))
+                if out_dir is not None:
+                    path = out_dir / f"dashboard_{i:04d}.png"
+                    write_image(path, canvas)
+                    written.append(path)
+                if recorder is not None:
+                    recorder.write(canvas)
+                if progress is not None:
+                    progress()
+        except BaseException:
+            if recorder is not None:
+                recorder.abort()
+            raise
+        if recorder is not None:
+            recorder.close()
+        self.close()
+        return written
+
+
