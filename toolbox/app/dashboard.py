@@ -7,6 +7,7 @@ recorder and the tests all draw the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -14,7 +15,9 @@ import numpy as np
 from toolbox.app import layout as L
 from toolbox.app.layout import Rect, grid_geometry
 from toolbox.app.state import ViewState
-from toolbox.nets import Observation
+
+if TYPE_CHECKING:  # drawing needs no TensorFlow, only the observation's arrays
+    from toolbox.nets import Observation
 
 BACKGROUND = (28, 28, 32)
 TEXT = (225, 225, 225)
@@ -31,7 +34,7 @@ class DashboardView:
     layers: tuple[str, ...]
     channels: tuple[int, ...]
     frame: np.ndarray | None  # the network's square input
-    observation: Observation | None
+    observation: "Observation | None"
     top: tuple[tuple[str, float], ...]  # top classes of the observation
     receptive_field: tuple[int, int]  # (size, stride) of the current layer, input pixels
     unit_image: np.ndarray | None
@@ -40,7 +43,7 @@ class DashboardView:
     ui_fps: float
     source: str
     message: str = ""
-    help_lines: tuple[str, ...] = ()
+    help_lines: tuple[tuple[str, str], ...] = ()  # (keys, what they do)
 
     @property
     def layer(self) -> str:
@@ -228,14 +231,16 @@ def draw_status(canvas: np.ndarray, view: DashboardView) -> None:
 
 
 def draw_help(canvas: np.ndarray, view: DashboardView) -> None:
-    lines = ["Keys", *view.help_lines, "", "mouse: click a tile of the grid to select its unit"]
-    w, h = 560, 30 + 20 * len(lines)
+    lines = [*view.help_lines, ("", ""), ("mouse", "click a tile of the grid to select its unit")]
+    w, h = 600, 50 + 20 * len(lines)
     x, y = (L.WIDTH - w) // 2, (L.HEIGHT - h) // 2
     region = canvas[y:y + h, x:x + w]
     region[:] = (region * 0.25).astype(np.uint8)
     cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), ACCENT, 1)
-    for i, line in enumerate(lines):
-        text(canvas, line, x + 20, y + 28 + 20 * i, ACCENT if i == 0 else TEXT, 0.5, bold=i == 0)
+    text(canvas, "Keys", x + 20, y + 28, ACCENT, 0.55, bold=True)
+    for i, (keys, meaning) in enumerate(lines):
+        text(canvas, keys, x + 20, y + 52 + 20 * i, ACCENT, 0.5)
+        text(canvas, meaning, x + 150, y + 52 + 20 * i, TEXT, 0.5)
 
 
 def draw_dashboard(view: DashboardView) -> np.ndarray:

@@ -93,10 +93,11 @@ class KeyMap:
         action, big = hit
         return action, big or (shifted and action in MOVES)
 
-    def help_lines(self) -> list[str]:
+    def help_lines(self) -> list[tuple[str, str]]:
+        """(keys, what they do) for every action, in a fixed order."""
         lines = []
         for action in Action:
             keys = " / ".join(key_label(k) for k in self.bindings[action])
             big = " (Shift: bigger steps)" if action in MOVES else ""
-            lines.append(f"{keys:<14} {HELP_TEXT[action]}{big}")
+            lines.append((keys, HELP_TEXT[action] + big))
         return lines

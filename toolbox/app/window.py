@@ -65,7 +65,7 @@ class LiveApp:
         self.keymap = KeyMap(settings.live.keys)
         self.files = files  # the source given on the command line (see sources.open_source)
         self.camera = None
-        self.net_rate, self.ui_rate = Rate(), Rate()
+        self.ui_rate = Rate()
         first = settings.live.layer or self.net.spec.dream_layers[0][0]
         self.net.spec.layer(first)
         self.initial_state = ViewState(layer=self.layers.index(first))
@@ -95,7 +95,8 @@ class LiveApp:
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
             receptive_field=self.worker.receptive_fields[layer],
             unit_image=ui.image if matches else None, unit_image_note=note,
-            net_fps=self.net_rate.value, ui_fps=self.ui_rate.value, source=self.source.label,
+            net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
+            source=self.source.label,
             message=session.message, help_lines=tuple(self.keymap.help_lines()))
 
     # -- the window -----------------------------------------------------------------------
@@ -150,7 +151,6 @@ class LiveApp:
         while not self.worker.results.empty():
             result = self.worker.results.get_nowait()
             if isinstance(result, FrameResult):
-                self.net_rate.tick()
                 session.latest = result
                 if result.frame_id == session.waiting_for:
                     session.waiting_for = None
@@ -239,7 +239,6 @@ class LiveApp:
                 if i:
                     self.source.step(1)
                 result = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
-                self.net_rate.value = 1.0 / max(result.seconds, 1e-6)
                 session.latest = result
                 canvas = draw_dashboard(self.view(session))
                 if out_dir is not None:

@@ -1,0 +1,167 @@
+"""The live window's logic without TensorFlow: state, keys, grid geometry, drawing, sources."""
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from toolbox.app.keys import SHIFT_CODES, SPECIAL_CODES, Action, KeyMap
+from toolbox.app.layout import GRID, HEIGHT, WIDTH, grid_geometry
+from toolbox.app.state import ZOOM_MODES, ViewState, apply, select
+from toolbox.errors import UserError
+
+CHANNELS = (16, 112, 1280)
+
+
+def test_app_modules_do_not_import_tensorflow():
+    code = ("import sys; import toolbox.app.state, toolbox.app.keys, toolbox.app.dashboard, toolbox.app.sources; "
+            "print('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_layers_cycle_and_unit_stays_in_range():
+    s = ViewState(layer=1, unit=100)
+    s = apply(s, Action.PREV_LAYER, CHANNELS)
+    assert (s.layer, s.unit) == (0, 15)
+    s = apply(apply(s, Action.PREV_LAYER, CHANNELS), Action.NEXT_LAYER, CHANNELS)
+    assert s.layer == 0
+    assert apply(ViewState(layer=2), Action.NEXT_LAYER, CHANNELS).layer == 0
+
+
+def test_moves_follow_the_grid_and_clamp():
+    cols = grid_geometry(112).cols
+    s = ViewState(layer=1, unit=20)
+    assert apply(s, Action.RIGHT, CHANNELS).unit == 21
+    assert apply(s, Action.DOWN, CHANNELS).unit == 20 + cols
+    assert apply(s, Action.UP, CHANNELS).unit == 20 - cols
+    assert apply(s, Action.LEFT, CHANNELS, steps=5).unit == 15
+    assert apply(ViewState(layer=1, unit=0), Action.UP, CHANNELS).unit == 0
+    assert apply(ViewState(layer=1, unit=111), Action.RIGHT, CHANNELS, steps=5).unit == 111
+
+
+def test_toggles():
+    s = ViewState()
+    assert apply(s, Action.PAUSE, CHANNELS).paused and apply(s, Action.HELP, CHANNELS).help
+    assert apply(s, Action.SWITCH_SOURCE, CHANNELS).camera and apply(s, Action.QUIT, CHANNELS).quit
+    zooms = [s.zoom_mode]
+    for _ in ZOOM_MODES:
+        s = apply(s, Action.ZOOM, CHANNELS)
+        zooms.append(s.zoom_mode)
+    assert zooms == [*ZOOM_MODES, ZOOM_MODES[0]]
+    assert apply(ViewState(), Action.NEXT_IMAGE, CHANNELS) == ViewState()
+    assert select(ViewState(), 7).unit == 7
+
+
+def test_keymap_defaults_shift_and_remapping():
+    keys = KeyMap({})
+    assert keys.lookup(ord("o")) == (Action.NEXT_LAYER, False)
+    assert keys.lookup(SPECIAL_CODES["right"]) == (Action.RIGHT, False)
+    assert keys.lookup(ord("L")) == (Action.RIGHT, True)
+    assert keys.lookup(SHIFT_CODES[0]) is None
+    assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, True)  # Shift, then an arrow
+    assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, False)
+    assert keys.lookup(27) == (Action.QUIT, False) and keys.lookup(ord("x")) is None
+    remapped = KeyMap({"quit": ["x"]})
+    assert remapped.lookup(ord("x")) == (Action.QUIT, False) and remapped.lookup(ord("q")) is None
+    assert len(keys.help_lines()) == len(Action)
+    with pytest.raises(UserError, match="did you mean: quit"):
+        KeyMap({"quitt": ["x"]})
+    with pytest.raises(UserError, match="unknown key name 'lefty'"):
+        KeyMap({"left": ["lefty"]})
+
+
+def test_wide_layers_page_and_every_unit_is_reachable_by_click():
+    for channels in (16, 112, 1280, 2048, 8000):
+        geo = grid_geometry(channels)
+        assert geo.per_page * geo.pages >= channels and geo.tile >= 6
+        assert geo.cols * geo.tile <= GRID.w and geo.rows * geo.tile <= GRID.h
+        for unit in {0, channels // 2, channels - 1}:
+            row, col = geo.cell(unit)
+            x, y = GRID.x + col * geo.tile + geo.tile // 2, GRID.y + row * geo.tile + geo.tile // 2
+            assert geo.unit_at(x, y, geo.page_of(unit)) == unit
+    assert grid_geometry(8000).pages == 2
+    assert grid_geometry(112).unit_at(0, 0, 0) is None
+
+
+@dataclass(frozen=True)
+class FakeObservation:
+    activations: dict
+    probs: np.ndarray
+
+
+def _view(state, acts, **kw):
+    from toolbox.app.dashboard import DashboardView
+
+    frame = np.full((224, 224, 3), 90, np.uint8)
+    frame[50:100, 60:120] = 250
+    defaults = dict(state=state, network="net", layers=("a", "b"), channels=(acts["a"].shape[-1], 3),
+                    frame=frame, observation=FakeObservation(acts, np.array([0.7, 0.3])),
+                    top=(("cat", 0.7), ("dog", 0.3)), receptive_field=(40, 8), unit_image=None,
+                    unit_image_note="made when the selection rests", net_fps=30.0, ui_fps=60.0,
+                    source="x.png (1/1)", help_lines=(("q", "quit"),))
+    defaults.update(kw)
+    return DashboardView(**defaults)
+
+
+def test_dashboard_draws_every_pane_and_reacts_to_state():
+    from toolbox.app import layout as L
+    from toolbox.app.dashboard import draw_dashboard
+
+    rng = np.random.default_rng(0)
+    acts = {"a": rng.normal(size=(7, 7, 40)).astype(np.float32), "b": np.zeros((7, 7, 3), np.float32)}
+    base = draw_dashboard(_view(ViewState(), acts))
+    assert base.shape == (HEIGHT, WIDTH, 3) and base.dtype == np.uint8
+
+    def region(img, r):
+        return img[r.y:r.y + r.h, r.x:r.x + r.w].astype(int)
+
+    moved = draw_dashboard(_view(ViewState(unit=5), acts))
+    assert np.abs(region(moved, L.GRID) - region(base, L.GRID)).sum() > 0  # the highlight moved
+    assert np.abs(region(moved, L.UNIT) - region(base, L.UNIT)).sum() > 0  # another unit enlarged
+    helped = draw_dashboard(_view(ViewState(help=True), acts))
+    assert np.abs(helped.astype(int) - base).mean() > 1
+    for zoom in range(len(ZOOM_MODES)):
+        draw_dashboard(_view(ViewState(zoom=zoom), acts))
+    with_image = draw_dashboard(_view(ViewState(), acts, unit_image=np.full((96, 96, 3), 200, np.uint8)))
+    assert (region(with_image, L.UNIT_IMAGE) == 200).mean() > 0.9
+    waiting = draw_dashboard(_view(ViewState(), acts, frame=None, observation=None, top=()))
+    assert waiting.shape == base.shape
+    dead = draw_dashboard(_view(ViewState(layer=1), acts))  # an all-zero layer draws without error
+    assert dead.shape == base.shape
+
+
+def test_activation_grid_pages_wide_layers():
+    from toolbox.app.dashboard import activation_grid
+
+    acts = np.random.default_rng(1).normal(size=(4, 4, 8000)).astype(np.float32)
+    first, last = activation_grid(acts, 0), activation_grid(acts, 7999)
+    assert first.shape == last.shape == (GRID.h, GRID.w, 3)
+    assert not np.array_equal(first, last)
+
+
+def test_sources(tmp_path):
+    from toolbox.app.sources import StillImages, VideoFile, open_source
+    from toolbox.images import VideoWriter, write_image
+
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", np.full((20, 30, 3), 80 * i, np.uint8))
+    folder = open_source(str(tmp_path))
+    assert isinstance(folder, StillImages) and folder.read()[0, 0, 0] == 0
+    folder.step(-1)
+    assert folder.read()[0, 0, 0] == 160 and "3/3" in folder.label
+    with VideoWriter(tmp_path / "v.mp4", fps=5) as v:
+        for i in range(4):
+            v.write(np.full((32, 32, 3), 60 * i, np.uint8))
+    video = open_source(str(tmp_path / "v.mp4"))
+    assert isinstance(video, VideoFile)
+    levels = [int(video.read().mean()) for _ in range(6)]  # loops after 4 frames
+    assert abs(levels[4] - levels[0]) < 10 and levels[1] > levels[0] + 30
+    with pytest.raises(UserError, match="no camera at webcam:97"):
+        open_source("webcam:97")
+    with pytest.raises(UserError, match="not found"):
+        open_source(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        open_source(str(tmp_path / "empty"))

@@ -1,0 +1,208 @@
+"""The live toolbox end to end: the network worker, headless recording, and the real
+window under Xvfb driven with xdotool."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import EXAMPLES, REPO
+
+
+def _drain(worker, kind, timeout=60.0, until=lambda r: True):
+    deadline = time.time() + timeout
+    seen = []
+    while time.time() < deadline:
+        try:
+            r = worker.results.get(timeout=0.1)
+        except Exception:
+            continue
+        if isinstance(r, kind):
+            seen.append(r)
+            if until(r):
+                return seen
+    raise AssertionError(f"no {kind.__name__} within {timeout}s (got {seen})")
+
+
+@pytest.fixture()
+def worker(tiny, tmp_path):
+    from toolbox.app.worker import NetworkWorker, UnitImageSettings
+    from toolbox.assets import UnitImageFolder
+
+    w = NetworkWorker(tiny, UnitImageFolder(tmp_path / "units"), UnitImageSettings(size=16, steps=24, show_every=8))
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_mailbox_keeps_only_the_latest():
+    import threading
+
+    from toolbox.app.worker import _EMPTY, Mailbox
+
+    box = Mailbox(threading.Event())
+    box.put(1)
+    box.put(2)
+    assert box.take() == 2 and box.take() is _EMPTY
+
+
+def test_worker_answers_frames_with_read_only_snapshots(worker):
+    from toolbox.app.worker import FrameRequest, FrameResult
+
+    worker.frames.put(FrameRequest(1, np.zeros((8, 8, 3), np.uint8)))
+    worker.frames.put(FrameRequest(2, np.full((8, 8, 3), 255, np.uint8)))  # replaces frame 1 if not yet taken
+    result = _drain(worker, FrameResult, until=lambda r: r.frame_id == 2)[-1]
+    assert set(result.observation.activations) == {"conv_a", "relu_a", "conv_b"}
+    assert worker.probe.trace_count == 1
+
+
+def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
+    from toolbox.app.worker import UnitImage, UnitRequest
+
+    worker.units.put(UnitRequest("conv_b", 2))
+    images = _drain(worker, UnitImage, until=lambda r: r.done)
+    assert [r.step for r in images] == [8, 16, 24] and images[-1].origin == "engine"
+    assert (tmp_path / "units" / "conv_b_0002.png").is_file()
+    worker.units.put(UnitRequest("conv_b", 2))  # asked again: served from the folder
+    assert _drain(worker, UnitImage)[0].origin == "cache"
+    worker.units.put(UnitRequest("conv_b", 4))
+    worker.units.put(UnitRequest("conv_b", None))  # the selection moved on at once
+    time.sleep(1.0)
+    assert not (tmp_path / "units" / "conv_b_0004.png").exists()
+
+
+def _settings_file(tmp_path, cache_dir):
+    f = tmp_path / "settings.yaml"
+    f.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir),
+                                 "units": {"output_dir": str(tmp_path / "units")},
+                                 "live": {"unit_image_steps": 8, "unit_image_size": 64,
+                                          "save_dir": str(tmp_path / "saved")}}))
+    return f
+
+
+def _photos(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("chelsea.png", "coffee.png", "rocket.jpg"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    return folder
+
+
+def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
+    import cv2
+
+    from toolbox.images import read_image
+
+    r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(_photos(tmp_path)), "--headless",
+                        "--frames", "4", "-o", str(tmp_path / "out"), "--video", str(tmp_path / "rec.mp4"),
+                        "--layer", "block6_add", "--settings", str(_settings_file(tmp_path, cache_dir))],
+                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    shots = sorted((tmp_path / "out").glob("dashboard_*.png"))
+    assert len(shots) == 4
+    first, second, fourth = (read_image(p) for p in (shots[0], shots[1], shots[3]))
+    assert first.shape == (760, 1280, 3)
+    assert not np.array_equal(first, second) and np.array_equal(first[30:330, 10:310], fourth[30:330, 10:310])
+    video = cv2.VideoCapture(str(tmp_path / "rec.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert (tmp_path / "units" / "block6_add_0000.png").is_file()  # made on demand, cached
+
+
+def test_without_display_it_says_so_and_goes_headless(tmp_path, cache_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(EXAMPLES / "coffee.png"),
+                        "--settings", str(_settings_file(tmp_path, cache_dir))],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "no display" in r.stderr
+    assert (tmp_path / "deepvis-live" / "dashboard_0000.png").is_file()
+
+
+def test_no_camera_is_a_clear_error(tmp_path, cache_dir):
+    r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", "webcam:93", "--headless"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error: no camera")
+
+
+X_TOOLS = ("Xvfb", "xdotool", "import")
+missing = [t for t in X_TOOLS if shutil.which(t) is None]
+
+
+@pytest.fixture()
+def xserver():
+    display = f":{90 + os.getpid() % 50}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield display
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _screenshot(display):
+    import cv2
+
+    png = subprocess.run(["import", "-display", display, "-window", "root", "png:-"], capture_output=True,
+                         timeout=30).stdout
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).astype(int)
+
+
+def _changed(before, after, region=None):
+    if region is not None:
+        x, y, w, h = region
+        before, after = before[y:y + h, x:x + w], after[y:y + h, x:x + w]
+    return np.abs(after - before).mean()
+
+
+@pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
+def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xserver):
+    from toolbox.app import layout as L
+
+    env = {**os.environ, "DISPLAY": xserver}
+    proc = subprocess.Popen([sys.executable, "-m", "toolbox", "live", "--input", str(_photos(tmp_path)),
+                             "--settings", str(_settings_file(tmp_path, cache_dir))],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        window = ""
+        for _ in range(120):
+            window = subprocess.run(["xdotool", "search", "--name", "^deepvis$"], capture_output=True, text=True,
+                                    env=env).stdout.split()
+            if window or proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert window, proc.communicate(timeout=5)[1]
+        window = window[0]
+
+        def key(name, settle=1.0):
+            subprocess.run(["xdotool", "key", "--window", window, name], env=env, capture_output=True)
+            time.sleep(settle)
+            return _screenshot(xserver)
+
+        shot = _screenshot(xserver)
+        for _ in range(60):  # until the network's first answer is drawn in the grid
+            time.sleep(0.5)
+            later = _screenshot(xserver)
+            if _changed(shot, later, (L.GRID.x, L.GRID.y, L.GRID.w, L.GRID.h)) > 5:
+                break
+            shot = later
+        start = _screenshot(xserver)
+        layer = key("o")
+        assert _changed(start, layer, (L.LAYERS.x, L.LAYERS.y, L.LAYERS.w, L.LAYERS.h)) > 0.5
+        moved = key("l")
+        assert _changed(layer, moved, (L.UNIT.x, L.UNIT.y, L.UNIT.w, L.UNIT.h)) > 1
+        image = key("e", settle=2.0)
+        assert _changed(moved, image, (L.INPUT.x, L.INPUT.y, L.INPUT.w, L.INPUT.h)) > 5
+        helped = key("h")
+        assert _changed(image, helped) > 1
+        t = time.time()
+        subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, capture_output=True)
+        assert proc.wait(timeout=3) == 0
+        assert time.time() - t < 3
+    finally:
+        if proc.poll() is None:
+            proc.kill()
