@@ -11,6 +11,10 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           full mode adds dream_large_peak_rss_gb, a 4000x3000 dream in a child process
   units   units_batched_speedup: units per minute optimized in one batch over one at a time,
           same size and steps (goal >= 1.3), for several batch sizes; reports the best
+  live    headless dashboards on the largest offered layer: live_fps_lite0 (goal >= 15),
+          draw_overhead = dashboard frame time / bare probe time (goal <= 1.25), ui_hz = UI
+          loop rate while the worker thread runs the network (goal >= 30), and
+          live_fps_inception_v3 with random weights at 299 px (context)
 """
 
 from __future__ import annotations
@@ -174,7 +178,80 @@ def part_units(quick: bool) -> None:
     emit("units_best_batch", best[1])
 
 
-PARTS: dict[str, Callable[[bool], None]] = {"probe": part_probe, "dream": part_dream, "units": part_units}
+def _live_app(net, layer: str):
+    import dataclasses
+    import tempfile
+
+    from toolbox.app.sources import open_source
+    from toolbox.app.window import LiveApp
+    from toolbox.app.worker import NetworkWorker, UnitImageSettings
+    from toolbox.assets import UnitImageFolder
+    from toolbox.settings import Settings
+
+    settings = Settings()
+    settings = dataclasses.replace(settings, live=dataclasses.replace(settings.live, layer=layer,
+                                                                      unit_image_delay=1e9))
+    worker = NetworkWorker(net, UnitImageFolder(tempfile.mkdtemp()), UnitImageSettings())
+    return LiveApp(worker, settings, open_source(str(EXAMPLES)))
+
+
+def _dashboard_times(net, quick: bool) -> dict[str, float]:
+    """Seconds per headless dashboard frame (probe + draw) and per bare probe, interleaved."""
+    from toolbox.app.dashboard import draw_dashboard, new_canvas
+    from toolbox.app.worker import FrameRequest
+
+    largest = max(net.spec.layers, key=lambda l: l.channels).name
+    app = _live_app(net, largest)
+    session = app.new_session()
+    frames = [app.prepare(app.files.read())]
+    app.files.step(1)
+    frames.append(app.prepare(app.files.read()))
+    counter = iter(range(10**9))
+    canvas = new_canvas()
+
+    def dashboard():  # what the headless recorder does per frame
+        session.latest = app.worker.observe(FrameRequest(0, frames[next(counter) % 2]))
+        draw_dashboard(app.view(session), canvas)
+
+    def probe():
+        app.worker.observe(FrameRequest(0, frames[next(counter) % 2]))
+
+    return interleaved({"dashboard": dashboard, "probe": probe}, rounds=3 if quick else 7, per_round=5)
+
+
+def part_live(quick: bool) -> None:
+    net = load("efficientnet_lite0")
+    times = _dashboard_times(net, quick)
+    emit("live_fps_lite0", 1.0 / times["dashboard"], "fps")
+    emit("draw_overhead", times["dashboard"] / times["probe"], "x")
+    emit("dashboard_draw_ms", (times["dashboard"] - times["probe"]) * 1000, "ms")
+
+    # The UI loop while the worker thread keeps the network busy with a stream of frames.
+    app = _live_app(net, "block9_add")
+    app.files.live = True  # treat the photos as a stream: a new frame whenever the worker is free
+    session = app.new_session()
+    app.worker.start()
+    try:
+        frames_done, end = 0, time.perf_counter() + (3 if quick else 8)
+        loops, start = 0, time.perf_counter()
+        while time.perf_counter() < end:
+            before = session.latest
+            app.tick(session)
+            frames_done += session.latest is not before
+            loops += 1
+            time.sleep(0.010)  # the window's waitKeyEx(10)
+        elapsed = time.perf_counter() - start
+    finally:
+        app.worker.stop()
+    emit("ui_hz", loops / elapsed, "Hz")
+    emit("live_network_fps_during_ui", frames_done / elapsed, "fps")
+
+    inception = load("inception_v3", random_weights=True)
+    emit("live_fps_inception_v3", 1.0 / _dashboard_times(inception, quick)["dashboard"], "fps (random weights, 299 px)")
+
+
+PARTS: dict[str, Callable[[bool], None]] = {"probe": part_probe, "dream": part_dream, "units": part_units,
+                                            "live": part_live}
 
 
 def main() -> int:

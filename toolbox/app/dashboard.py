@@ -54,6 +54,11 @@ class DashboardView:
         return None if self.observation is None else self.observation.activations[self.layer]
 
 
+def fill(image: np.ndarray, color: tuple[int, int, int]) -> None:
+    """Paint a whole image one colour (OpenCV's fill; numpy broadcasting of a 3-tuple is slow)."""
+    cv2.rectangle(image, (0, 0), (image.shape[1] - 1, image.shape[0] - 1), color, -1)
+
+
 def text(canvas: np.ndarray, s: str, x: int, y: int, color=TEXT, scale: float = 0.45, bold: bool = False) -> None:
     cv2.putText(canvas, s, (x, y), FONT, scale, color, 2 if bold else 1, cv2.LINE_AA)
 
@@ -81,28 +86,43 @@ def normalize_channels(acts: np.ndarray) -> np.ndarray:
     return np.where(span > 1e-6, (a - lo) / np.maximum(span, 1e-6), 0.0)
 
 
+def _inferno_lut() -> np.ndarray:
+    """256 RGB colours: index 0 is the background, 1..255 the inferno colour map."""
+    ramp = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
+    lut = np.empty((256, 3), np.uint8)
+    lut[0] = BACKGROUND
+    lut[1:] = ramp[np.linspace(0, 255, 255).astype(int)]
+    return lut
+
+
+GRID_LUT = _inferno_lut()[:, None, :]  # as cv2.applyColorMap takes a user colour map: (256, 1, 3)
+
+
+def apply_lut(levels: np.ndarray) -> np.ndarray:
+    """uint8 (h, w) levels -> RGB through GRID_LUT (OpenCV's table lookup: fast)."""
+    return cv2.applyColorMap(np.ascontiguousarray(levels), GRID_LUT)
+
+
 def colorize(gray01: np.ndarray) -> np.ndarray:
     """[0, 1] (h, w) -> RGB uint8 with the inferno colour map."""
-    bgr = cv2.applyColorMap(np.clip(gray01 * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
-    return bgr[..., ::-1]
+    return apply_lut(1 + np.clip(gray01 * 254, 0, 254).astype(np.uint8))
 
 
 def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID) -> np.ndarray:
     """Every channel of the page holding ``selected``, as tiles, the selected one outlined."""
     geo = grid_geometry(acts.shape[-1], rect)
     page = geo.page_of(selected)
-    maps = normalize_channels(acts)[page * geo.per_page:(page + 1) * geo.per_page]
+    page_acts = acts[..., page * geo.per_page:(page + 1) * geo.per_page]
+    levels = (1 + normalize_channels(page_acts) * 254).astype(np.uint8)  # 0 stays free for the background
     t = geo.tile
     inner = max(1, t - 1)  # one pixel of gap between tiles
-    h, w = maps.shape[1:]
-    tiles = maps[:, (np.arange(inner) * h) // inner][:, :, (np.arange(inner) * w) // inner]
-    tiles = np.pad(tiles, ((0, geo.rows * geo.cols - len(tiles)), (0, t - inner), (0, t - inner)),
-                   constant_values=-1)
-    sheet = tiles.reshape(geo.rows, geo.cols, t, t).transpose(0, 2, 1, 3).reshape(geo.rows * t, geo.cols * t)
-    image = colorize(np.clip(sheet, 0, 1))
-    image[sheet < 0] = BACKGROUND
-    out = np.full((rect.h, rect.w, 3), BACKGROUND, np.uint8)
-    out[:image.shape[0], :image.shape[1]] = image
+    h, w = levels.shape[1:]
+    sheet = np.zeros((geo.rows * geo.cols, t, t), np.uint8)
+    sheet[:len(levels), :inner, :inner] = levels[:, (np.arange(inner) * h) // inner][:, :, (np.arange(inner) * w) // inner]
+    sheet = sheet.reshape(geo.rows, geo.cols, t, t).transpose(0, 2, 1, 3).reshape(geo.rows * t, geo.cols * t)
+    out = np.empty((rect.h, rect.w, 3), np.uint8)
+    fill(out, BACKGROUND)
+    out[:sheet.shape[0], :sheet.shape[1]] = apply_lut(sheet)
     row, col = geo.cell(selected)
     cv2.rectangle(out, (col * t - 1, row * t - 1), (col * t + inner, row * t + inner), SELECT, 2 if t > 8 else 1)
     return out
@@ -224,7 +244,7 @@ def draw_status(canvas: np.ndarray, view: DashboardView) -> None:
     parts = [view.network, f"layer {view.layer} ({s.layer + 1}/{len(view.layers)})", f"unit {s.unit}",
              f"zoom {s.zoom_mode}", "camera" if s.camera else "files", "PAUSED" if s.paused else "running",
              f"net {view.net_fps:.1f} fps", f"ui {view.ui_fps:.0f} Hz" if view.ui_fps else "ui -", "h: help"]
-    canvas[L.STATUS.y:, :] = (45, 45, 52)
+    fill(canvas[L.STATUS.y:], (45, 45, 52))
     text(canvas, "  |  ".join(parts), 10, L.STATUS.y + 17)
     if view.message:
         text(canvas, view.message, L.NOTES.x, L.NOTES.y + L.NOTES.h - 6, ACCENT, 0.42)
@@ -243,8 +263,16 @@ def draw_help(canvas: np.ndarray, view: DashboardView) -> None:
         text(canvas, meaning, x + 150, y + 52 + 20 * i, TEXT, 0.5)
 
 
-def draw_dashboard(view: DashboardView) -> np.ndarray:
-    canvas = np.full((L.HEIGHT, L.WIDTH, 3), BACKGROUND, np.uint8)
+def new_canvas() -> np.ndarray:
+    return np.empty((L.HEIGHT, L.WIDTH, 3), np.uint8)
+
+
+def draw_dashboard(view: DashboardView, out: np.ndarray | None = None) -> np.ndarray:
+    """The dashboard as RGB uint8 (HEIGHT, WIDTH, 3). With ``out`` (from ``new_canvas``) it
+    is drawn into that buffer and the buffer returned: a loop that shows or saves each
+    frame before drawing the next avoids fetching fresh memory for every frame."""
+    canvas = new_canvas() if out is None else out
+    fill(canvas, BACKGROUND)
     draw_input(canvas, view)
     draw_classes(canvas, view)
     draw_layers(canvas, view)

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from toolbox.app.dashboard import DashboardView, draw_dashboard
+from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action, KeyMap
 from toolbox.app.layout import GRID, grid_geometry
 from toolbox.app.sources import open_source
@@ -66,6 +66,7 @@ class LiveApp:
         self.files = files  # the source given on the command line (see sources.open_source)
         self.camera = None
         self.ui_rate = Rate()
+        self._canvas = new_canvas()  # redrawn in place every frame, shown or saved at once
         first = settings.live.layer or self.net.spec.dream_layers[0][0]
         self.net.spec.layer(first)
         self.initial_state = ViewState(layer=self.layers.index(first))
@@ -106,18 +107,14 @@ class LiveApp:
             cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_GUI_NORMAL | cv2.WINDOW_AUTOSIZE)
         except cv2.error as e:
             raise UserError(f"cannot open a window ({str(e).strip().splitlines()[-1]}); use --headless") from None
-        session = LiveSession(self.initial_state, selection_since=time.perf_counter())
+        session = self.new_session()
         clicks: list[tuple[int, int]] = []
         cv2.setMouseCallback(WINDOW_TITLE, lambda event, x, y, *_: clicks.append((x, y))
                              if event == cv2.EVENT_LBUTTONDOWN else None)
         self.worker.start()
         try:
             while not session.state.quit:
-                self.ui_rate.tick()
-                self._feed(session)
-                self._collect(session)
-                self._request_unit_image(session)
-                canvas = draw_dashboard(self.view(session))
+                canvas = self.tick(session)
                 cv2.imshow(WINDOW_TITLE, canvas[..., ::-1])
                 code = cv2.waitKeyEx(10)
                 if code != -1:
@@ -131,6 +128,18 @@ class LiveApp:
             cv2.destroyAllWindows()
             self.close()
         return 0
+
+    def new_session(self) -> LiveSession:
+        return LiveSession(self.initial_state, selection_since=time.perf_counter())
+
+    def tick(self, session: LiveSession) -> np.ndarray:
+        """One pass of the UI loop (the worker thread must be running): feed the worker,
+        take its answers, ask for the unit image, draw. Never waits for the network."""
+        self.ui_rate.tick()
+        self._feed(session)
+        self._collect(session)
+        self._request_unit_image(session)
+        return draw_dashboard(self.view(session), self._canvas)
 
     def _feed(self, session: LiveSession) -> None:
         """Send the worker a new frame when it has answered the last one."""
@@ -240,7 +249,7 @@ class LiveApp:
                     self.source.step(1)
                 result = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
                 session.latest = result
-                canvas = draw_dashboard(self.view(session))
+                canvas = draw_dashboard(self.view(session), self._canvas)
                 if out_dir is not None:
                     path = out_dir / f"dashboard_{i:04d}.png"
                     write_image(path, canvas)
