@@ -233,17 +233,20 @@ def part_live(quick: bool) -> None:
     app.worker.start()
     try:
         frames_done, end = 0, time.perf_counter() + (3 if quick else 8)
-        loops, start = 0, time.perf_counter()
+        loops, start, periods = 0, time.perf_counter(), []
         while time.perf_counter() < end:
-            before = session.latest
+            before, t = session.latest, time.perf_counter()
             app.tick(session)
             frames_done += session.latest is not before
             loops += 1
             time.sleep(0.010)  # the window's waitKeyEx(10)
+            periods.append(time.perf_counter() - t)
         elapsed = time.perf_counter() - start
     finally:
         app.worker.stop()
     emit("ui_hz", loops / elapsed, "Hz")
+    # A key is read at the end of one pass and drawn by the next: its worst-case delay
+    emit("key_to_screen_worst_ms", 2000 * max(periods), "ms (two UI passes)")
     emit("live_network_fps_during_ui", frames_done / elapsed, "fps")
 
     inception = load("inception_v3", random_weights=True)

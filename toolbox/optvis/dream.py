@@ -16,7 +16,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from toolbox.images import resize
 from toolbox.nets import Network
 from toolbox.optvis.objectives import Context, Objective
 
@@ -31,6 +30,14 @@ class DreamSchedule:
     step_size: float = 0.006  # pixel change per step, as a fraction of the [0, 255] range
     tile: int = 512  # gradients are computed on tiles of at most this side
     seed: int = 0
+
+
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Float (H, W, 3) image resized: area averaging when shrinking, bicubic when enlarging."""
+    if image.shape[:2] == (height, width):
+        return image
+    method = "area" if width * height < image.shape[0] * image.shape[1] else "bicubic"
+    return tf.image.resize(image, (height, width), method=method).numpy()
 
 
 def octave_sizes(height: int, width: int, octaves: int, scale: float, min_side: int) -> list[tuple[int, int]]:
