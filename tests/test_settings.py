@@ -48,3 +48,23 @@ def test_overrides_win_over_file(tmp_path):
     f.write_text(yaml.safe_dump({"model": "inception_v3"}))
     assert load_settings(f, model="efficientnet_lite0").model == "efficientnet_lite0"
     assert load_settings(f, model=None).model == "inception_v3"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("dream: {octaves: five}\n", "'dream.octaves' must be int"),
+    ("dream: {step_size: fast}\n", "'dream.step_size' must be float"),
+    ("units: {batch: true}\n", "'units.batch' must be int"),
+    ("live: {keys: [q]}\n", "'live.keys' must be a mapping"),
+])
+def test_wrong_value_types_are_named(tmp_path, text, message):
+    f = tmp_path / "s.yaml"
+    f.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_settings(f)
+
+
+def test_typed_values_that_fit_are_accepted(tmp_path):
+    f = tmp_path / "s.yaml"
+    f.write_text("dream: {step_size: 1}\nweights: null\nlive: {keys: {quit: [x]}}\n")
+    s = load_settings(f)
+    assert s.dream.step_size == 1 and s.live.keys["quit"] == ["x"] and s.live.keys["help"] == ["h"]

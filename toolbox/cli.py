@@ -39,20 +39,20 @@ def _settings(args: argparse.Namespace):
     return load_settings(path, model=args.model, weights=args.weights)
 
 
-def _network(args: argparse.Namespace):
-    settings = _settings(args)  # settings mistakes show before the slow start
+def _network(settings):
+    """Start TensorFlow (quietly) and load the network the settings name."""
     from toolbox.tfstart import start_tensorflow_quietly
 
     start_tensorflow_quietly()
     from toolbox.nets import load_network
 
-    return settings, load_network(settings)
+    return load_network(settings)
 
 
-def _read(path: str, args: argparse.Namespace):
+def _read(path: str, settings):
     from toolbox.images import read_image
 
-    return read_image(path, _settings(args).images.max_pixels)
+    return read_image(path, settings.images.max_pixels)
 
 
 def _prepared(image, net, settings):
@@ -64,7 +64,7 @@ def _prepared(image, net, settings):
 def cmd_layers(args: argparse.Namespace) -> None:
     import keras
 
-    _, net = _network(args)
+    net = _network(_settings(args))
     size = net.spec.input_size
     shapes = net.submodel(net.spec.layer_names)(keras.Input((size, size, 3)))
     rows = [{"name": n, "shape": [int(d) for d in shapes[n].shape[1:]]} for n in net.spec.layer_names]
@@ -81,8 +81,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from toolbox.images import list_images
 
     paths = [f for p in args.images for f in (list_images(p) if os.path.isdir(p) else [p])]
-    images = [(path, _read(path, args)) for path in paths]  # bad files fail before the slow start
-    settings, net = _network(args)
+    settings = _settings(args)
+    images = [(path, _read(path, settings)) for path in paths]  # bad files fail before the slow start
+    net = _network(settings)
     from toolbox.nets import Probe
 
     probe = Probe(net, [])
@@ -92,8 +93,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_activations(args: argparse.Namespace) -> None:
-    image = _read(args.image, args)
-    settings, net = _network(args)
+    settings = _settings(args)
+    image = _read(args.image, settings)
+    net = _network(settings)
     from toolbox.nets import Probe
 
     net.spec.layer(args.layer)
@@ -160,9 +162,10 @@ def cmd_dream(args: argparse.Namespace) -> None:
     from toolbox.images import IMAGE_SUFFIXES
 
     _check_output(args.output, IMAGE_SUFFIXES)
-    image = _read(args.image, args)
-    guide_image = _read(args.guide, args) if args.guide else None
-    settings, net = _network(args)
+    settings = _settings(args)
+    image = _read(args.image, settings)
+    guide_image = _read(args.guide, settings) if args.guide else None
+    net = _network(settings)
     from toolbox.assets.jobs import dream_to_files
 
     d = settings.dream
@@ -175,7 +178,8 @@ def cmd_dream(args: argparse.Namespace) -> None:
 
 
 def cmd_units(args: argparse.Namespace) -> None:
-    settings, net = _network(args)
+    settings = _settings(args)
+    net = _network(settings)
     from toolbox.assets import UnitImageFolder, render_unit_images
     from toolbox.optvis import get_preset
 
@@ -210,7 +214,7 @@ def cmd_live(args: argparse.Namespace) -> None:
             os.makedirs(path, exist_ok=True)
         if args.video:
             _check_output(args.video, (".mp4",))
-    settings, net = _network(args)
+    net = _network(settings)
     from toolbox.app.window import LiveApp
     from toolbox.app.worker import NetworkWorker, UnitImageSettings
     from toolbox.assets import UnitImageFolder

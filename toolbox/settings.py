@@ -97,6 +97,22 @@ class Settings:
         return Path(self.models_dir).expanduser() if self.models_dir else REPO_ROOT / "models"
 
 
+def _check_type(path: str, value: Any, hint: Any) -> None:
+    """Plain values must have their field's type (an int will do for a float; None for an Optional)."""
+    if dataclasses.is_dataclass(hint) or hint is dict:
+        return
+    allowed = [a for a in typing.get_args(hint)] or [hint]
+    if value is None and type(None) in allowed:
+        return
+    if float in allowed:
+        allowed.append(int)
+    if isinstance(value, bool) and bool not in allowed:
+        allowed = []
+    if not any(isinstance(value, a) for a in allowed if isinstance(a, type)):
+        names = " or ".join(a.__name__ for a in typing.get_args(hint) or [hint] if a is not type(None))
+        raise UserError(f"settings: '{path}' must be {names}, not {value!r}")
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     if not isinstance(values, dict):
         raise UserError(f"settings: '{where or 'top level'}' must be a mapping of keys to values")
@@ -107,6 +123,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         path = f"{where}.{key}" if where else str(key)
         if key not in fields:
             raise UserError(f"settings: unknown key '{path}'{closest(str(key), fields)}")
+        _check_type(path, value, hints[key])
         if dataclasses.is_dataclass(hints[key]):
             value = _build(hints[key], value or {}, path)
         elif hints[key] is dict:  # a mapping merges over its default

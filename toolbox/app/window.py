@@ -158,11 +158,10 @@ class LiveApp:
             return
         if session.latest is not None and (session.state.paused or not self.source.live):
             return  # a still image or a paused stream: nothing new to look at
-        session.frame_id += 1
-        session.waiting_for = session.frame_id
-        self.worker.frames.put(FrameRequest(session.frame_id, self.prepare(self.source.read())))
+        self._resend(session)
 
     def _resend(self, session: LiveSession) -> None:
+        """Send the source's current frame, whatever the worker is doing (latest wins)."""
         session.frame_id += 1
         session.waiting_for = session.frame_id
         self.worker.frames.put(FrameRequest(session.frame_id, self.prepare(self.source.read())))
