@@ -55,16 +55,10 @@ def _read(path: str, settings):
     return read_image(path, settings.images.max_pixels)
 
 
-def _prepared(image, net, settings):
-    from toolbox.images import ensure_min_side, fit_square
-
-    return fit_square(ensure_min_side(image, net.spec.min_size), net.spec.input_size, settings.images.fit)
-
-
 def cmd_layers(args: argparse.Namespace) -> None:
+    net = _network(_settings(args))
     import keras
 
-    net = _network(_settings(args))
     size = net.spec.input_size
     shapes = net.submodel(net.spec.layer_names)(keras.Input((size, size, 3)))
     rows = [{"name": n, "shape": [int(d) for d in shapes[n].shape[1:]]} for n in net.spec.layer_names]
@@ -88,7 +82,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     probe = Probe(net, [])
     for path, image in images:
-        top = probe(_prepared(image, net, settings)).top(net.labels, args.top)
+        top = probe(net.fit_input(image, settings.images.fit)).top(net.labels, args.top)
         print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
 
 
@@ -99,7 +93,7 @@ def cmd_activations(args: argparse.Namespace) -> None:
     from toolbox.nets import Probe
 
     net.spec.layer(args.layer)
-    image = _prepared(image, net, settings)
+    image = net.fit_input(image, settings.images.fit)
     act = Probe(net, [args.layer])(image).activations[args.layer]
     mean, peak = act.mean(axis=(0, 1)), act.max(axis=(0, 1))
     if args.json:

@@ -23,7 +23,7 @@ from toolbox.app.state import ViewState, apply, select
 from toolbox.app.worker import (FrameRequest, FrameResult, NetworkWorker, UnitImage, UnitRequest, WorkerError,
                                 frozen)
 from toolbox.errors import UserError
-from toolbox.images import VideoWriter, fit_square, write_image
+from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings
 
 WINDOW_TITLE = "deepvis"
@@ -88,7 +88,7 @@ class LiveApp:
         return self.camera if self.camera is not None else self.files
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        return frozen(fit_square(frame, self.net.spec.input_size, self.settings.images.fit))
+        return frozen(self.net.fit_input(frame, self.settings.images.fit))
 
     def view(self, session: LiveSession) -> DashboardView:
         state, latest, ui = session.state, session.latest, session.unit_image

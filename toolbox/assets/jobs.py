@@ -9,7 +9,7 @@ from typing import Callable, ContextManager, Sequence
 import numpy as np
 
 from toolbox.assets.unit_images import UnitImageFolder
-from toolbox.images import VideoWriter, ensure_min_side, fit_square, resize, write_gif, write_image
+from toolbox.images import VideoWriter, ensure_min_side, resize, write_gif, write_image
 from toolbox.nets import Network
 from toolbox.optvis import Ascent, DeepDream, DreamSchedule, Objective, channel, deepdream, get_preset, guide
 from toolbox.optvis.dream import octave_sizes
@@ -53,8 +53,8 @@ def dream_objective(network: Network, layers: dict[str, float] | None, guide_ima
         network.spec.layer(name)
     if guide_image is None:
         return deepdream(layers)
-    size = network.spec.input_size
-    acts = network.submodel(list(layers))(network.normalize(fit_square(guide_image, size)[None].astype(np.float32)))
+    guide_input = network.fit_input(guide_image)[None].astype(np.float32)
+    acts = network.submodel(list(layers))(network.normalize(guide_input))
     return Objective.sum(w * guide(name, np.asarray(acts[name][0])) for name, w in layers.items())
 
 

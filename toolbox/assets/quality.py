@@ -12,7 +12,6 @@ from typing import Sequence
 
 import numpy as np
 
-from toolbox.images import fit_square
 from toolbox.nets import Network, Probe
 
 
@@ -34,8 +33,7 @@ class UnitQuality:
 def measure_unit_images(network: Network, layer: str, units: Sequence[int], images: Sequence[np.ndarray],
                         photos: Sequence[np.ndarray]) -> list[UnitQuality]:
     probe = Probe(network, [layer])
-    size = network.spec.input_size
-    photo_means = np.stack([probe(fit_square(p, size)).activations[layer].mean(axis=(0, 1)) for p in photos])
+    photo_means = np.stack([probe(network.fit_input(p)).activations[layer].mean(axis=(0, 1)) for p in photos])
     best = photo_means.max(axis=0)
     out = []
     for unit, image in zip(units, images):

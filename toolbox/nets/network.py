@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import keras
+import numpy as np
 
 from toolbox.errors import UserError
+from toolbox.images import fit_square
 from toolbox.nets.graph import pre_activation, pre_softmax
 from toolbox.nets.spec import ModelSpec
 
@@ -30,6 +32,10 @@ class Network:
 
     def normalize(self, pixels):
         return (pixels - self.spec.mean) / self.spec.std
+
+    def fit_input(self, image: np.ndarray, mode: str = "crop") -> np.ndarray:
+        """The network's square input size view of an RGB image: centre-cropped or letterboxed."""
+        return fit_square(image, self.spec.input_size, mode)
 
     def check_unit(self, layer: str, unit: int) -> None:
         channels = self.spec.layer(layer).channels
