@@ -196,7 +196,7 @@ def cmd_live(args: argparse.Namespace) -> None:
     from toolbox.app.display import display_available
 
     settings = _settings(args)
-    source = open_source(args.input or settings.live.input, settings.images.max_pixels)
+    source = open_source(args.input or settings.live_input, settings.images.max_pixels)
     headless = args.headless or bool(args.output or args.video or args.frames)
     if not headless and not display_available():
         print("deepvis: no display found (DISPLAY is not set); rendering the dashboard to files instead "

@@ -58,7 +58,7 @@ def _default_keys() -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class LiveSettings:
-    input: str = "examples"  # webcam, webcam:N, a video file, a folder of images, or one image
+    input: str | None = None  # webcam, webcam:N, a video file, a folder of images, one image; None: examples/
     camera: str = "webcam:0"  # what the switch-source key turns to
     layer: str | None = None  # layer shown first; None: the network's first dream layer
     big_step: int = 5  # units moved per key press with Shift
@@ -91,6 +91,10 @@ class Settings:
         if self.units.output_dir:
             return Path(self.units.output_dir).expanduser()
         return self.cache_path / "unit_images" / model
+
+    @property
+    def live_input(self) -> str:
+        return self.live.input or str(REPO_ROOT / "examples")
 
     @property
     def models_path(self) -> Path:
