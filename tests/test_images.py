@@ -86,9 +86,6 @@ def test_fit_square_and_min_side():
 def test_atomic_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / "out.bin"
 
-    class Boom(bytes):
-        pass
-
     with pytest.raises(TypeError):
         atomic_write(target, object())  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []

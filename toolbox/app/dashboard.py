@@ -182,8 +182,8 @@ def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
         placeholder(canvas, L.UNIT, [])
         return
     unit_map = acts[..., unit]
-    lo, hi = float(unit_map.min()), float(unit_map.max())
-    scaled = (unit_map - lo) / (hi - lo) if hi - lo > 1e-6 else np.zeros_like(unit_map)
+    hi = float(unit_map.max())
+    scaled = normalize_channels(unit_map[..., None])[0]
     if mode == "map":
         paste(canvas, colorize(scaled), L.UNIT, cv2.INTER_NEAREST)
     elif mode == "overlay":

@@ -7,6 +7,7 @@ display the same dashboard is rendered to PNG files and/or an MP4 recording.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -73,6 +74,7 @@ class LiveApp:
         self.layers = tuple(self.net.spec.layer_names)
         self.channels = tuple(layer.channels for layer in self.net.spec.layers)
         self.keymap = KeyMap(settings.live.keys)
+        self.help_lines = tuple(self.keymap.help_lines())  # fixed for the session: not rebuilt per frame
         self.files = files  # the source given on the command line (see sources.open_source)
         self.camera = None
         self.ui_rate = Rate()
@@ -108,7 +110,7 @@ class LiveApp:
             unit_image=ui.image if matches else None, unit_image_note=note,
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
             source=self.source.label,
-            message=session.message, help_lines=tuple(self.keymap.help_lines()))
+            message=session.message, help_lines=self.help_lines)
 
     # -- the window -----------------------------------------------------------------------
 
@@ -252,29 +254,24 @@ class LiveApp:
         session.unit_image = self.worker.unit_image_now(layer, unit)
         session.requested = (layer, unit)
         written: list[Path] = []
-        recorder = VideoWriter(video, fps=5) if video else None
-        try:
-            for i in range(frames):
-                if i:
-                    self.source.step(1)
-                result = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
-                session.latest = result
-                canvas = draw_dashboard(self.view(session), self._canvas)
-                if out_dir is not None:
-                    path = out_dir / f"dashboard_{i:04d}.png"
-                    write_image(path, canvas)
-                    written.append(path)
-                if recorder is not None:
-                    recorder.write(canvas)
-                if progress is not None:
-                    progress()
-        except BaseException:
-            if recorder is not None:
-                recorder.abort()
-            raise
-        if recorder is not None:
-            recorder.close()
-        self.close()
+        # the writer's own context keeps or removes the recording, as the loop ends
+        with VideoWriter(video, fps=5) if video else contextlib.nullcontext() as recorder:
+            try:
+                for i in range(frames):
+                    if i:
+                        self.source.step(1)
+                    session.latest = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
+                    canvas = draw_dashboard(self.view(session), self._canvas)
+                    if out_dir is not None:
+                        path = out_dir / f"dashboard_{i:04d}.png"
+                        write_image(path, canvas)
+                        written.append(path)
+                    if recorder is not None:
+                        recorder.write(canvas)
+                    if progress is not None:
+                        progress()
+            finally:
+                self.close()
         return written
 
 
