@@ -16,6 +16,8 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           loop rate while the worker thread runs the network (goal >= 30), the worst delay
           from a key to the screen, also while the worker compiles and runs an on-demand unit
           image (goal <= 100 ms), and live_fps_inception_v3 with random weights at 299 px
+  soak    the live loop (worker thread + dashboards) over a looping video for 10 minutes (2 with
+          --quick): RSS per minute and soak_rss_growth, last minute / first minute (goal < 1.05)
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def load(model: str, random_weights: bool = False):
     from toolbox.nets import load_network
     from toolbox.settings import load_settings
 
-    return load_network(load_settings(None, model=model), random_weights=random_weights)
+    return load_network(load_settings(None, {"model": model}), random_weights=random_weights)
 
 
 def example_image(size: int):
@@ -130,7 +132,7 @@ def part_dream(quick: bool) -> None:
     from toolbox.images import read_image, resize, write_image
 
     image = read_image(EXAMPLES / "chelsea.png")
-    schedule = DreamSchedule(octaves=4, octave_scale=1.4, steps=4 if quick else 10)
+    schedule = DreamSchedule(octaves=4, octave_scale=1.4, steps=4 if quick else 10, step_size=0.006, tile=512)
 
     def ours():
         DeepDream(net, deepdream(layers)).run(image, schedule)
@@ -179,21 +181,18 @@ def part_units(quick: bool) -> None:
     emit("units_best_batch", best[1])
 
 
-def _live_app(net, layer: str):
-    import dataclasses
+def _live_app(net, layer: str, source: str = str(EXAMPLES)):
+    """The window's application as `deepvis live` builds it, with unit images kept in a
+    temporary folder and made only when a part asks for them."""
     import tempfile
 
+    from toolbox.app.live import build_live_app
     from toolbox.app.sources import open_source
-    from toolbox.app.window import LiveApp
-    from toolbox.app.worker import NetworkWorker, UnitImageSettings
-    from toolbox.assets import UnitImageFolder
-    from toolbox.settings import Settings
+    from toolbox.settings import load_settings
 
-    settings = Settings()
-    settings = dataclasses.replace(settings, live=dataclasses.replace(settings.live, layer=layer,
-                                                                      unit_image_delay=1e9))
-    worker = NetworkWorker(net, UnitImageFolder(tempfile.mkdtemp()), UnitImageSettings())
-    return LiveApp(worker, settings, open_source(str(EXAMPLES)))
+    settings = load_settings(None, {"live.layer": layer, "live.unit_image_delay": 3600.0,
+                                    "units.output_dir": tempfile.mkdtemp()})
+    return build_live_app(net, settings, open_source(source))
 
 
 def _dashboard_times(net, quick: bool) -> dict[str, float]:
@@ -221,7 +220,7 @@ def _dashboard_times(net, quick: bool) -> dict[str, float]:
 
 
 def part_live(quick: bool) -> None:
-    import dataclasses
+    from toolbox.settings import load_settings
 
     net = load("efficientnet_lite0")
     times = _dashboard_times(net, quick)
@@ -245,8 +244,7 @@ def part_live(quick: bool) -> None:
         for phase, seconds in (("stream", 3 if quick else 8), ("unit_image", 6 if quick else 12)):
             if phase == "unit_image":
                 session.selection_since = -1e9
-                app.settings = dataclasses.replace(app.settings, live=dataclasses.replace(
-                    app.settings.live, unit_image_delay=0.0))
+                app.settings = load_settings(None, {"live.layer": "block9_add", "live.unit_image_delay": 0.0})
             frames_done, loops, periods = 0, 0, []
             start = time.perf_counter()
             while time.perf_counter() < start + seconds:
@@ -269,8 +267,54 @@ def part_live(quick: bool) -> None:
     emit("live_fps_inception_v3", 1.0 / _dashboard_times(inception, quick)["dashboard"], "fps (random weights, 299 px)")
 
 
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def part_soak(quick: bool) -> None:
+    """The live loop for minutes over a looping video: the window's threaded worker and UI
+    ticks (drawing every dashboard), as `deepvis live --input VIDEO` runs without the screen.
+    soak_rss_growth = median RSS of the last minute / median of the first (goal < 1.05)."""
+    import tempfile
+
+    from toolbox.images import VideoWriter, read_image, resize
+
+    minutes, sample_every = (2, 2.0) if quick else (10, 5.0)
+    net = load("efficientnet_lite0")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "loop.mp4"
+        photos = [resize(read_image(p), 320, 240) for p in sorted(EXAMPLES.glob("*.png"))]
+        with VideoWriter(video, fps=10) as writer:
+            for k in range(60):  # six seconds, then it loops
+                writer.write(photos[(k // 10) % len(photos)])
+        app = _live_app(net, max(net.spec.layers, key=lambda l: l.channels).name, str(video))
+        session = app.new_session()
+        app.worker.start()
+        samples: list[tuple[float, int]] = []
+        frames = 0
+        try:
+            start = next_sample = time.perf_counter()
+            while (now := time.perf_counter()) < start + 60 * minutes:
+                before = session.latest
+                app.tick(session)
+                frames += session.latest is not before
+                if now >= next_sample:
+                    samples.append((now - start, rss_bytes()))
+                    next_sample += sample_every
+                time.sleep(0.010)  # the window's waitKeyEx(10)
+        finally:
+            app.worker.stop()
+    per_minute = [statistics.median(r for t, r in samples if m * 60 <= t < (m + 1) * 60) / 2**20
+                  for m in range(minutes)]
+    print("soak_rss_mb_per_minute: " + " ".join(f"{v:.0f}" for v in per_minute), flush=True)
+    emit("soak_frames", frames, f"frames in {minutes} min")
+    emit("soak_rss_growth", per_minute[-1] / per_minute[0], "x")
+
+
 PARTS: dict[str, Callable[[bool], None]] = {"probe": part_probe, "dream": part_dream, "units": part_units,
-                                            "live": part_live}
+                                            "live": part_live, "soak": part_soak}
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from toolbox.settings import load_settings
 
 
 def main(name: str) -> None:
-    model = load_network(load_settings(model=name)).model
+    model = load_network(load_settings(None, {"model": name})).model
     names = ["stem_relu"]
     blocks = sorted({int(l.name.split("_")[0][5:]) for l in model.layers if l.name.startswith("block")})
     for b in blocks:

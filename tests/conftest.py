@@ -24,7 +24,7 @@ def cache_dir(tmp_path_factory) -> Path:
 def lite0_settings(cache_dir):
     from toolbox.settings import load_settings
 
-    return load_settings(None, model="efficientnet_lite0", cache_dir=str(cache_dir))
+    return load_settings(None, {"model": "efficientnet_lite0", "cache_dir": str(cache_dir)})
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def tiny_settings(tmp_path_factory):
     build_tiny_model().save(d / "tiny.keras")
     (d / "tiny.yaml").write_text(TINY_SPEC.format(path=d / "tiny.keras"))
     (d / "labels.txt").write_text("zero\none\ntwo\n")
-    return load_settings(None, model="tiny", models_dir=str(d), cache_dir=str(d / "cache"))
+    return load_settings(None, {"model": "tiny", "models_dir": str(d), "cache_dir": str(d / "cache")})
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,19 @@ def deepvis(*args, settings=None):
                           cwd=REPO, timeout=300)
 
 
-def test_help_lists_every_command():
+COMMANDS = ("layers", "predict", "activations", "dream", "units", "live")
+
+
+def test_help_lists_and_explains_every_command():
+    from toolbox.cli import build_parser
+
+    parser = build_parser()
+    assert sorted(parser._subparsers._group_actions[0].choices) == sorted(COMMANDS)
     out = deepvis("--help").stdout
-    for command in ("layers", "predict", "activations"):
+    for command in COMMANDS:
         assert command in out
+        r = deepvis(command, "--help")
+        assert r.returncode == 0 and "example" in r.stdout and "--settings" in r.stdout, command
 
 
 def test_layers_json_in_network_order(settings_file, lite0):
@@ -115,7 +124,7 @@ def test_units_writes_images_sheet_json_and_is_deterministic(tmp_path, settings_
     args = ["units", "--layer", "block9_add", "--units", "0,5-6", "--steps", "6", "--size", "48", "--seed", "3"]
     r = deepvis(*args, "-o", str(tmp_path / "a"), settings=settings_file)
     assert r.returncode == 0, r.stderr
-    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    files = sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith("."))  # not the lock
     assert files == ["block9_add_0000.png", "block9_add_0005.png", "block9_add_0006.png",
                      "block9_add_objectives.json", "block9_add_sheet.png"]
     data = json.loads((tmp_path / "a" / "block9_add_objectives.json").read_text())
@@ -136,3 +145,85 @@ def test_engine_command_mistakes(args, message, settings_file):
     r = deepvis(*args, settings=settings_file)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert message in r.stderr.strip().splitlines()[-1]
+
+
+def _units(out, *extra):
+    return ["units", "--layer", "block9_add", "--units", "0-1", "--steps", "2", "--size", "32", "-o", str(out),
+            *extra]
+
+
+@pytest.mark.parametrize("args, message", [
+    (_units("/proc/deepvis-out"), "cannot"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/proc/x.png"], "cannot"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", str(REPO / "examples")], "must end in"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", str(EXAMPLES)+ ".png", "--zoom-frames", "-3"], "at least 0"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--octaves", "0"], "--octaves (dream.octaves)"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--octave-scale", "0"], "above 1.0"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--octave-scale", "-2"], "above 1.0"),
+    (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--steps", "0"], "--steps (dream.steps)"),
+    (_units("/tmp/u", "--size", "0"), "--size (units.size) must be at least 16"),
+    (_units("/tmp/u", "--size", "-5"), "at least 16"),
+    (_units("/tmp/u", "--size", "100000"), "at most 2048"),
+    (_units("/tmp/u", "--steps", "-1"), "at least 1"),
+    (_units("/tmp/u", "--batch", "0"), "at least 1"),
+    (_units("/tmp/u", "--size", "2048", "--batch", "1024"), "GiB"),
+    (["predict", str(EXAMPLES / "coffee.png"), "--top", "-1"], "at least 1"),
+    (["predict", str(EXAMPLES / "coffee.png"), "--model", "m" * 300], "unknown model"),
+    (["live", "--headless", "--video", "/tmp"], "must end in"),
+    (["live", "--headless", "--video", str(REPO)+ "/x.avi"], "must end in"),
+])
+def test_bad_options_and_outputs_are_one_line_before_any_work(args, message, settings_file):
+    r = deepvis(*args, settings=settings_file)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert lines[-1].startswith("deepvis: error:") and message in lines[-1], r.stderr
+
+
+def test_output_that_is_an_existing_file_or_folder(tmp_path, settings_file):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir.png").mkdir()
+    for args in (_units(tmp_path / "file"), ["dream", str(EXAMPLES / "coffee.png"), "-o", str(tmp_path / "dir.png")]):
+        r = deepvis(*args, settings=settings_file)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_predict_folder_with_broken_files_goes_on(tmp_path, settings_file):
+    import shutil
+
+    shutil.copy(EXAMPLES / "coffee.png", tmp_path / "a_coffee.png")
+    (tmp_path / "b_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "c_chelsea.png")
+    r = deepvis("predict", str(tmp_path), "--top", "1", settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    assert [line.split(":")[0] for line in r.stdout.strip().splitlines()] == [
+        str(tmp_path / "a_coffee.png"), str(tmp_path / "c_chelsea.png")]
+    assert "b_broken.jpg" in r.stderr and "1 of 3 images could not be read" in r.stderr
+    r = deepvis("predict", str(tmp_path), "--strict", settings=settings_file)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error:")
+
+
+def test_file_names_that_are_not_utf8(tmp_path, settings_file):
+    import os
+    import shutil
+
+    folder = os.fsencode(tmp_path)
+    good, bad = folder + b"/caf\xe9.png", folder + b"/broken\xff.png"
+    shutil.copy(EXAMPLES / "coffee.png", good)
+    with open(bad, "wb") as f:
+        f.write(b"garbage")
+    r = subprocess.run([sys.executable, "-m", "toolbox", "predict", good, bad, "--top", "1", "--settings",
+                        str(settings_file)], capture_output=True, cwd=REPO, timeout=300)
+    err = r.stderr.decode("utf-8", "replace")
+    assert r.returncode == 0 and b"espresso" in r.stdout and "Traceback" not in err, err
+    assert "broken" in err
+
+
+def test_activations_plot(tmp_path, settings_file):
+    from toolbox.images import read_image
+
+    out = tmp_path / "stats.png"
+    r = deepvis("activations", str(EXAMPLES / "chelsea.png"), "--layer", "block9_add", "--plot", str(out),
+                "--unit", "17", settings=settings_file)
+    assert r.returncode == 0, r.stderr
+    chart = read_image(out)
+    assert chart.shape[0] > 400 and chart.std() > 10  # two panels, drawn

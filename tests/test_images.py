@@ -1,9 +1,16 @@
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from toolbox.errors import UserError
-from toolbox.images import (atomic_write, ensure_min_side, fit_square, list_images, read_image,
+from toolbox.images import (VideoWriter, atomic_write, ensure_min_side, fit_square, list_images, read_image,
                             write_image)
 
 
@@ -36,11 +43,103 @@ def test_grayscale_alpha_and_16_bit_become_rgb(tmp_path):
     assert abs(int(d[0, 0, 0]) - 127) <= 1
 
 
-def test_huge_image_is_decoded_reduced(tmp_path):
-    Image.fromarray(_gradient(1500, 2000)).save(tmp_path / "big.jpg")
-    got = read_image(tmp_path / "big.jpg", max_pixels=200_000)
-    assert got.shape[0] * got.shape[1] <= 200_000
-    assert abs(got.shape[1] / got.shape[0] - 2000 / 1500) < 0.02
+def _png_bomb(path, side=50_000):
+    """A real, complete PNG of side x side black grayscale pixels (2.5 GB decoded for 50,000)
+    in about 2.4 MB. zlib restarts its state at a full flush, so the compressed form of one
+    block of zero rows is made once and repeated; the checksum of N zeros is known."""
+    rows = 500
+    raw = bytes((side + 1) * rows)  # each row: filter byte 0, then side zero pixels
+    c = zlib.compressobj(9)
+    head = c.compress(raw) + c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(raw) + c.flush(zlib.Z_FULL_FLUSH)
+    total = (side + 1) * side
+    adler = ((total % 65521) << 16) | 1  # adler32 of `total` zero bytes
+    stream = head + block * (side // rows - 1) + b"\x03\x00" + adler.to_bytes(4, "big")  # empty final block
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", stream) + chunk(b"IEND", b""))
+
+
+BOMB_READER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))  # a regression fails here, not the machine
+from toolbox.errors import UserError
+from toolbox.images import read_image
+try:
+    read_image(sys.argv[1])
+    print("decoded")
+except UserError as e:
+    print(e)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    _png_bomb(bomb)
+    assert bomb.stat().st_size < 3_000_000
+    run = subprocess.run([sys.executable, "-c", BOMB_READER, str(bomb)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    message, peak_kib = run.stdout.strip().splitlines()
+    assert "50000x50000" in message and "images.max_pixels" in message and "bomb.png" in message
+    assert int(peak_kib) < 1_000_000  # KiB: under 1 GB at its peak
+
+
+def test_over_the_limit_is_refused_with_the_size(tmp_path):
+    Image.fromarray(_gradient(300, 400)).save(tmp_path / "big.png")
+    with pytest.raises(UserError, match=r"big\.png declares 400x300 pixels, more than the limit of 100,000"):
+        read_image(tmp_path / "big.png", max_pixels=100_000)
+    assert read_image(tmp_path / "big.png", max_pixels=120_000).shape == (300, 400, 3)
+
+
+def test_needed_side_decodes_a_large_jpeg_reduced(tmp_path):
+    Image.fromarray(_gradient(1500, 2000)).save(tmp_path / "big.jpg", quality=90)
+    got = read_image(tmp_path / "big.jpg", needed_side=200)
+    h, w = got.shape[:2]
+    assert 200 <= h < 400 and got.dtype == np.uint8  # at most a factor 2 above what was asked
+    assert abs(w / h - 2000 / 1500) < 0.01
+    full = read_image(tmp_path / "big.jpg")
+    assert full.shape == (1500, 2000, 3)
+    small = cv2.resize(full, (w, h), interpolation=cv2.INTER_AREA)
+    assert np.abs(small.astype(int) - got).mean() < 8  # the same picture, only smaller
+
+
+def test_needed_side_reduces_other_formats_by_a_whole_factor(tmp_path):
+    Image.fromarray(_gradient(600, 900)).save(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.png", needed_side=200).shape == (200, 300, 3)
+    assert read_image(tmp_path / "big.png", needed_side=250).shape == (300, 450, 3)
+    assert read_image(tmp_path / "big.png", needed_side=1000).shape == (600, 900, 3)  # never enlarged
+
+
+def test_non_utf8_file_names_are_listed_read_and_reported(tmp_path):
+    folder = os.fsencode(tmp_path)
+    good, broken = os.path.join(folder, b"caf\xe9.png"), os.path.join(folder, b"bro\xffken.png")
+    write_image(tmp_path / "plain.png", _gradient())
+    os.rename(os.fsencode(tmp_path / "plain.png"), good)
+    with open(broken, "wb") as f:
+        f.write(b"not a picture")
+    listed = list_images(tmp_path)
+    assert [os.fsencode(p) for p in listed] == [broken, good]
+    assert (read_image(listed[1]) == _gradient()).all() and read_image(good).shape == (40, 60, 3)
+    for bad, shown in ((broken, "bro\\xffken.png: not a readable image"), (b"gone\xfe.jpg", "gone\\xfe.jpg")):
+        with pytest.raises(UserError) as e:
+            read_image(bad)
+        message = str(e.value)
+        message.encode("utf-8", "strict")  # printable anywhere: no lone surrogates
+        assert shown in message and "\n" not in message
+
+
+def test_hidden_files_are_not_listed_and_recursive_finds_subfolders(tmp_path):
+    for name in ("a.png", ".a.png.host-1-0a0b0c0d.part", "._b.jpg", "sub/c.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_images(tmp_path)] == ["a.png"]
+    assert [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path, recursive=True)] == ["a.png",
+                                                                                                 "sub/c.jpg"]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -88,4 +187,56 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 
     with pytest.raises(TypeError):
         atomic_write(target, object())  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def _frames(n, h=48, w=64):
+    return [np.full((h, w, 3), 20 + 30 * i, np.uint8) for i in range(n)]
+
+
+def _video_levels(path):
+    cap = cv2.VideoCapture(str(path))
+    levels = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        levels.append(int(frame.mean()))
+    cap.release()
+    return levels
+
+
+def test_video_interrupted_by_ctrl_c_keeps_the_frames_so_far(tmp_path):
+    target = tmp_path / "v.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with VideoWriter(target, fps=5) as video:
+            for frame in _frames(5):
+                video.write(frame)
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == [target]
+    levels = _video_levels(target)
+    assert len(levels) == 5 and abs(levels[0] - 20) < 6 and abs(levels[4] - 140) < 6
+
+
+def test_video_error_or_no_frames_leaves_nothing(tmp_path):
+    with pytest.raises(ValueError):
+        with VideoWriter(tmp_path / "v.mp4", fps=5) as video:
+            for frame in _frames(3):
+                video.write(frame)
+            raise ValueError("boom")
+    with VideoWriter(tmp_path / "empty.mp4", fps=5):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match="it is a folder"):
+        VideoWriter(tmp_path, fps=5)
+
+
+def test_video_that_does_not_play_is_an_error_and_not_kept(tmp_path):
+    video = VideoWriter(tmp_path / "v.mp4", fps=5)
+    for frame in _frames(4):
+        video.write(frame)
+    [part] = tmp_path.glob(".v.mp4.*.part.mp4")  # what a full disk leaves: headers lost
+    os.truncate(part, 0)
+    with pytest.raises(UserError, match=r"cannot write video .*v\.mp4: the finished file does not play"):
+        video.close()
     assert list(tmp_path.iterdir()) == []

@@ -2,6 +2,7 @@
 window under Xvfb driven with xdotool."""
 
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ def _drain(worker, kind, timeout=60.0, until=lambda r: True):
     while time.time() < deadline:
         try:
             r = worker.results.get(timeout=0.1)
-        except Exception:
+        except queue.Empty:
             continue
         if isinstance(r, kind):
             seen.append(r)
@@ -34,7 +35,7 @@ def worker(tiny, tmp_path):
     from toolbox.app.worker import NetworkWorker, UnitImageSettings
     from toolbox.assets import UnitImageFolder
 
-    w = NetworkWorker(tiny, UnitImageFolder(tmp_path / "units"), UnitImageSettings(size=16, steps=24, show_every=8))
+    w = NetworkWorker(tiny, UnitImageFolder(tmp_path / "units"), UnitImageSettings("lucid", size=16, steps=24, show_every=8))
     w.start()
     yield w
     w.stop()
@@ -62,7 +63,7 @@ def test_worker_answers_frames_with_read_only_snapshots(worker):
 
 
 def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
-    from toolbox.app.worker import UnitImage, UnitRequest
+    from toolbox.app.worker import FrameRequest, FrameResult, UnitImage, UnitRequest
 
     worker.units.put(UnitRequest("conv_b", 2))
     images = _drain(worker, UnitImage, until=lambda r: r.done)
@@ -72,7 +73,9 @@ def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
     assert _drain(worker, UnitImage)[0].origin == "cache"
     worker.units.put(UnitRequest("conv_b", 4))
     worker.units.put(UnitRequest("conv_b", None))  # the selection moved on at once
-    time.sleep(1.0)
+    for frame_id in (1, 2):  # the worker reads unit requests before frames: once it answers, it has cancelled
+        worker.frames.put(FrameRequest(frame_id, np.zeros((8, 8, 3), np.uint8)))
+        _drain(worker, FrameResult, until=lambda r: r.frame_id == frame_id)
     assert not (tmp_path / "units" / "conv_b_0004.png").exists()
 
 
@@ -138,7 +141,11 @@ def xserver():
     display = f":{90 + os.getpid() % 50}"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1400x900x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
+    socket = f"/tmp/.X11-unix/X{display[1:]}"
+    deadline = time.time() + 20
+    while not os.path.exists(socket) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)  # the server is up once its socket exists
+    assert os.path.exists(socket), "Xvfb did not start"
     yield display
     proc.terminate()
     proc.wait(timeout=10)

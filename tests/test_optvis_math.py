@@ -55,7 +55,7 @@ def test_class_logit_reads_pre_softmax_scores(tiny):
     from toolbox.nets.network import LOGITS
 
     x = RNG.uniform(0, 1, (1, 8, 8, 3)).astype(np.float32)
-    view = tiny.submodel([LOGITS], with_probs=True)
+    view = tiny.view([LOGITS], with_probs=True)
     out = view(x)
     np.testing.assert_allclose(tf.nn.softmax(out[LOGITS]).numpy(), out["probs"].numpy(), atol=1e-6)
     c = Context({LOGITS: out[LOGITS]}, tf.constant(x), tf.zeros([1], tf.int32))
@@ -158,7 +158,7 @@ def test_dream_tiling_matches_whole_image_gradient_and_traces_once(tiny):
     (y0, y1), (x0, x1) = tile_edges(20, 12)[0], tile_edges(28, 12)[0]
     np.testing.assert_allclose(tiled[2:y1 - 2, 2:x1 - 2],
                                whole[2:y1 - 2, 2:x1 - 2] * (20 * 28) / ((y1 - y0) * (x1 - x0)), rtol=1e-3)
-    out = dreamer.run(image.astype(np.uint8), DreamSchedule(octaves=3, octave_scale=1.3, steps=3, tile=12))
+    out = dreamer.run(image.astype(np.uint8), DreamSchedule(octaves=3, octave_scale=1.3, steps=3, step_size=0.006, tile=12))
     assert out.shape == image.shape and out.dtype == np.uint8
     assert dreamer.trace_count == 1
     assert dreamer.objective_of(out, 64) > whole_value

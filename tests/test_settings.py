@@ -46,8 +46,10 @@ def test_missing_and_malformed_files(tmp_path):
 def test_overrides_win_over_file(tmp_path):
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump({"model": "inception_v3"}))
-    assert load_settings(f, model="efficientnet_lite0").model == "efficientnet_lite0"
-    assert load_settings(f, model=None).model == "inception_v3"
+    assert load_settings(f, {"model": "efficientnet_lite0"}).model == "efficientnet_lite0"
+    assert load_settings(f, {"model": None}).model == "inception_v3"
+    s = load_settings(f, {"units.size": 64, "live.keys": {"quit": ["x"]}})
+    assert s.units.size == 64 and s.units.steps == Settings().units.steps and s.live.keys["quit"] == ["x"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -68,3 +70,52 @@ def test_typed_values_that_fit_are_accepted(tmp_path):
     f.write_text("dream: {step_size: 1}\nweights: null\nlive: {keys: {quit: [x]}}\n")
     s = load_settings(f)
     assert s.dream.step_size == 1 and s.live.keys["quit"] == ["x"] and s.live.keys["help"] == ["h"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("units.size", 0, "at least 16"), ("units.size", -5, "at least 16"), ("units.size", 100000, "at most 2048"),
+    ("units.steps", -1, "at least 1"), ("units.steps", 0, "at least 1"), ("units.batch", 0, "at least 1"),
+    ("dream.octaves", 0, "at least 1"), ("dream.octave_scale", 0, "above 1.0"),
+    ("dream.octave_scale", -1.4, "above 1.0"), ("dream.zoom", 0, "above 1.0"), ("dream.steps", 0, "at least 1"),
+    ("images.max_pixels", 0, "at least 1"), ("images.fit", "crp", "did you mean: crop"),
+    ("live.keys", {"quit": 5}, "'live.keys.quit' must be a key name"),
+])
+def test_values_out_of_range_are_refused_naming_field_and_option(key, value, message):
+    with pytest.raises(UserError, match=message) as e:
+        load_settings(None, {key: value}, {key: "--opt"})
+    if key != "live.keys":
+        assert str(e.value).startswith(f"--opt ({key})")
+
+
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    import time
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join(['*a' + str(i - 1)] * 9)}]" for i in range(1, 10)]
+    f = tmp_path / "bomb.yaml"
+    f.write_text("\n".join(lines) + "\nmodel: *a9\n")
+    t = time.perf_counter()
+    with pytest.raises(UserError, match="aliases"):
+        load_settings(f)
+    assert time.perf_counter() - t < 1.0
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"- model\n- auto\n", "top level must be a mapping"),
+    ("model: caf\xe9\n".encode("latin-1"), "not UTF-8"),
+    (b"model: " + b"x" * 2_000_000 + b"\n", "the limit is 1 MB"),
+    (b"units: 5\n", "'units' must be a mapping"),
+])
+def test_malformed_settings_files_are_one_line_errors(tmp_path, content, message):
+    f = tmp_path / "s.yaml"
+    f.write_bytes(content)
+    with pytest.raises(UserError, match=message) as e:
+        load_settings(f)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300
+
+
+def test_help_texts_come_from_the_settings_defaults():
+    from toolbox.cli import build_parser
+
+    text = build_parser()._subparsers._group_actions[0].choices["units"].format_help()
+    assert f"default {Settings().units.size}; settings: units.size" in " ".join(text.split())

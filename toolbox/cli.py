@@ -1,17 +1,26 @@
 """The `deepvis` command: argparse -> settings -> one call into the toolbox.
 
-A UserError anywhere below becomes one line on stderr and exit code 2.
+Options that have a setting are declared with ``setting_option``: their help text (and
+default) comes from ``toolbox.settings``, and their value reaches the toolbox as a
+settings override, so a command-line value passes exactly the checks a settings file
+does. A UserError anywhere below becomes one line on stderr and exit code 2; Ctrl-C is
+exit code 130 with what was finished kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from toolbox.errors import UserError
+from toolbox.settings import describe
+
+log = logging.getLogger("toolbox.cli")
 
 DESCRIPTION = """\
 deepvis: see what a convolutional network has learned.
@@ -23,20 +32,61 @@ available, else efficientnet_lite0).
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line, like every other error of deepvis."""
+
+    def error(self, message: str):  # noqa: ANN201 (argparse's signature)
+        self.exit(2, f"deepvis: error: {self.prog}: {message} (see: {self.prog} --help)\n")
+
+
+def bounded(kind: type, lo: float, hi: float | None = None) -> Callable[[str], Any]:
+    """An argparse type for numbers in [lo, hi] (options that have no setting)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'n' if kind is int else ''} {kind.__name__}, "
+                                             f"got '{text[:40]}'") from None
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"must be at least {lo}" + (f" and at most {hi}" if hi else "")
+                                             + f", not {value}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def setting_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, flags: Sequence[str], key: str,
+                   kind: type = str, **kwargs: Any) -> None:
+    """An option that overrides the setting ``key`` (dotted), documented from it."""
+    long = next(f for f in flags if f.startswith("--"))
+    kwargs.setdefault("metavar", long[2:].upper().replace("-", "_"))
+    parser.add_argument(*flags, type=kind, default=None, dest=f"{SETTING}{key}", help=describe(key), **kwargs)
+    SETTING_FLAGS[key] = long
+
+
+SETTING = "setting:"  # the argparse dest of a setting option is "setting:<dotted key>"
+SETTING_FLAGS: dict[str, str] = {}  # dotted key -> its option, for error messages
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("common options")
-    g.add_argument("--model", "-m", help="network name or spec file (default: from settings, 'auto')")
-    g.add_argument("--weights", help="weights file for inception_v3 or a keras_file spec")
+    setting_option(g, ["--model", "-m"], "model")
+    setting_option(g, ["--weights"], "weights")
     g.add_argument("--settings", help="settings YAML (default: ./settings.yaml when present)")
 
 
-def _settings(args: argparse.Namespace):
+def settings_of(args: argparse.Namespace):
+    """The settings file, with this command's options laid over it."""
     from toolbox.settings import load_settings
 
     path = args.settings
     if path is None and os.path.isfile("settings.yaml"):
         path = "settings.yaml"
-    return load_settings(path, model=args.model, weights=args.weights)
+    overrides = {dest[len(SETTING):]: value for dest, value in vars(args).items()
+                 if dest.startswith(SETTING) and value is not None}
+    labels = {key: SETTING_FLAGS[key] for key in overrides}
+    return load_settings(path, overrides, labels)
 
 
 def _network(settings):
@@ -49,53 +99,99 @@ def _network(settings):
     return load_network(settings)
 
 
-def _read(path: str, settings):
-    from toolbox.images import read_image
+def _progress(total: int, what: str, unit: str = "step"):
+    from tqdm import tqdm
 
-    return read_image(path, settings.images.max_pixels)
+    return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def _inputs(sources: Sequence[str]) -> list[Path]:
+    """Files named directly, and the images of named folders; a missing path is a UserError."""
+    from toolbox.images import list_images
+
+    paths = []
+    for source in sources:
+        p = Path(source)
+        if p.is_dir():
+            paths.extend(list_images(p))
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise UserError(f"image not found: {source}")
+    return paths
+
+
+class BadInputs:
+    """Counts inputs that could not be read: one warning line each, or the end of the run
+    with ``strict``."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict, self.count = strict, 0
+
+    def skip(self, error: UserError) -> None:
+        if self.strict:
+            raise error
+        self.count += 1
+        log.warning("skipped: %s", error)
 
 
 def cmd_layers(args: argparse.Namespace) -> None:
-    net = _network(_settings(args))
-    import keras
-
-    size = net.spec.input_size
-    shapes = net.submodel(net.spec.layer_names)(keras.Input((size, size, 3)))
-    rows = [{"name": n, "shape": [int(d) for d in shapes[n].shape[1:]]} for n in net.spec.layer_names]
+    net = _network(settings_of(args))
+    shapes = net.layer_shapes()
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([{"name": n, "shape": list(s)} for n, s in shapes.items()]))
         return
-    print(f"{net.name}: {len(rows)} layers at {size}x{size} input")
-    for r in rows:
-        h, w, c = r["shape"]
-        print(f"  {r['name']:<22} {h:>4} x {w:<4} x {c:>5}")
+    size = net.spec.input_size
+    print(f"{net.name}: {len(shapes)} layers at {size}x{size} input")
+    for name, (h, w, c) in shapes.items():
+        print(f"  {name:<22} {h:>4} x {w:<4} x {c:>5}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from toolbox.images import list_images
+    from toolbox.files import display_path
+    from toolbox.images import read_image
 
-    paths = [f for p in args.images for f in (list_images(p) if os.path.isdir(p) else [p])]
-    settings = _settings(args)
-    images = [(path, _read(path, settings)) for path in paths]  # bad files fail before the slow start
+    paths = _inputs(args.images)
+    settings = settings_of(args)
     net = _network(settings)
     from toolbox.nets import Probe
 
-    probe = Probe(net, [])
-    for path, image in images:
+    probe, bad, done = Probe(net, []), BadInputs(args.strict or len(paths) == 1), 0
+    for path in paths:
+        try:
+            image = read_image(path, settings.images.max_pixels, needed_side=net.spec.input_size)
+        except UserError as e:
+            bad.skip(e)
+            continue
         top = probe(net.fit_input(image, settings.images.fit)).top(net.labels, args.top)
-        print(f"{path}: " + ", ".join(f"{label} {p:.3f}" for label, p in top))
+        print(f"{display_path(path)}: " + ", ".join(f"{label} {p:.3f}" for label, p in top), flush=True)
+        done += 1
+    if bad.count:
+        log.warning("%d of %d images could not be read", bad.count, len(paths))
+    if not done:
+        raise UserError(f"none of the {len(paths)} inputs could be read")
 
 
 def cmd_activations(args: argparse.Namespace) -> None:
-    settings = _settings(args)
-    image = _read(args.image, settings)
+    from toolbox.files import check_output_file
+    from toolbox.images import read_image
+
+    if args.plot:
+        check_output_file(args.plot, (".png", ".svg", ".pdf"))
+    settings = settings_of(args)
+    image = read_image(args.image, settings.images.max_pixels)
     net = _network(settings)
     from toolbox.nets import Probe
 
     net.spec.layer(args.layer)
-    image = net.fit_input(image, settings.images.fit)
-    act = Probe(net, [args.layer])(image).activations[args.layer]
+    if args.unit is not None:
+        net.check_unit(args.layer, args.unit)
+    act = Probe(net, [args.layer])(net.fit_input(image, settings.images.fit)).activations[args.layer]
     mean, peak = act.mean(axis=(0, 1)), act.max(axis=(0, 1))
+    if args.plot:
+        from toolbox.plots import plot_layer_activations
+
+        plot_layer_activations(act, f"{net.name} {args.layer} on {Path(args.image).name}", args.plot, args.unit)
     if args.json:
         print(json.dumps({args.layer: {"shape": list(act.shape), "mean": mean.tolist(), "max": peak.tolist()}}))
         return
@@ -103,12 +199,8 @@ def cmd_activations(args: argparse.Namespace) -> None:
     print("unit      mean       max")
     for unit in range(act.shape[2]):
         print(f"{unit:4d} {mean[unit]:9.4f} {peak[unit]:9.4f}")
-
-
-def _progress(total: int, what: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=what, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
+    if args.plot:
+        print(f"wrote {args.plot}")
 
 
 def parse_layer_weights(text: str) -> dict[str, float]:
@@ -133,99 +225,91 @@ def parse_units(text: str, channels: int) -> list[int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         try:
             lo, _, hi = part.partition("-")
-            units.update(range(int(lo), int(hi or lo) + 1))
+            first, last = int(lo), int(hi or lo)
         except ValueError:
-            raise UserError(f"bad unit spec '{part}' (use e.g. 3,17,40-45 or all)") from None
+            raise UserError(f"bad unit spec '{part[:40]}' (use e.g. 3,17,40-45 or all)") from None
+        if not 0 <= first < channels or not 0 <= last < channels:
+            bad = first if not 0 <= first < channels else last
+            raise UserError(f"unit {bad} is out of range for this layer (0..{channels - 1})")
+        units.update(range(first, last + 1))
     if not units:
         raise UserError("--units selects no unit")
-    bad = [u for u in sorted(units) if not 0 <= u < channels]
-    if bad:
-        raise UserError(f"unit {bad[0]} is out of range for this layer (0..{channels - 1})")
     return sorted(units)
 
 
-def _check_output(path: str, suffixes: tuple[str, ...]) -> None:
-    if os.path.splitext(path)[1].lower() not in suffixes:
-        raise UserError(f"output {path} must end in one of: {', '.join(suffixes)}")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UserError(f"output folder does not exist: {folder}")
-
-
 def cmd_dream(args: argparse.Namespace) -> None:
-    from toolbox.images import IMAGE_SUFFIXES
+    from toolbox.files import check_output_file, clean_stray_parts
+    from toolbox.images import IMAGE_SUFFIXES, read_image
 
-    _check_output(args.output, IMAGE_SUFFIXES)
-    settings = _settings(args)
-    image = _read(args.image, settings)
-    guide_image = _read(args.guide, settings) if args.guide else None
+    check_output_file(args.output, IMAGE_SUFFIXES)
+    if args.zoom_frames:
+        check_output_file(str(Path(args.output).with_suffix(".mp4")), (".mp4",))
+    clean_stray_parts(Path(args.output).parent)
+    settings = settings_of(args)
+    image = read_image(args.image, settings.images.max_pixels)
+    guide_image = read_image(args.guide, settings.images.max_pixels) if args.guide else None
+    layers = parse_layer_weights(settings.dream.layers) if settings.dream.layers else None
     net = _network(settings)
-    from toolbox.assets.jobs import dream_to_files
+    from toolbox.outputs.dream import dream_to_files
 
-    d = settings.dream
-    layers = parse_layer_weights(args.layers or d.layers) if (args.layers or d.layers) else None
-    dream_to_files(net, image, args.output, layers=layers, guide_image=guide_image,
-               octaves=_pick(args.octaves, d.octaves), octave_scale=_pick(args.octave_scale, d.octave_scale),
-               steps=_pick(args.steps, d.steps), step_size=_pick(args.step_size, d.step_size),
-               tile=_pick(args.tile, d.tile), seed=args.seed, zoom_frames=args.zoom_frames, zoom=d.zoom,
-               fps=d.fps, gif=args.gif, progress=_progress)
+    dream_to_files(net, image, args.output, settings.dream, layers=layers, guide_image=guide_image,
+                   seed=args.seed, zoom_frames=args.zoom_frames, gif=args.gif, progress=_progress)
 
 
 def cmd_units(args: argparse.Namespace) -> None:
-    settings = _settings(args)
-    net = _network(settings)
-    from toolbox.assets import UnitImageFolder, render_unit_images
-    from toolbox.optvis import get_preset
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    settings = settings_of(args)
+    start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
+    from toolbox.assets import UnitImageFolder
+    from toolbox.optvis.presets import get_preset
 
     u = settings.units
+    get_preset(u.preset)
+    if u.output_dir:  # an unwritable folder is an error before the network loads
+        UnitImageFolder(u.output_dir).prepare()
+    net = _network(settings)
+    folder = UnitImageFolder(settings.unit_images_path(net.name))
+    folder.prepare()
     channels = net.spec.layer(args.layer).channels
     units = parse_units(args.units, channels)
-    preset = _pick(args.preset, u.preset)
-    get_preset(preset)
-    folder = UnitImageFolder(args.output or settings.unit_images_path(net.name))
-    steps, batch = _pick(args.steps, u.steps), max(1, _pick(args.batch, u.batch))
-    with _progress(steps * -(-len(units) // batch), f"{args.layer}: {len(units)} units") as bar:
-        results = render_unit_images(net, args.layer, units, folder, preset, _pick(args.size, u.size), steps,
-                                     batch, args.seed, on_step=lambda: bar.update(1))
+    from toolbox.assets import render_unit_images
+    from toolbox.nets.memory import check_fits
+
+    check_fits(net, u.size, min(u.batch, len(units)), "--size and --batch")
+    with _progress(u.steps * -(-len(units) // u.batch), f"{args.layer}: {len(units)} units") as bar:
+        results = render_unit_images(net, args.layer, units, folder, u.preset, u.size, u.steps, u.batch,
+                                     args.seed, on_step=lambda: bar.update(1))
     print(f"wrote {len(results)} unit images, {folder.sheet_path(args.layer).name} and "
           f"{folder.objectives_path(args.layer).name} to {folder.root}")
 
 
 def cmd_live(args: argparse.Namespace) -> None:
-    from toolbox.app.sources import StillImages, open_source
     from toolbox.app.display import display_available
+    from toolbox.app.sources import StillImages, open_source
+    from toolbox.files import check_output_dir, check_output_file
 
-    settings = _settings(args)
-    source = open_source(args.input or settings.live_input, settings.images.max_pixels)
+    settings = settings_of(args)
     headless = args.headless or bool(args.output or args.video or args.frames)
     if not headless and not display_available():
-        print("deepvis: no display found (DISPLAY is not set); rendering the dashboard to files instead "
-              "(--headless)", file=sys.stderr)
+        log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead (--headless)")
         headless = True
     out_dir = args.output or (None if args.video else "deepvis-live")
     if headless:
-        for path in filter(None, [out_dir]):
-            os.makedirs(path, exist_ok=True)
+        if out_dir:
+            check_output_dir(out_dir)
         if args.video:
-            _check_output(args.video, (".mp4",))
+            check_output_file(args.video, (".mp4",))
+    source = open_source(settings.live_input, settings.images.max_pixels)
     net = _network(settings)
-    from toolbox.app.window import LiveApp
-    from toolbox.app.worker import NetworkWorker, UnitImageSettings
-    from toolbox.assets import UnitImageFolder
+    from toolbox.app.live import build_live_app
 
-    live = settings.live
-    worker = NetworkWorker(net, UnitImageFolder(settings.unit_images_path(net.name)),
-                           UnitImageSettings(settings.units.preset, live.unit_image_size, live.unit_image_steps))
-    if args.layer:
-        settings = replace_live(settings, layer=args.layer)
-    app = LiveApp(worker, settings, source)
+    app = build_live_app(net, settings, source)
     if not headless:
         app.run_window()
         return
     frames = args.frames or (len(source.paths) if isinstance(source, StillImages) else 30)
-    from pathlib import Path
-
-    with _progress(frames, "dashboards") as bar:
+    with _progress(frames, "dashboards", "frame") as bar:
         written = app.run_headless(frames, Path(out_dir) if out_dir else None,
                                    Path(args.video) if args.video else None, unit=args.unit,
                                    progress=lambda: bar.update(1))
@@ -234,20 +318,19 @@ def cmd_live(args: argparse.Namespace) -> None:
     print("wrote " + " and ".join(where))
 
 
-def replace_live(settings, **changes):
-    import dataclasses
+def keys_help(width: int = 96) -> str:
+    """The default key bindings as wrapped text, read from the settings' one list of them."""
+    import textwrap
 
-    return dataclasses.replace(settings, live=dataclasses.replace(settings.live, **changes))
+    from toolbox.settings import DEFAULT_KEYS
 
-
-def _pick(value, default):
-    return default if value is None else value
+    text = ", ".join(f"{'/'.join(keys)} {action.replace('_', ' ')}" for action, keys in DEFAULT_KEYS.items())
+    return textwrap.fill(text, width, initial_indent="  ", subsequent_indent="  ")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="deepvis", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser = Parser(prog="deepvis", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
     def command(name: str, func: Callable, help: str, epilog: str = "") -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=epilog,
@@ -261,70 +344,98 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help='print [{"name": ..., "shape": [h, w, c]}, ...]')
 
     p = command("predict", cmd_predict, "print the top classes for one or more images",
+                "an unreadable image is skipped with a warning (and counted at the end); the run fails only\n"
+                "when no input could be read, or at the first bad one with --strict.\n"
                 "example: deepvis predict examples/chelsea.png examples/coffee.png --top 3")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="jpg, png, bmp or webp files, or folders of them")
-    p.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    p.add_argument("--top", type=bounded(int, 1, 1000), default=5, help="how many classes to print (default 5)")
+    p.add_argument("--strict", action="store_true", help="stop with exit code 2 at the first unreadable image")
+    setting_option(p, ["--max-pixels"], "images.max_pixels", int)
 
     p = command("activations", cmd_activations, "per-channel mean and max of one layer on an image",
-                "example: deepvis activations examples/chelsea.png --layer block9_add --json")
+                "examples:\n  deepvis activations examples/chelsea.png --layer block9_add --json\n"
+                "  deepvis activations examples/chelsea.png --layer block9_add --plot stats.png --unit 17")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--layer", "-l", required=True, help="layer name (see: deepvis layers)")
     p.add_argument("--json", action="store_true", help='print {"LAYER": {"shape", "mean", "max"}}')
+    p.add_argument("--plot", metavar="OUT.png", help="also draw the per-channel mean and max as a chart "
+                   "(.png, .svg or .pdf)")
+    p.add_argument("--unit", "-u", type=bounded(int, 0), help="with --plot: add this unit's activation histogram")
 
     p = command("dream", cmd_dream, "DeepDream: amplify what a layer already sees in your photo",
                 "examples:\n  deepvis dream examples/chelsea.png -o dream.png\n"
                 "  deepvis dream photo.jpg -o out.png --layers block9_add:1,block12_add:0.5 --octaves 5\n"
                 "  deepvis dream photo.jpg -o out.png --zoom-frames 60 --gif   # also out.mp4, out.gif\n"
-                "defaults come from the dream: section of settings.yaml and the network's spec.")
+                "Ctrl-C stops it; a zoom video keeps the frames made so far.")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("-o", "--output", required=True, help="output image (same size as the input)")
-    p.add_argument("--layers", help='"name[:weight],..." (default: the network\'s dream_layers)')
-    p.add_argument("--octaves", type=int, help="number of scales, smallest first (default 4)")
-    p.add_argument("--octave-scale", type=float, help="size ratio between octaves (default 1.4)")
-    p.add_argument("--steps", type=int, help="gradient steps per octave (default 10)")
-    p.add_argument("--step-size", type=float, help="pixel change per step, fraction of the range (default 0.006)")
-    p.add_argument("--tile", type=int, help="gradient tile side in pixels; bounds memory (default 512)")
+    setting_option(p, ["--layers"], "dream.layers")
+    setting_option(p, ["--octaves"], "dream.octaves", int)
+    setting_option(p, ["--octave-scale"], "dream.octave_scale", float)
+    setting_option(p, ["--steps"], "dream.steps", int)
+    setting_option(p, ["--step-size"], "dream.step_size", float)
+    setting_option(p, ["--tile"], "dream.tile", int)
+    setting_option(p, ["--zoom"], "dream.zoom", float)
     p.add_argument("--guide", metavar="IMAGE", help="dream towards the features of this image instead")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--zoom-frames", type=int, default=0, metavar="N",
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default 0)")
+    p.add_argument("--zoom-frames", type=bounded(int, 0, 100_000), default=0, metavar="N",
                    help="also write OUTPUT.mp4: N frames, each dreamed (one octave) from the zoomed previous one")
     p.add_argument("--gif", action="store_true", help="with --zoom-frames, also write OUTPUT.gif")
 
     p = command("units", cmd_units, "optimized images of a layer's units (feature visualization)",
-                "writes DIR/<layer>_<unit:04d>.png per unit, DIR/<layer>_sheet.png and DIR/<layer>_objectives.json.\n"
+                "writes DIR/<layer>_<unit:04d>.png per unit, DIR/<layer>_sheet.png and DIR/<layer>_objectives.json;\n"
+                "runs add to a folder, also two at once. Ctrl-C keeps every finished batch.\n"
                 "examples:\n  deepvis units --layer block9_add --units 0-15 -o units/\n"
                 "  deepvis units --layer block9_add --units all   # into the folder the live window reads")
     p.add_argument("--layer", "-l", required=True, help="layer name (see: deepvis layers)")
     p.add_argument("--units", "-u", required=True, metavar="SPEC", help="e.g. 3,17,40-45 or all")
-    p.add_argument("-o", "--output", metavar="DIR", help="output folder (default: the live window's cache)")
-    p.add_argument("--size", type=int, help="image side in pixels (default 128)")
-    p.add_argument("--steps", type=int, help="optimization steps (default 256)")
-    p.add_argument("--preset", help="lucid (default), yosinski1..yosinski4")
-    p.add_argument("--batch", type=int, help="units optimized at once (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same images (default 0)")
+    setting_option(p, ["-o", "--output"], "units.output_dir", metavar="DIR")
+    setting_option(p, ["--size"], "units.size", int)
+    setting_option(p, ["--steps"], "units.steps", int)
+    setting_option(p, ["--preset"], "units.preset")
+    setting_option(p, ["--batch"], "units.batch", int)
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed; same seed, same images (default 0)")
 
     p = command("live", cmd_live, "the live toolbox window: every channel of a layer, on webcam, video or images",
                 "inputs: webcam, webcam:N, a video file (loops), a folder of images (cycles), one image.\n"
-                "keys: o/u layer, arrows or i/j/k/l move (Shift: bigger steps), e/w next/previous image,\n"
-                "space pause, c camera/files, z zoom, s save PNG, h help, q or Esc quit; click a tile to select.\n"
-                "Unit images come from `deepvis units` output when present, else are made on demand.\n"
+                f"keys (default bindings; change them under live.keys in settings.yaml; h in the window lists them):\n"
+                f"{keys_help()}\n"
+                "Shift with a move: bigger steps; click a tile to select it. Unit images come from `deepvis units`\n"
+                "output when present, else are made on demand.\n"
+                "Ctrl-C ends a headless recording and keeps it (a playable MP4 of the frames so far).\n"
                 "examples:\n  deepvis live                       # the example photos\n"
                 "  deepvis live --input webcam\n"
                 "  deepvis live --input examples --headless --frames 5 -o shots/ --video demo.mp4")
-    p.add_argument("--input", "-i", metavar="SRC", help="webcam[:N], video, folder or image (default: examples)")
-    p.add_argument("--layer", "-l", help="layer shown first (default: the network's first dream layer)")
-    p.add_argument("--unit", "-u", type=int, default=0, help="unit selected first in headless mode (default 0)")
+    setting_option(p, ["--input", "-i"], "live.input")
+    setting_option(p, ["--layer", "-l"], "live.layer")
+    p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,
+                   help="unit selected first in headless mode (default 0)")
     p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "
                    "(automatic when there is no display)")
-    p.add_argument("--frames", type=int, help="headless: dashboards to render, advancing the input each time "
-                   "(default: one per image of a folder, else 30)")
+    p.add_argument("--frames", type=bounded(int, 1, 10**9), help="headless: dashboards to render, advancing the "
+                   "input each time (default: one per image of a folder, else 30)")
     p.add_argument("-o", "--output", metavar="DIR", help="headless: folder for dashboard PNGs (default deepvis-live)")
     p.add_argument("--video", metavar="OUT.mp4", help="headless: also record the dashboards as an MP4")
     return parser
 
 
+def _setup_output() -> None:
+    """Messages go to stderr as 'deepvis: ...'; file names that are not valid UTF-8 print as
+    escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("deepvis: %(message)s"))
+    root = logging.getLogger("toolbox")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is first imported
+    _setup_output()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
@@ -332,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepvis: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("deepvis: interrupted", file=sys.stderr)
+        print("deepvis: interrupted (finished work is kept)", file=sys.stderr)
         return 130
     return 0
 

@@ -1,15 +1,20 @@
-"""Images in and out, in one place: every file the toolbox reads or writes passes here.
+"""Images in and out, in one place: every image file the toolbox reads or writes passes here.
 
 Reading always yields RGB uint8 (H, W, 3): grayscale, palette, alpha and 16-bit files
-are converted; images with more than ``max_pixels`` pixels are decoded at reduced size
-(JPEG decodes straight to the smaller size) so a huge photo cannot exhaust memory.
-Writing is atomic: a file appears whole or not at all.
+are converted. Every read is one guarded decode: the size a file declares in its header
+is checked against ``max_pixels`` before any pixel is decoded, so a small file that
+declares a huge image (a decompression bomb) is refused instead of exhausting memory.
+Callers that need the image only small pass ``needed_side`` and get it decoded reduced.
+Writing goes through ``toolbox.files``: a file appears whole or not at all.
 """
 
 from __future__ import annotations
 
+import errno
+import io
+import logging
 import os
-import tempfile
+import stat
 import warnings
 from pathlib import Path
 
@@ -18,8 +23,14 @@ import numpy as np
 from PIL import Image
 
 from toolbox.errors import UserError
+from toolbox.files import PartFile, PathLike, atomic_write, display_path, write_error
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+__all__ = ["IMAGE_SUFFIXES", "VideoWriter", "atomic_write", "ensure_min_side", "fit_square", "list_images",
+           "read_image", "resize", "write_gif", "write_image"]
 
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
@@ -39,46 +50,67 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
-def read_image(path: str | Path, max_pixels: int = 100_000_000) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3); a UserError for anything unreadable."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"image not found: {p}")
-    if p.is_dir():
-        raise UserError(f"expected an image file, got a folder: {p}")
-    if p.stat().st_size == 0:
-        raise UserError(f"image file is empty: {p}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None  # our own limit below applies instead
-            with Image.open(p) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    factor = (w * h / max_pixels) ** 0.5
-                    target = (max(1, int(w / factor)), max(1, int(h / factor)))
-                    img.draft("RGB", target)  # JPEG: decode at 1/2, 1/4 or 1/8 size
-                    img.thumbnail(target, Image.Resampling.LANCZOS)
-                img.load()
-                rgb = _to_rgb_uint8(img)
-    except UserError:
-        raise
-    except (OSError, SyntaxError, ValueError) as e:
-        reason = "truncated" if "truncated" in str(e) else "not a readable image"
-        raise UserError(f"cannot read image {p}: {reason} ({e})") from None
-    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise UserError(f"image has no pixels: {p}")
+def _decode(img: Image.Image, name: str, max_pixels: int, needed_side: int | None) -> np.ndarray:
+    """Check the declared size, then decode (reduced when ``needed_side`` allows)."""
+    w, h = img.size
+    if w * h > max_pixels:
+        raise UserError(f"image {name} declares {w}x{h} pixels, more than the limit of {max_pixels:,} "
+                        f"(setting images.max_pixels); refused without decoding")
+    factor = min(w, h) // needed_side if needed_side else 1
+    if factor > 1:
+        # JPEG decodes straight to 1/2, 1/4 or 1/8 size, never below the requested size
+        img.draft(None, (-(-w * needed_side // min(w, h)), -(-h * needed_side // min(w, h))))
+    img.load()
+    rgb = _to_rgb_uint8(img)
+    factor = min(rgb.shape[:2]) // needed_side if needed_side else 1
+    if factor > 1:  # formats without a reduced decode: box-filter down by a whole factor
+        rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
     return rgb
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """The image files of a folder, sorted by name; a UserError when there are none."""
-    p = Path(folder)
+def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
+    """Read an image file as RGB uint8 (H, W, 3); a UserError for anything unreadable or
+    declaring more than ``max_pixels`` pixels. With ``needed_side`` the image may come back
+    smaller, its shorter side still at least ``needed_side`` (or the full size)."""
+    p = Path(os.fsdecode(path))
+    name = display_path(p)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
+        raise UserError(f"image not found: {name}" if missing else f"cannot read image {name}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise UserError(f"expected an image file, got a folder: {name}")
+    if st.st_size == 0:
+        raise UserError(f"image file is empty: {name}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies instead
+            with Image.open(p) as img:
+                rgb = _decode(img, name, max_pixels, needed_side)
+    except UserError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = "truncated" if "truncated" in str(e) else "not a readable image"
+        raise UserError(f"cannot read image {name}: {reason} ({display_path(' '.join(str(e).split()))})") from None
+    if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise UserError(f"image has no pixels: {name}")
+    return rgb
+
+
+def list_images(folder: PathLike, recursive: bool = False) -> list[Path]:
+    """The image files of a folder (and its subfolders when ``recursive``), sorted by path;
+    hidden files (temporaries, ``._name`` litter) are skipped; a UserError when there are none.
+    Names that are not valid UTF-8 are listed like any other and readable by ``read_image``."""
+    p = Path(os.fsdecode(folder))
     if not p.is_dir():
-        raise UserError(f"folder not found: {p}")
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        raise UserError(f"folder not found: {display_path(p)}")
+    candidates = p.rglob("*") if recursive else p.iterdir()
+    files = sorted(f for f in candidates
+                   if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file())
     if not files:
-        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder: {p}")
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in folder: {display_path(p)}")
     return files
 
 
@@ -116,82 +148,117 @@ def fit_square(image: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
     raise UserError(f"unknown fit mode '{mode}' (use crop or letterbox)")
 
 
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder, then rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs are ordinary files
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_image(path: str | Path, image: np.ndarray) -> None:
+def write_image(path: PathLike, image: np.ndarray) -> None:
     """Write an RGB uint8 image; the format follows the suffix (png, jpg, bmp, webp)."""
-    p = Path(path)
+    p = Path(os.fsdecode(path))
     suffix = p.suffix.lower() or ".png"
     if suffix not in IMAGE_SUFFIXES:
-        raise UserError(f"cannot write {p}: use one of {', '.join(IMAGE_SUFFIXES)}")
+        raise UserError(f"cannot write {display_path(p)}: use one of {', '.join(IMAGE_SUFFIXES)}")
     ok, buf = cv2.imencode(suffix, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
     if not ok:
-        raise UserError(f"could not encode image for {p}")
+        raise UserError(f"could not encode image for {display_path(p)}")
     atomic_write(p, buf.tobytes())
 
 
-class VideoWriter:
-    """An MP4 written frame by frame (RGB uint8) to a hidden temporary file in the target
-    folder and renamed into place by ``close()``; ``abort()`` (or an exception inside a
-    ``with`` block) removes it, so a half-written video never carries the final name."""
+def write_gif(path: PathLike, frames: list[np.ndarray], fps: float) -> None:
+    """Write RGB uint8 frames as a looping GIF, atomically."""
+    if not frames:
+        raise ValueError("write_gif needs at least one frame")
+    buf = io.BytesIO()
+    first, *rest = [Image.fromarray(f) for f in frames]
+    first.save(buf, format="GIF", save_all=True, append_images=rest, duration=int(1000 / fps), loop=0)
+    atomic_write(path, buf.getvalue())
 
-    def __init__(self, path: str | Path, fps: float) -> None:
-        self.path = Path(path)
+
+def _playable_frames(path: Path) -> int:
+    """How many frames the finished file holds when it opens and its first frame decodes;
+    -1 when it does not play (a write error, a full disk)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened() or not cap.read()[0]:
+            return -1
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    finally:
+        cap.release()
+
+
+class VideoWriter:
+    """An MP4 written frame by frame (RGB uint8) to a temporary beside the target
+    (``toolbox.files`` naming), renamed into place by ``close()`` only once it is proven
+    playable. In a ``with`` block: success closes; Ctrl-C (KeyboardInterrupt) also closes,
+    keeping the frames so far as a playable video, and the interrupt goes on; any other
+    exception aborts (the temporary is removed). No frames written: no file at all."""
+
+    FOURCC = "mp4v"
+
+    def __init__(self, path: PathLike, fps: float) -> None:
+        self.path = Path(os.fsdecode(path))
+        if os.path.isdir(self.path):
+            raise UserError(f"cannot write video {display_path(self.path)}: it is a folder")
         if self.path.suffix.lower() != ".mp4":
-            raise UserError(f"video output must end in .mp4: {self.path}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self.path.with_name(f".{self.path.stem}.part.mp4")
+            raise UserError(f"video output must end in .mp4: {display_path(self.path)}")
         self._fps = fps
+        self._part: PartFile | None = None
         self._writer: cv2.VideoWriter | None = None
+        self._size: tuple[int, int] | None = None
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
         if self._writer is None:
-            h, w = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self._fps, (w, h))
-            if not self._writer.isOpened():
-                raise UserError(f"cannot write video {self.path}")
-        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            self._part = PartFile(self.path, suffix=".mp4")
+            try:
+                self._writer = cv2.VideoWriter(str(self._part.path), cv2.VideoWriter_fourcc(*self.FOURCC),
+                                               self._fps, (w, h))
+                opened = self._writer.isOpened()
+            except (cv2.error, UnicodeEncodeError):
+                opened = False
+            if not opened:
+                self.abort()
+                raise UserError(f"cannot write video {display_path(self.path)}: OpenCV cannot open an MP4 writer")
+            self._size = (w, h)
+        if (w, h) != self._size:
+            raise ValueError(f"video frames must all be {self._size[0]}x{self._size[1]}, got {w}x{h}")
+        self._writer.write(cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR))
         self.frames += 1
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-            os.replace(self._tmp, self.path)
+        """Finish the file, check it plays with the frames written, and rename it into place;
+        a UserError (and nothing left behind) when it does not."""
+        if self._writer is None or self._part is None:
+            return
+        self._writer.release()
+        self._writer = None
+        part, self._part = self._part, None
+        held = _playable_frames(part.path)
+        if held < 0 or abs(held - self.frames) > max(1, self.frames // 100):
+            part.discard()
+            found = "does not play" if held < 0 else f"holds {held} of the {self.frames} frames written"
+            raise UserError(f"cannot write video {display_path(self.path)}: the finished file {found} "
+                            f"(disk full or a write error?)")
+        part.commit()
+        log.debug("wrote %d frames to %s", self.frames, display_path(self.path))
 
     def abort(self) -> None:
+        """Stop and remove the temporary; nothing is left under any name."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        self._tmp.unlink(missing_ok=True)
+        if self._part is not None:
+            self._part.discard()
+            self._part = None
 
     def __enter__(self) -> "VideoWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.abort() if exc_type else self.close()
-
-
-def write_gif(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
-    import io
-
-    buf = io.BytesIO()
-    first, *rest = [Image.fromarray(f) for f in frames]
-    first.save(buf, format="GIF", save_all=True, append_images=rest, duration=int(1000 / fps), loop=0)
-    atomic_write(path, buf.getvalue())
+        if exc_type is None:
+            self.close()
+        elif issubclass(exc_type, KeyboardInterrupt):
+            try:  # keep what was recorded; the interrupt itself goes on
+                self.close()
+            except (UserError, OSError) as e:
+                self.abort()
+                log.warning("interrupted video not kept: %s", e)
+        else:
+            self.abort()

@@ -1,80 +1,100 @@
-"""settings.yaml -> frozen, typed settings.
+"""settings.yaml -> frozen, typed, range-checked settings: the one place for every default.
 
-The dataclass defaults below are the defaults; ``settings.yaml`` at the top of the
-repository spells out the same values for a user to edit (a test keeps the two equal).
-A settings file may set any subset of keys; an unknown key is an error that names the
-closest valid one.
+Each field below carries its default, its help text and its allowed range; the command
+line's ``--help`` reads them from here (``describe``), and ``settings.yaml`` at the top of
+the repository spells out the same values for a user to edit (a test keeps the two equal).
+
+There is one way to change a setting: ``load_settings(path, overrides)``, where ``path`` is
+a YAML file with any subset of keys and ``overrides`` maps dotted keys (``"units.size"``)
+to values, as the command line's options do. Both pass the same checks: an unknown key
+names the closest valid one, a value of the wrong type or out of range names its field
+(and the option it came from), and an error message never expands the value it rejects.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Any, Mapping
 
 from toolbox.errors import UserError, closest
+from toolbox.yamlfile import read_yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+def setting(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
+            above: float | None = None, choices: tuple[str, ...] = ()) -> Any:
+    """A settings field: its default, what it means, and the values it accepts
+    (``lo <= v <= hi``, ``v > above``, or one of ``choices``)."""
+    meta = {"help": help, "lo": lo, "hi": hi, "above": above, "choices": choices}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: {k: list(v) for k, v in default.items()}, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class ImageSettings:
-    max_pixels: int = 100_000_000  # larger images are decoded at reduced size
-    fit: str = "crop"  # how a frame becomes the network's square input: crop | letterbox
+    max_pixels: int = setting(100_000_000, "images with more pixels are refused before decoding", lo=1)
+    fit: str = setting("crop", "how an image becomes the network's square input", choices=("crop", "letterbox"))
 
 
 @dataclass(frozen=True)
 class DreamSettings:
-    layers: str | None = None  # "name[:weight],..."; None: the network's dream_layers from models/<name>.yaml
-    octaves: int = 4
-    octave_scale: float = 1.4
-    steps: int = 10  # per octave
-    step_size: float = 0.006  # pixel change per step, as a fraction of the full range
-    tile: int = 512  # gradient tiles of at most this side keep memory bounded on huge photos
-    zoom: float = 1.05  # zoom per frame of --zoom-frames
-    fps: int = 12  # frames per second of zoom videos
+    layers: str | None = setting(None, '"name[:weight],..."; default: the network\'s dream_layers')
+    octaves: int = setting(4, "number of scales, smallest first", lo=1, hi=20)
+    octave_scale: float = setting(1.4, "size ratio between octaves", above=1.0, hi=4.0)
+    steps: int = setting(10, "gradient steps per octave", lo=1, hi=10_000)
+    step_size: float = setting(0.006, "pixel change per step, as a fraction of the full range", above=0.0, hi=1.0)
+    tile: int = setting(512, "gradient tile side in pixels; keeps memory bounded on huge photos", lo=32, hi=4096)
+    zoom: float = setting(1.05, "zoom per frame of --zoom-frames", above=1.0, hi=4.0)
+    fps: int = setting(12, "frames per second of zoom videos", lo=1, hi=120)
 
 
 @dataclass(frozen=True)
 class UnitSettings:
-    size: int = 128  # side of each unit image
-    steps: int = 256
-    preset: str = "lucid"  # lucid | yosinski1 | yosinski2 | yosinski3 | yosinski4
-    batch: int = 16  # units optimized at once, one per batch row
-    output_dir: str | None = None  # None: <cache_dir>/unit_images/<model>, where the live window looks
+    size: int = setting(128, "side of each unit image in pixels", lo=16, hi=2048)
+    steps: int = setting(256, "optimization steps", lo=1, hi=100_000)
+    preset: str = setting("lucid", "lucid, yosinski1, yosinski2, yosinski3 or yosinski4")
+    batch: int = setting(16, "units optimized at once, one per batch row", lo=1, hi=1024)
+    output_dir: str | None = setting(None, "default: <cache_dir>/unit_images/<model>, where the live window looks")
 
 
-def _default_keys() -> dict[str, list[str]]:
-    return {"next_layer": ["o"], "prev_layer": ["u"], "up": ["i", "up"], "down": ["k", "down"],
-            "left": ["j", "left"], "right": ["l", "right"], "next_image": ["e"], "prev_image": ["w"],
-            "pause": ["space"], "switch_source": ["c"], "zoom": ["z"], "save": ["s"], "help": ["h"],
-            "quit": ["q", "esc"]}
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "next_layer": ("o",), "prev_layer": ("u",), "up": ("i", "up"), "down": ("k", "down"),
+    "left": ("j", "left"), "right": ("l", "right"), "next_image": ("e",), "prev_image": ("w",),
+    "pause": ("space",), "switch_source": ("c",), "zoom": ("z",), "save": ("s",), "help": ("h",),
+    "quit": ("q", "esc"),
+}
 
 
 @dataclass(frozen=True)
 class LiveSettings:
-    input: str | None = None  # webcam, webcam:N, a video file, a folder of images, one image; None: examples/
-    camera: str = "webcam:0"  # what the switch-source key turns to
-    layer: str | None = None  # layer shown first; None: the network's first dream layer
-    big_step: int = 5  # units moved per key press with Shift
-    unit_image_delay: float = 0.6  # seconds the selection rests before a unit image is made on demand
-    unit_image_size: int = 96
-    unit_image_steps: int = 96
-    save_dir: str = "."  # where the save key writes dashboard PNGs
-    keys: dict = field(default_factory=_default_keys)  # action -> key names; a partial mapping overrides
+    input: str | None = setting(None, "webcam[:N], a video file, a folder of images or one image; "
+                                      "default: the bundled examples")
+    camera: str = setting("webcam:0", "what the switch-source key turns to")
+    layer: str | None = setting(None, "layer shown first; default: the network's first dream layer")
+    big_step: int = setting(5, "units moved per key press with Shift", lo=1, hi=1000)
+    unit_image_delay: float = setting(0.6, "seconds the selection rests before a unit image is made on demand",
+                                      lo=0.0, hi=3600.0)
+    unit_image_size: int = setting(96, "side of unit images made on demand", lo=16, hi=1024)
+    unit_image_steps: int = setting(96, "steps of unit images made on demand", lo=1, hi=100_000)
+    save_dir: str = setting(".", "where the save key writes dashboard PNGs")
+    keys: dict = setting(DEFAULT_KEYS, "action -> key names; a partial mapping overrides")
 
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = "auto"  # auto | efficientnet_lite0 | efficientnet_lite2 | inception_v3 | a spec in models/
-    weights: str | None = None  # a weights file for inception_v3 or a keras_file spec
-    cache_dir: str | None = None  # converted weights and generated images; None: the user's cache folder
-    models_dir: str | None = None  # model specs and labels; None: models/ of this repository
+    model: str = setting("auto", "network name or spec file: auto, efficientnet_lite0, efficientnet_lite2, "
+                                 "inception_v3, or a spec in models/")
+    weights: str | None = setting(None, "weights file for inception_v3 or a keras_file spec")
+    cache_dir: str | None = setting(None, "converted weights and generated images; default: ~/.cache/deepvis")
+    models_dir: str | None = setting(None, "model specs and labels; default: the bundled models/")
     images: ImageSettings = field(default_factory=ImageSettings)
     dream: DreamSettings = field(default_factory=DreamSettings)
     units: UnitSettings = field(default_factory=UnitSettings)
@@ -94,60 +114,127 @@ class Settings:
 
     @property
     def live_input(self) -> str:
-        return self.live.input or str(REPO_ROOT / "examples")
+        return self.live.input or str(bundled("examples"))
 
     @property
     def models_path(self) -> Path:
-        return Path(self.models_dir).expanduser() if self.models_dir else REPO_ROOT / "models"
+        return Path(self.models_dir).expanduser() if self.models_dir else bundled("models")
 
 
-def _check_type(path: str, value: Any, hint: Any) -> None:
-    """Plain values must have their field's type (an int will do for a float; None for an Optional)."""
-    if dataclasses.is_dataclass(hint) or hint is dict:
-        return
-    allowed = [a for a in typing.get_args(hint)] or [hint]
-    if value is None and type(None) in allowed:
-        return
-    if float in allowed:
-        allowed.append(int)
+def bundled(name: str) -> Path:
+    """A folder shipped with deepvis (``models`` or ``examples``): the checkout's top-level one
+    when running from a checkout, else the copy installed inside the package."""
+    top = REPO_ROOT / name
+    in_checkout = (REPO_ROOT / "setup.py").is_file() and top.is_dir()
+    return top if in_checkout else PACKAGE_ROOT / "data" / name
+
+
+def _field(dotted: str) -> dataclasses.Field:
+    cls: Any = Settings
+    *parents, last = dotted.split(".")
+    for part in parents:
+        cls = typing.get_type_hints(cls)[part]
+    return {f.name: f for f in dataclasses.fields(cls)}[last]
+
+
+def describe(dotted: str) -> str:
+    """The help text of a setting with its default, for ``--help``: 'what (default 128; units.size)'."""
+    f = _field(dotted)
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    shown = "" if default is None else f"default {default}; "
+    return f"{f.metadata['help']} ({shown}settings: {dotted})"
+
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlevel, _short.maxlist, _short.maxdict = 40, 40, 1, 3, 3
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: bounded, and never the expansion of a nested structure."""
+    return type(value).__name__ if isinstance(value, (list, dict, tuple, set)) else _short.repr(value)
+
+
+def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> None:
+    """Plain values must have their field's type (an int will do for a float; None for an
+    Optional) and lie in its range."""
+    allowed = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if value is None:
+        if type(None) in typing.get_args(hint):
+            return
+        raise UserError(f"{name} must be set (it has no 'null' value)")
+    ok = any(isinstance(value, a) for a in allowed) or (float in allowed and isinstance(value, int))
     if isinstance(value, bool) and bool not in allowed:
-        allowed = []
-    if not any(isinstance(value, a) for a in allowed if isinstance(a, type)):
-        names = " or ".join(a.__name__ for a in typing.get_args(hint) or [hint] if a is not type(None))
-        raise UserError(f"settings: '{path}' must be {names}, not {value!r}")
+        ok = False
+    if not ok:
+        raise UserError(f"{name} must be {' or '.join(a.__name__ for a in allowed)}, not {_shown(value)}")
+    lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
+    if choices and value not in choices:
+        raise UserError(f"{name} must be one of {', '.join(choices)}, not {_shown(value)}{closest(str(value), choices)}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi) or (above is not None and value <= above):
+        low = f"at least {lo}" if lo is not None else f"above {above}" if above is not None else ""
+        bounds = " and ".join(filter(None, [low, f"at most {hi}" if hi is not None else ""]))
+        raise UserError(f"{name} must be {bounds}, not {_shown(value)}")
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    if not isinstance(values, dict):
-        raise UserError(f"settings: '{where or 'top level'}' must be a mapping of keys to values")
+def _check_keys(path: str, value: Mapping[str, Any]) -> dict[str, list[str]]:
+    keys = {}
+    for action, names in value.items():
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise UserError(f"settings: '{path}.{str(action)[:40]}' must be a key name or a list of key names, not {_shown(names)}")
+        keys[str(action)] = names
+    return keys
+
+
+def _build(cls: type, values: Mapping[str, Any], where: str, labels: Mapping[str, str]) -> Any:
+    """``cls`` from ``values``; ``labels`` names the command-line option a dotted key came from."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
         path = f"{where}.{key}" if where else str(key)
+        name = f"{labels[path]} ({path})" if path in labels else f"settings: '{path}'"
         if key not in fields:
-            raise UserError(f"settings: unknown key '{path}'{closest(str(key), fields)}")
-        _check_type(path, value, hints[key])
-        if dataclasses.is_dataclass(hints[key]):
-            value = _build(hints[key], value or {}, path)
-        elif hints[key] is dict:  # a mapping merges over its default
-            if not isinstance(value, dict):
-                raise UserError(f"settings: '{path}' must be a mapping")
-            value = {**fields[key].default_factory(), **value}
+            raise UserError(f"settings: unknown key '{path[:80]}'{closest(str(key), fields)}")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise UserError(f"{name} must be a mapping of keys to values, not {_shown(value)}")
+            value = _build(hint, value, path, labels)
+        elif hint is dict:  # a mapping merges over its default
+            if not isinstance(value, Mapping):
+                raise UserError(f"{name} must be a mapping, not {_shown(value)}")
+            value = {**fields[key].default_factory(), **_check_keys(path, value)}
+        else:
+            _check(name, value, hint, fields[key].metadata)
         kwargs[key] = value
     return cls(**kwargs)
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from ``path`` (or the defaults), then top-level ``overrides`` that are not None."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"settings file not found: {p}")
-        try:
-            values = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"settings file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(Settings, values, "")
+def _nest(flat: Mapping[str, Any], into: dict[str, Any]) -> dict[str, Any]:
+    """Merge {"units.size": 5} into {"units": {...}} (None values are left out)."""
+    for dotted, value in flat.items():
+        if value is None:
+            continue
+        *parents, last = dotted.split(".")
+        node = into
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"settings: '{part}' must be a mapping of keys to values")
+        node[last] = value
+    return into
+
+
+def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
+                  labels: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``path`` (or the defaults), then ``overrides`` ({dotted key: value}; None
+    values are skipped). ``labels`` ({dotted key: "--option"}) names an override's option in
+    error messages."""
+    values: Any = {} if path is None else read_yaml(path, "settings file")
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise UserError(f"settings file {path}: the top level must be a mapping of keys to values, "
+                        f"not {_shown(values)}")
+    return _build(Settings, _nest(overrides or {}, values), "", labels or {})

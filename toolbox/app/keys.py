@@ -6,6 +6,7 @@ from enum import Enum
 from typing import Mapping, Sequence
 
 from toolbox.errors import UserError, closest
+from toolbox.settings import DEFAULT_KEYS
 
 
 class Action(str, Enum):
@@ -26,13 +27,6 @@ class Action(str, Enum):
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
-
-DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
-    "next_layer": ("o",), "prev_layer": ("u",),
-    "up": ("i", "up"), "down": ("k", "down"), "left": ("j", "left"), "right": ("l", "right"),
-    "next_image": ("e",), "prev_image": ("w",), "pause": ("space",), "switch_source": ("c",),
-    "zoom": ("z",), "save": ("s",), "help": ("h",), "quit": ("q", "esc"),
-}
 
 HELP_TEXT: dict[Action, str] = {
     Action.NEXT_LAYER: "next layer", Action.PREV_LAYER: "previous layer",

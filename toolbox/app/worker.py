@@ -12,14 +12,16 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import traceback
+import logging
 from dataclasses import dataclass
 
 import numpy as np
 
 from toolbox.assets import UnitImageFolder
 from toolbox.nets import Network, Observation, Probe
-from toolbox.nets.graph import receptive_field
+
+
+log = logging.getLogger(__name__)
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -89,9 +91,9 @@ class Mailbox:
 
 @dataclass(frozen=True)
 class UnitImageSettings:
-    preset: str = "lucid"
-    size: int = 96
-    steps: int = 96
+    preset: str  # the defaults a user sees live in toolbox.settings (units.preset, live.unit_image_*)
+    size: int
+    steps: int
     steps_per_turn: int = 4  # optimization steps between two looks at the frame mailbox
     show_every: int = 8  # send the image being refined every N steps
 
@@ -101,7 +103,7 @@ class NetworkWorker:
         self.network, self.folder, self.unit_settings = network, folder, unit_settings
         self.layers = network.spec.layer_names
         self.probe = Probe(network, self.layers)
-        self.receptive_fields = {name: receptive_field(network.model, name) for name in self.layers}
+        self.receptive_fields = {name: network.receptive_field(name) for name in self.layers}
         self._ascents: dict = {}
         self._wake = threading.Event()
         self.frames, self.units = Mailbox(self._wake), Mailbox(self._wake)
@@ -148,7 +150,7 @@ class NetworkWorker:
             except Exception as e:  # the window shows it; the worker carries on
                 self._run = None
                 self.results.put(WorkerError(f"{type(e).__name__}: {e}"))
-                traceback.print_exc()
+                log.exception("network worker: %s", e)
 
     def _turn(self) -> None:
         request = self.units.take()

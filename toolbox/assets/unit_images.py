@@ -6,25 +6,45 @@ In a unit-image folder (``deepvis units -o DIR``; by default
     <layer>_<unit:04d>.png        the optimized image of one unit
     <layer>_sheet.png             a contact sheet of the units of the latest run
     <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}}
+    <layer>_objectives.json.lock  the lock its writers take (kept: see toolbox.files.locked)
 
-Runs add to a folder: the JSON keeps earlier units' entries.
+Runs add to a folder: the JSON keeps earlier units' entries. Several runs (and the live
+window's worker) may add to one folder at once: the JSON is updated under a lock, and a
+damaged one is moved aside (``<layer>_objectives.json.damaged-<time>``), never dropped.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from toolbox.images import atomic_write, read_image, write_image
+from toolbox.files import check_output_dir, clean_stray_parts, update_json
+from toolbox.images import read_image, write_image
+
+
+def _is_unit_key(key: object) -> bool:
+    return isinstance(key, str) and key.isascii() and key.isdigit() and key == str(int(key))
+
+
+def valid_index(data: object) -> bool:
+    """Whether ``data`` has the documented layout of an objectives JSON."""
+    return (isinstance(data, dict) and isinstance(data.get("model"), str) and isinstance(data.get("layer"), str)
+            and isinstance(data.get("units"), dict)
+            and all(_is_unit_key(k) and isinstance(v, dict) for k, v in data["units"].items()))
 
 
 class UnitImageFolder:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+
+    def prepare(self) -> None:
+        """Before long work: make sure the folder exists and is writable (a one-line
+        UserError otherwise) and remove the temporaries of killed runs."""
+        check_output_dir(self.root)
+        clean_stray_parts(self.root)
 
     def image_path(self, layer: str, unit: int) -> Path:
         return self.root / f"{layer}_{unit:04d}.png"
@@ -50,19 +70,17 @@ class UnitImageFolder:
         write_image(path, image)
         return path
 
-    def record(self, model: str, layer: str, results: dict[int, float], **details) -> Path:
-        """Add units' objective values (and how they were made) to the layer's JSON."""
+    def record(self, model: str, layer: str, results: dict[int, float], **details: Any) -> Path:
+        """Add units' objective values (and how they were made) to the layer's JSON,
+        keeping the entries other runs wrote, even ones writing at the same time."""
         path = self.objectives_path(layer)
-        data = {"model": model, "layer": layer, "units": {}}
-        if path.is_file():
-            try:
-                data["units"] = json.loads(path.read_text()).get("units", {})
-            except (ValueError, OSError):
-                pass
-        for unit, value in results.items():
-            data["units"][str(unit)] = {"objective": float(value), **details}
-        data["units"] = dict(sorted(data["units"].items(), key=lambda kv: int(kv[0])))
-        atomic_write(path, (json.dumps(data, indent=1) + "\n").encode())
+        added = {str(int(unit)): {"objective": float(value), **details} for unit, value in results.items()}
+
+        def merge(current: dict) -> dict:
+            units = {**current.get("units", {}), **added}
+            return {"model": model, "layer": layer, "units": dict(sorted(units.items(), key=lambda kv: int(kv[0])))}
+
+        update_json(path, merge, valid_index)
         return path
 
     def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray]) -> Path:

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 BN_EPSILON = 1e-3
+# Bump whenever ``build`` would make a different model from the same weights (layer names,
+# structure, padding, epsilon...): converted caches record it and are rebuilt on a change.
+CONVERTER_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,9 @@ def block_shapes(state: dict[str, np.ndarray], stage_strides: list[int]) -> list
     return shapes
 
 
-def build(state: dict[str, np.ndarray], stage_strides: list[int], num_classes: int = 1000):
-    """Build the Keras model (input: preprocessed float image of any size) and set its weights."""
+def build(state: dict[str, np.ndarray], stage_strides: list[int]):
+    """Build the Keras model (input: preprocessed float image of any size) and set its weights;
+    the class count is the classifier's, read off the weights."""
     import keras
     from keras import layers as L
 
@@ -96,7 +100,7 @@ def build(state: dict[str, np.ndarray], stage_strides: list[int], num_classes: i
     x = relu6(bn(x, "head_bn", "_bn1."), "head_relu")
     x = L.GlobalAveragePooling2D(name="avg_pool")(x)
     weights["logits"] = [state["_fc.weight"].T, state["_fc.bias"]]
-    x = L.Dense(num_classes, name="logits")(x)
+    x = L.Dense(state["_fc.bias"].shape[0], name="logits")(x)
     outputs = L.Softmax(name="predictions")(x)
     model = keras.Model(inputs, outputs, name="efficientnet_lite")
     for name, values in weights.items():

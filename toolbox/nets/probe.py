@@ -1,9 +1,9 @@
 """The Probe: one compiled path from pixels to the activations of chosen layers.
 
-``Probe(network, layers)`` builds a single multi-output model (cut after the deepest
-layer it needs, plus the class probabilities) and wraps it in one ``tf.function`` whose
-input signature has free batch, height and width, so it is traced once for all frames
-and sizes. Normalization happens inside the compiled graph.
+``Probe(network, layers)`` takes the network's view of those layers (one multi-output
+model cut after the deepest layer it needs, plus the class probabilities) and wraps it
+in one ``tf.function`` whose input signature has free batch, height and width, so it is
+traced once for all frames and sizes. Normalization happens inside the compiled graph.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from toolbox.nets.network import Network
+from toolbox.nets.network import PROBS, Network
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,11 @@ class Probe:
     def __init__(self, network: Network, layers: Sequence[str]) -> None:
         self.network = network
         self.layers = tuple(layers)
-        model = network.submodel(self.layers, with_probs=True)
-        mean, std = network.spec.mean, network.spec.std
+        model = network.view(self.layers, with_probs=True)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         def run(pixels):
-            return model((pixels - mean) / std, training=False)
+            return model(network.normalize(pixels), training=False)
 
         self._run = run
 
@@ -47,12 +46,12 @@ class Probe:
         return self._run.experimental_get_tracing_count()
 
     def batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, h, w, 3) pixels in [0, 255] -> {layer: (n, h', w', c), "probs": (n, classes)}."""
+        """(n, h, w, 3) pixels in [0, 255] -> {layer: (n, h', w', c), PROBS: (n, classes)}."""
         out = self._run(tf.convert_to_tensor(images, tf.float32))
         return {k: v.numpy() for k, v in out.items()}
 
     def __call__(self, image: np.ndarray) -> Observation:
         """One RGB image (h, w, 3), uint8 or float in [0, 255]."""
         out = self.batch(np.asarray(image, np.float32)[None])
-        probs = out.pop("probs")[0]
+        probs = out.pop(PROBS)[0]
         return Observation({k: v[0] for k, v in out.items()}, probs)

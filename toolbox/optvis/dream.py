@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -24,11 +23,13 @@ ProgressCallback = Callable[[int, int, float], None]  # (step, total steps, obje
 
 @dataclass(frozen=True)
 class DreamSchedule:
-    octaves: int = 4
-    octave_scale: float = 1.4
-    steps: int = 10  # per octave
-    step_size: float = 0.006  # pixel change per step, as a fraction of the [0, 255] range
-    tile: int = 512  # gradients are computed on tiles of at most this side
+    """How to dream; the defaults a user sees live in ``toolbox.settings.DreamSettings``."""
+
+    octaves: int
+    octave_scale: float
+    steps: int  # per octave
+    step_size: float  # pixel change per step, as a fraction of the [0, 255] range
+    tile: int  # gradients are computed on tiles of at most this side
     seed: int = 0
 
 
@@ -64,7 +65,7 @@ class DeepDream:
 
     def __init__(self, network: Network, objective: Objective) -> None:
         self.network, self.objective = network, objective
-        view = keras.Model(network.model.input, {n: network.layer_tensor(n) for n in sorted(objective.layers)})
+        view = network.view(objective.layers)
         units = tf.zeros([1], tf.int32)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
@@ -96,7 +97,7 @@ class DeepDream:
     def objective_of(self, image: np.ndarray, tile: int = 512) -> float:
         return self.tiled_gradient(np.asarray(image, np.float32), tile)[0]
 
-    def run(self, image: np.ndarray, schedule: DreamSchedule = DreamSchedule(),
+    def run(self, image: np.ndarray, schedule: DreamSchedule,
             on_progress: ProgressCallback | None = None) -> np.ndarray:
         """Dream on an RGB uint8 image; returns an RGB uint8 image of the same size."""
         rng = np.random.default_rng(schedule.seed)

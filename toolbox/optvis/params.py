@@ -31,7 +31,6 @@ class Param:
     name: str
     init: Callable[[int, int, np.random.Generator], np.ndarray]  # (batch, size, rng) -> values
     to_image: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]  # (values, size) -> images in [0, 1]
-    pixel_space: bool  # values are pixels (regularizers such as blur apply to them directly)
     shape: tuple  # shape of the values tensor, None where free (batch, size)
 
 
@@ -43,7 +42,7 @@ def pixels(sd: float = 0.01) -> Param:
     def init(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
         return (rng.standard_normal((batch, size, size, 3)) * sd).astype(np.float32)
 
-    return Param("pixels", init, _pixels_to_image, pixel_space=True, shape=(None, None, None, 3))
+    return Param("pixels", init, _pixels_to_image, shape=(None, None, None, 3))
 
 
 def _frequencies(size: tf.Tensor) -> tf.Tensor:
@@ -69,7 +68,5 @@ def fourier(sd: float = 0.01, decay_power: float = 1.0) -> Param:
         image = tf.einsum("bhwc,dc->bhwd", image, COLOR_MIX)
         return tf.sigmoid(image)
 
-    return Param("fourier", init, to_image, pixel_space=False, shape=(None, 3, None, None, 2))
+    return Param("fourier", init, to_image, shape=(None, 3, None, None, 2))
 
-
-PARAMS = {"pixels": pixels, "fourier": fourier}

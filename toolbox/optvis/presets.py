@@ -13,20 +13,19 @@ from toolbox.optvis.updates import Adam, RegularizedAscent
 @dataclass(frozen=True)
 class Preset:
     name: str
-    description: str
     param: params.Param
     transform: transforms.Transform
     update: Adam | RegularizedAscent
 
 
 def _yosinski(n: int, **regularizers) -> Callable[[], Preset]:
-    return lambda: Preset(f"yosinski{n}", f"pixels, 4-px jitter, Yosinski et al. 2015 setting {n}: {regularizers}",
-                          params.pixels(), transforms.jitter_only(4), RegularizedAscent(**regularizers))
+    """Pixels, 4-px jitter and setting ``n`` of the regularizers of Yosinski et al. 2015."""
+    return lambda: Preset(f"yosinski{n}", params.pixels(), transforms.jitter_only(4), RegularizedAscent(**regularizers))
 
 
 PRESETS: dict[str, Callable[[], Preset]] = {
-    "lucid": lambda: Preset("lucid", "Fourier basis, decorrelated colour, pad/jitter/scale/rotate, Adam",
-                            params.fourier(), transforms.standard(), Adam(lr=0.05)),
+    # Fourier basis, decorrelated colour, pad/jitter/scale/rotate, Adam
+    "lucid": lambda: Preset("lucid", params.fourier(), transforms.standard(), Adam(lr=0.05)),
     # The four hyperparameter settings of Yosinski et al. 2015, "Understanding Neural
     # Networks Through Deep Visualization", table of regularization combinations.
     "yosinski1": _yosinski(1, decay=0.0, blur_every=4, blur_width=0.5, norm_pct=50),

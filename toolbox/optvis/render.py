@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -41,8 +40,7 @@ class Ascent:
     def __init__(self, network: Network, objective: Objective, preset: Preset, pre_relu: bool = True) -> None:
         self.network, self.objective, self.preset = network, objective, preset
         param, transform, update = preset.param, preset.transform, preset.update
-        view = keras.Model(network.model.input,
-                           {n: network.layer_tensor(n, pre_relu) for n in sorted(objective.layers)})
+        view = network.view(objective.layers, pre_relu)
 
         def evaluate(images, units):
             acts = view(network.normalize(images * 255.0), training=False)

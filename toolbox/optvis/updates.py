@@ -21,7 +21,6 @@ class Adam:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    needs_pixels: bool = False
 
     def apply(self, values, grad, m, v, t):
         m = self.beta1 * m + (1 - self.beta1) * grad
@@ -68,7 +67,6 @@ class RegularizedAscent:
     blur_width: float = 0.0
     norm_pct: float = 0.0
     contrib_pct: float = 0.0
-    needs_pixels: bool = True
 
     def apply(self, values, grad, m, v, t):
         g = grad / (tf.reduce_mean(tf.abs(grad), axis=[1, 2, 3], keepdims=True) + 1e-8)

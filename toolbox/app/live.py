@@ -1,0 +1,19 @@
+"""Assembling the live toolbox from settings: the one place the CLI and the benchmark
+get a ready LiveApp from."""
+
+from __future__ import annotations
+
+from toolbox.app.window import LiveApp
+from toolbox.app.worker import NetworkWorker, UnitImageSettings
+from toolbox.assets import UnitImageFolder
+from toolbox.nets import Network
+from toolbox.settings import Settings
+
+
+def build_live_app(network: Network, settings: Settings, source) -> LiveApp:
+    """The window's application on ``source`` (see sources.open_source): a network worker
+    whose on-demand unit images go to, and come from, the folder ``deepvis units`` fills."""
+    live = settings.live
+    worker = NetworkWorker(network, UnitImageFolder(settings.unit_images_path(network.name)),
+                           UnitImageSettings(settings.units.preset, live.unit_image_size, live.unit_image_steps))
+    return LiveApp(worker, settings, source)

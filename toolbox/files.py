@@ -1,0 +1,265 @@
+"""Safe output files, in one place: every file the toolbox writes goes through here.
+
+Outputs are written under a temporary name in the target's folder and renamed onto the
+final name only when complete, so a reader (or the next run) never sees half a file:
+a crash, a full disk or Ctrl-C leaves at most a temporary, never a damaged output.
+Temporary names say who writes them, ``.{name}.{host}-{pid}-{random}.part[.ext]``, so a
+later run can remove those of killed runs (``clean_stray_parts``) without ever touching
+the file a live process is still writing.
+
+Files that several processes update (JSON indexes) are changed under an exclusive lock
+(``locked``, ``update_json``); a damaged one is moved aside, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Union
+
+from toolbox.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, bytes, os.PathLike]  # what os.fsdecode takes
+
+_NAME_BYTES = 120  # of the target's name kept in a temporary's name (NAME_MAX is 255)
+
+
+def display_path(p: PathLike) -> str:
+    """``p`` as printable one-line text: bytes that are not UTF-8 as ``\\xNN``, control
+    characters escaped, so an error message about any file can always be printed."""
+    try:
+        text = os.fsencode(p).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a str with surrogates that no file name decodes to
+        text = os.fspath(p).encode("utf-8", "backslashreplace").decode("utf-8")  # type: ignore[union-attr]
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _as_path(p: PathLike) -> Path:
+    return Path(os.fsdecode(p))
+
+
+def _reason(e: OSError) -> str:
+    """The OS's reason alone ('No space left on device'), without errno or file names."""
+    return " ".join((e.strerror or str(e) or type(e).__name__).split())
+
+
+def write_error(path: PathLike, e: OSError) -> UserError:
+    """The one-line error for an output that could not be written."""
+    return UserError(f"cannot write {display_path(path)}: {_reason(e)}")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "localhost"
+
+
+def part_path(path: PathLike, suffix: str = "") -> Path:
+    """A fresh temporary name beside ``path`` that says which host and process write it;
+    ``suffix`` (``.mp4``) goes last for writers that choose the format by it."""
+    p = _as_path(path)
+    name = os.fsdecode(os.fsencode(p.name)[:_NAME_BYTES])
+    return p.parent / f".{name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{suffix}"
+
+
+def _part_pattern(host: str) -> re.Pattern[str]:
+    return re.compile(rf"^\..*\.{re.escape(host)}-(?P<pid>\d+)-[0-9a-f]+\.part(\.[A-Za-z0-9]+)?$", re.DOTALL)
+
+
+class PartFile:
+    """One output in the making: a reserved temporary beside ``target`` that becomes
+    ``target`` on ``commit()`` or disappears on ``discard()``. For writers that live across
+    calls (a video); a single block of writing wants ``atomic_output``."""
+
+    def __init__(self, target: PathLike, suffix: str = "") -> None:
+        self.target = _as_path(target)
+        if os.path.isdir(self.target):
+            raise UserError(f"cannot write {display_path(self.target)}: it is a folder")
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.path = part_path(self.target, suffix)
+            # reserve the name; os.open's mode honours the umask, so outputs are ordinary files
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as e:
+            raise write_error(self.target, e) from e
+
+    def commit(self) -> Path:
+        """Flush the temporary to disk and rename it onto the target (discarded on failure)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # the data is on disk before the name points at it
+            finally:
+                os.close(fd)
+            os.replace(self.path, self.target)
+        except OSError as e:
+            self.discard()
+            raise write_error(self.target, e) from e
+        return self.target
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_output(path: PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds it is renamed onto
+    ``path``, on any exception it is removed. An OSError (disk full, read-only, quota...)
+    becomes a one-line UserError naming ``path``."""
+    part = PartFile(path, suffix)
+    try:
+        yield part.path
+    except OSError as e:
+        part.discard()
+        raise write_error(part.target, e) from e
+    except BaseException:
+        part.discard()
+        raise
+    part.commit()
+
+
+def atomic_write(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that it appears whole or not at all."""
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def check_output_dir(folder: PathLike) -> Path:
+    """Create ``folder`` if needed and prove it writable by creating and removing a
+    temporary file, so a long job fails at once rather than when it saves its first result."""
+    p = _as_path(folder)
+    if os.path.lexists(p) and not os.path.isdir(p):
+        raise UserError(f"cannot write to folder {display_path(p)}: it is a file")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe = part_path(p / "write-test")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to folder {display_path(p)}: {_reason(e)}") from e
+    return p
+
+
+def check_output_file(path: PathLike, suffixes: Iterable[str]) -> Path:
+    """Check before long work that ``path`` can be written: a known suffix (any case), not
+    a folder, in a writable folder."""
+    p = _as_path(path)
+    allowed = [s.lower() for s in suffixes]
+    if p.suffix.lower() not in allowed:
+        raise UserError(f"output {display_path(p)} must end in one of: {', '.join(allowed)}")
+    if os.path.isdir(p):
+        raise UserError(f"cannot write {display_path(p)}: it is a folder")
+    check_output_dir(p.parent)
+    return p
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def clean_stray_parts(folder: PathLike) -> int:
+    """Remove the temporaries that runs killed on this host left in ``folder``; those of a
+    live process (this one included) are kept. Returns how many were removed."""
+    p = _as_path(folder)
+    pattern = _part_pattern(_host())
+    removed = 0
+    try:
+        entries = list(os.scandir(p))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = pattern.match(entry.name)
+        if not m or _alive(int(m["pid"])) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("cannot remove unfinished file %s: %s", display_path(entry.path), _reason(e))
+    if removed:
+        log.info("removed %d unfinished file(s) of stopped runs in %s", removed, display_path(p))
+    return removed
+
+
+@contextlib.contextmanager
+def locked(path: PathLike) -> Iterator[None]:
+    """Hold an exclusive lock for ``path`` (a ``flock`` on the hidden sibling ``.<name>.lock``).
+    The lock file stays: deleting it would let two processes lock two different files."""
+    p = _as_path(path)
+    lock = p.with_name(f".{p.name}.lock")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise write_error(lock, e) from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _move_aside(p: Path, why: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = p.with_name(f"{p.name}.damaged-{stamp}")
+    n = 1
+    while aside.exists():
+        aside, n = p.with_name(f"{p.name}.damaged-{stamp}-{n}"), n + 1
+    try:
+        os.replace(p, aside)
+    except OSError as e:
+        raise write_error(p, e) from e
+    log.warning("%s %s: moved it aside to %s and started a new one", display_path(p), why, aside.name)
+    return aside
+
+
+def update_json(path: PathLike, merge: Callable[[dict], dict],
+                validate: Callable[[object], bool] = lambda data: True) -> dict:
+    """Read-modify-write a JSON object that other processes may update too: under the lock,
+    read it (missing: ``{}``), ``merge``, write atomically. A file that is not JSON, not an
+    object or fails ``validate`` is moved aside to ``<name>.damaged-<time>`` (with a
+    warning), so nothing a user made is lost, and the merge starts from ``{}``.
+    Returns what was written."""
+    p = _as_path(path)
+    with locked(p):
+        data: dict = {}
+        try:
+            raw = p.read_bytes()
+        except FileNotFoundError:
+            raw = None
+        except OSError as e:
+            raise UserError(f"cannot read {display_path(p)}: {_reason(e)}") from e
+        if raw is not None:
+            try:
+                current = json.loads(raw)
+            except ValueError:
+                _move_aside(p, "is not valid JSON")
+            else:
+                if isinstance(current, dict) and validate(current):
+                    data = current
+                else:
+                    _move_aside(p, "does not have the expected layout")
+        result = merge(data)
+        atomic_write(p, (json.dumps(result, indent=1) + "\n").encode())
+        return result
+
+
+__all__ = ["PartFile", "atomic_output", "atomic_write", "check_output_dir", "check_output_file",
+           "clean_stray_parts", "display_path", "locked", "part_path", "update_json", "write_error"]

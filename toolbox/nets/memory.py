@@ -1,0 +1,47 @@
+"""Will a computation fit in memory? An estimate made before the work, so that an
+option like ``--size 100000`` is refused with a figure instead of attempted."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from toolbox.errors import UserError
+from toolbox.nets.network import Network
+
+BYTES_PER_VALUE = 4  # float32
+TAPE_FACTOR = 3  # forward values kept for the backward pass, their gradients, scratch
+
+
+@functools.lru_cache(maxsize=8)
+def _values_per_pixel(network: Network) -> float:
+    """Activation values per input pixel summed over every layer of the network, measured
+    symbolically at its input size (every layer scales with the input's area)."""
+    shapes = network.all_layer_shapes()
+    side = network.spec.input_size
+    return sum(h * w * c for h, w, c in shapes) / (side * side)
+
+
+def available_bytes() -> int:
+    """Memory this process could still get: MemAvailable on Linux, else the physical size."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def ascent_bytes(network: Network, side: int, batch: int) -> int:
+    """Estimated peak bytes of gradient ascent on ``batch`` images of ``side`` pixels."""
+    return int(_values_per_pixel(network) * side * side * batch * BYTES_PER_VALUE * TAPE_FACTOR)
+
+
+def check_fits(network: Network, side: int, batch: int, what: str) -> None:
+    need, have = ascent_bytes(network, side, batch), available_bytes()
+    if need > 0.8 * have:
+        raise UserError(f"{what}: {batch} image(s) of {side} px need about {need / 2**30:.1f} GiB on "
+                        f"{network.name}, more than this machine has free ({have / 2**30:.1f} GiB); "
+                        f"use a smaller size or batch")
