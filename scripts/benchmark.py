@@ -16,8 +16,14 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           loop rate while the worker thread runs the network (goal >= 30), the worst delay
           from a key to the screen, also while the worker compiles and runs an on-demand unit
           image (goal <= 100 ms), and live_fps_inception_v3 with random weights at 299 px
+  crops   `deepvis crops` on lite0 (all layers, 224 px, JPEGs on disk): crops_images_per_s, and
+          crops_overhead = its time per image / a bare batched forward pass (goal <= 1.3)
   soak    the live loop (worker thread + dashboards) over a looping video for 10 minutes (2 with
           --quick): RSS per minute and soak_rss_growth, last minute / first minute (goal < 1.05)
+  gradients  attribution maps on lite0, one 224 px photo: attribution_overhead_lite0_METHOD = ms per
+          call / a bare compiled tf.GradientTape gradient of the same class score, for gradient,
+          guided, deconv and gradcam, and attribution_overhead_lite0 = the worst of them (goal
+          <= 1.5); smoothgrad with n samples over n x that floor (goal <= 1)
 """
 
 from __future__ import annotations
@@ -181,9 +187,9 @@ def part_units(quick: bool) -> None:
     emit("units_best_batch", best[1])
 
 
-def _live_app(net, layer: str, source: str = str(EXAMPLES)):
+def _live_app(net, layer: str, source: str = str(EXAMPLES), overrides: dict | None = None):
     """The window's application as `deepvis live` builds it, with unit images kept in a
-    temporary folder and made only when a part asks for them."""
+    temporary folder and made only when a part asks for them; ``overrides``: more settings."""
     import tempfile
 
     from toolbox.app.live import build_live_app
@@ -191,17 +197,18 @@ def _live_app(net, layer: str, source: str = str(EXAMPLES)):
     from toolbox.settings import load_settings
 
     settings = load_settings(None, {"live.layer": layer, "live.unit_image_delay": 3600.0,
-                                    "units.output_dir": tempfile.mkdtemp()})
+                                    "units.output_dir": tempfile.mkdtemp(), **(overrides or {})})
     return build_live_app(net, settings, open_source(source))
 
 
-def _dashboard_times(net, quick: bool) -> dict[str, float]:
-    """Seconds per headless dashboard frame (probe + draw) and per bare probe, interleaved."""
+def _dashboard_times(net, quick: bool, overrides: dict | None = None) -> dict[str, float]:
+    """Seconds per headless dashboard frame (probe + draw, and with ``live.backprop`` among
+    ``overrides`` the map and its display too) and per bare probe, interleaved."""
     from toolbox.app.dashboard import draw_dashboard, new_canvas
     from toolbox.app.worker import FrameRequest
 
     largest = max(net.spec.layers, key=lambda l: l.channels).name
-    app = _live_app(net, largest)
+    app = _live_app(net, largest, overrides=overrides)
     session = app.new_session()
     frames = [app.prepare(app.files.read())]
     app.files.step(1)
@@ -210,7 +217,7 @@ def _dashboard_times(net, quick: bool) -> dict[str, float]:
     canvas = new_canvas()
 
     def dashboard():  # what the headless recorder does per frame
-        session.latest = app.worker.observe(FrameRequest(0, frames[next(counter) % 2]))
+        session.latest = app.worker.observe(app.request(0, frames[next(counter) % 2], session.state))
         draw_dashboard(app.view(session), canvas)
 
     def probe():
@@ -227,6 +234,9 @@ def part_live(quick: bool) -> None:
     emit("live_fps_lite0", 1.0 / times["dashboard"], "fps")
     emit("draw_overhead", times["dashboard"] / times["probe"], "x")
     emit("dashboard_draw_ms", (times["dashboard"] - times["probe"]) * 1000, "ms")
+    # the gradient pane on: guided backprop of a unit of the same layer in every frame (goal >= 12)
+    guided = _dashboard_times(net, quick, {"live.backprop": "guided"})
+    emit("live_fps_backprop_lite0", 1.0 / guided["dashboard"], "fps")
 
     # The UI loop while the worker thread keeps the network busy: first a stream of frames,
     # then frames plus an on-demand unit image (the worker compiles and runs the engine).
@@ -265,6 +275,8 @@ def part_live(quick: bool) -> None:
 
     inception = load("inception_v3", random_weights=True)
     emit("live_fps_inception_v3", 1.0 / _dashboard_times(inception, quick)["dashboard"], "fps (random weights, 299 px)")
+    googlenet = load("googlenet", random_weights=True)
+    emit("live_fps_googlenet", 1.0 / _dashboard_times(googlenet, quick)["dashboard"], "fps (random weights, 224 px)")
 
 
 def rss_bytes() -> int:
@@ -313,8 +325,115 @@ def part_soak(quick: bool) -> None:
     emit("soak_rss_growth", per_minute[-1] / per_minute[0], "x")
 
 
+def part_crops(quick: bool) -> None:
+    """`deepvis crops` on lite0, every offered layer, 224 px, over JPEG photos on disk (read,
+    hashed and decoded by the loader threads), against a bare batched forward pass of the
+    whole network on the same number of images and the same batch size."""
+    import tempfile
+
+    import numpy as np
+    import tensorflow as tf
+
+    from toolbox.assets.crop_job import CropJob, Source
+    from toolbox.assets.crops import CropStore
+    from toolbox.images import read_image, resize, write_image
+    from toolbox.settings import Settings
+
+    net = load("efficientnet_lite0")
+    c = Settings().crops
+    count = 64 if quick else 256
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = [read_image(p) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"]
+        paths = []
+        for i in range(count):  # distinct files (a different flip and crop of each photo)
+            photo = photos[i % len(photos)]
+            h, w = photo.shape[:2]
+            cut = photo[i % 17:h - i % 13, i % 11:w - i % 7]
+            image = resize(cut[:, ::-1] if i % 2 else cut, 480, round(480 * cut.shape[0] / cut.shape[1]))
+            paths.append(Path(tmp) / f"p{i:04d}.jpg")
+            write_image(paths[-1], image)
+        sources = [Source(p, False) for p in paths]
+        job = CropJob(net, net.spec.layer_names, CropStore(Path(tmp) / "warm"), c.top, c.side, 10**8)
+        job.run(sources[:c.batch], batch=c.batch)  # fields measured, the step compiled
+        model = net.model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)])
+        def bare(x):
+            return model(x, training=False)
+
+        batch = tf.constant(np.stack([net.fit_input(read_image(p)) for p in paths[:c.batch]]).astype(np.float32))
+        bare(batch)
+
+        def forward() -> float:
+            t = time.perf_counter()
+            for _ in range(count // 2 // c.batch):
+                bare(batch).numpy()
+            return time.perf_counter() - t
+
+        def crops(part: list) -> float:
+            t = time.perf_counter()
+            job.run(part, batch=c.batch, chunk=c.chunk)
+            return time.perf_counter() - t
+
+        half = count // 2
+        forward_s = [forward()]
+        job.store = CropStore(Path(tmp) / "atlas")
+        cold = crops(sources[:half])  # into an empty store: every entry is new, every crop cut
+        forward_s.append(forward())
+        steady = crops(sources[half:])  # into a store that holds the first half: what a long run does
+        forward_s.append(forward())
+    bare_s = statistics.median(forward_s)
+    emit("crops_images_per_s", half / steady, "images/s (lite0, all layers, 224 px, store already filled)")
+    emit("crops_overhead", steady / bare_s, "x (per image, over a bare batched forward pass)")
+    emit("crops_overhead_first_images", cold / bare_s, "x (into an empty store)")
+    emit("crops_bare_forward_images_per_s", half / bare_s, "images/s")
+
+
+def part_gradients(quick: bool) -> None:
+    """Attribution maps on lite0 at 224 px: ms per call of each method for the class logit of
+    one photo, over the floor: a bare compiled tf.GradientTape gradient of the same score,
+    interleaved in the same run."""
+    import numpy as np
+    import tensorflow as tf
+
+    from toolbox.nets.network import LOGITS
+    from toolbox.optvis.attribution import Attributor, Target
+
+    net = load("efficientnet_lite0")
+    image = example_image(224).astype(np.float32)
+    attributor = Attributor(net)
+    klass = int(np.argmax(net.model(net.normalize(image[None]), training=False)[0]))
+    target = Target.klass(klass)
+    logits = net.view([LOGITS])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    def floor(pixels):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(pixels)
+            score = logits(net.normalize(pixels), training=False)[LOGITS][:, klass]
+        return tape.gradient(score, pixels)
+
+    batch = tf.constant(image[None])
+    samples = 8 if quick else 16
+    runs = {"floor": lambda: floor(batch).numpy()}
+    for method in ("gradient", "guided", "deconv", "gradcam"):
+        runs[method] = lambda m=method: attributor(image, target, m)
+    runs["smoothgrad"] = lambda: attributor(image, target, "smoothgrad", samples=samples)
+    times = interleaved(runs, rounds=3 if quick else 7, per_round=2 if quick else 5)
+    worst = 0.0
+    for method in ("gradient", "guided", "deconv", "gradcam"):
+        ratio = times[method] / times["floor"]
+        worst = max(worst, ratio)
+        emit(f"attribution_overhead_lite0_{method}", ratio, f"x ({times[method] * 1000:.1f} ms)")
+    emit("attribution_overhead_lite0", worst, "x (worst of gradient, guided, deconv, gradcam; goal <= 1.5)")
+    emit("attribution_floor_ms_lite0", times["floor"] * 1000, "ms")
+    emit("smoothgrad_over_samples_x_floor", times["smoothgrad"] / (samples * times["floor"]),
+         f"x ({samples} samples; goal <= 1)")
+
+
 PARTS: dict[str, Callable[[bool], None]] = {"probe": part_probe, "dream": part_dream, "units": part_units,
-                                            "live": part_live, "soak": part_soak}
+                                            "live": part_live, "soak": part_soak, "crops": part_crops,
+                                            "gradients": part_gradients}
 
 
 def main() -> int:

@@ -2,14 +2,14 @@
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
 
 from toolbox.app.keys import SHIFT_CODES, SPECIAL_CODES, Action, KeyMap
 from toolbox.app.layout import GRID, HEIGHT, WIDTH, grid_geometry
-from toolbox.app.state import ZOOM_MODES, ViewState, apply, select
+from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, ZOOM_MODES, ViewState, apply, select
 from toolbox.errors import UserError
 
 CHANNELS = (16, 112, 1280)
@@ -52,6 +52,29 @@ def test_toggles():
     assert zooms == [*ZOOM_MODES, ZOOM_MODES[0]]
     assert apply(ViewState(), Action.NEXT_IMAGE, CHANNELS) == ViewState()
     assert select(ViewState(), 7).unit == 7
+
+
+def test_backprop_keys_cycle_method_and_filter_and_freeze_the_unit():
+    s, modes = ViewState(), []
+    for _ in BACKPROP_MODES:
+        s = apply(s, Action.BACKPROP, CHANNELS)
+        modes.append(s.backprop_mode)
+    assert modes == ["gradient", "guided", "deconv", "off"]
+    s, filters = ViewState(), []
+    for _ in BACKPROP_FILTERS:
+        s = apply(s, Action.BACKPROP_FILTER, CHANNELS)
+        filters.append(s.backprop_filter_name)
+    assert filters == ["gray", "norm", "norm-blur", "raw"]
+    selected = ViewState(layer=1, unit=7, backprop=2)
+    assert selected.explained == (1, 7) and selected.frozen is None
+    frozen = apply(selected, Action.FREEZE_BACKPROP, CHANNELS)
+    browsed = apply(apply(frozen, Action.NEXT_LAYER, CHANNELS), Action.RIGHT, CHANNELS)
+    assert (browsed.layer, browsed.unit) == (2, 8) and browsed.explained == (1, 7)  # the pane keeps its unit
+    thawed = apply(browsed, Action.FREEZE_BACKPROP, CHANNELS)
+    assert thawed.frozen is None and thawed.explained == (2, 8)
+    keys = KeyMap({})
+    assert [keys.lookup(ord(k)) for k in "bnd"] == [(Action.BACKPROP, False), (Action.BACKPROP_FILTER, False),
+                                                   (Action.FREEZE_BACKPROP, False)]
 
 
 def test_keymap_defaults_shift_and_remapping():
@@ -165,3 +188,81 @@ def test_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images"):
         open_source(str(tmp_path / "empty"))
+
+
+def test_grid_scale_modes_and_signed_layers():
+    from toolbox.app.dashboard import grid_levels
+
+    acts = np.zeros((2, 2, 2), np.float32)
+    acts[..., 0] = [[0.0, 1.0], [2.0, 4.0]]  # a strong unit
+    acts[..., 1] = [[0.0, 0.1], [0.2, 0.4]]  # a weak one
+    per_channel = grid_levels(acts, "channel", signed=False)
+    assert per_channel[0].max() == per_channel[1].max() == 255  # each on its own scale: alike
+    layer = grid_levels(acts, "layer", signed=False)
+    assert layer[0].max() == 255 and layer[1].max() < 40  # one scale: the strong unit stands out
+    gamma = grid_levels(acts, "gamma", signed=False)
+    assert layer[1].max() < gamma[1].max() < 255  # weak values lifted
+    signed = grid_levels(acts - 2.0, "layer", signed=True)
+    assert signed[0, 1, 1] > 128 and signed[0, 0, 0] < 128  # zero is 128: above warm, below cold
+    assert signed.min() >= 1  # 0 stays the background
+
+
+def test_crops_pane_and_pattern_mode_are_drawn():
+    from toolbox.app import layout as L
+    from toolbox.app.dashboard import draw_dashboard
+    from toolbox.app.worker import UnitCrops
+
+    rng = np.random.default_rng(0)
+    acts = {"a": rng.normal(size=(7, 7, 40)).astype(np.float32), "b": np.zeros((7, 7, 3), np.float32)}
+
+    def region(img, r):
+        return img[r.y:r.y + r.h, r.x:r.x + r.w].astype(int)
+
+    top = (np.full((9, 24, 24, 3), 230, np.uint8), np.arange(9, 0, -1, dtype=np.float32))
+    low = (np.full((4, 24, 24, 3), 40, np.uint8), -np.arange(1, 5, dtype=np.float32))
+    crops = UnitCrops("a", 0, top, low)
+    none = draw_dashboard(_view(ViewState(), acts))
+    shown = draw_dashboard(_view(ViewState(), acts, crops=crops))
+    assert (region(shown, L.CROPS) == 230).mean() > 0.3 and (region(none, L.CROPS) == 230).mean() == 0
+    lowest = draw_dashboard(_view(ViewState(lowest=True), acts, crops=crops))
+    assert (region(lowest, L.CROPS) == 40).mean() > 0.05 and (region(lowest, L.CROPS) == 230).mean() == 0
+    images = {u: np.full((48, 48, 3), 200, np.uint8) for u in range(0, 40, 2)}  # every other unit has one
+    pattern = draw_dashboard(_view(ViewState(pattern=True), acts, patterns=images))
+    grid = region(pattern, L.GRID)
+    assert (grid == 200).mean() > 0.2
+    normal = draw_dashboard(_view(ViewState(), acts))
+    assert (region(normal, L.GRID) == 200).mean() < 0.01
+
+
+def test_gradient_pane_shows_the_map_or_says_why_not():
+    from toolbox.app import layout as L
+    from toolbox.app.dashboard import ACCENT, draw_dashboard
+    from toolbox.app.worker import BackpropRequest, GradientImage
+
+    acts = {"a": np.random.default_rng(0).normal(size=(7, 7, 40)).astype(np.float32),
+            "b": np.zeros((7, 7, 3), np.float32)}
+
+    def region(img, r):
+        return img[r.y:r.y + r.h, r.x:r.x + r.w].astype(int)
+
+    want = BackpropRequest("a", 0, "guided", "norm")
+    gradient = GradientImage(want, np.full((224, 224, 3), 210, np.uint8), 1.5)
+    on = ViewState(backprop=BACKPROP_MODES.index("guided"), backprop_filter=BACKPROP_FILTERS.index("norm"))
+    off = draw_dashboard(_view(ViewState(), acts, gradient=gradient))  # a map left from before: not shown
+    waiting = draw_dashboard(_view(on, acts, backprop=want))
+    shown = draw_dashboard(_view(on, acts, backprop=want, gradient=gradient))
+    assert (region(shown, L.GRADIENT) == 210).all(axis=-1).mean() > 0.95
+    assert (region(off, L.GRADIENT) == 210).all(axis=-1).mean() == 0
+    assert (region(waiting, L.GRADIENT) == 210).all(axis=-1).mean() == 0
+    assert np.abs(region(off, L.GRADIENT) - region(waiting, L.GRADIENT)).sum() > 0  # each says why
+    info = L.Rect(L.GRADIENT_INFO.x, L.GRADIENT_INFO.y, L.GRADIENT_INFO.w, L.GRADIENT_INFO.h)
+    assert np.abs(region(shown, info) - region(off, info)).sum() > 0  # the score and the filter under the map
+    title = L.Rect(L.GRADIENT.x, L.GRADIENT.y - 22, L.GRADIENT.w, 20)
+    frozen = draw_dashboard(_view(replace(on, frozen=(0, 0)), acts, backprop=want, gradient=gradient))
+    assert (region(frozen, title) == ACCENT).all(axis=-1).any() and not (region(shown, title) == ACCENT).all(
+        axis=-1).any()
+    long = BackpropRequest("a_very_long_layer_name_indeed", 1279, "gradient", "norm-blur")
+    wide = draw_dashboard(_view(replace(on, frozen=(0, 0)), acts, backprop=long,
+                                gradient=GradientImage(long, gradient.image, 1.5)))
+    beyond = L.Rect(L.NOTES.x, L.GRADIENT.y - 22, 20, 20)
+    assert np.abs(region(wide, beyond) - region(shown, beyond)).sum() == 0  # a long title shrinks to fit

@@ -23,7 +23,7 @@ def deepvis(*args, settings=None):
                           cwd=REPO, timeout=300)
 
 
-COMMANDS = ("layers", "predict", "activations", "dream", "units", "live")
+COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "crops", "live")
 
 
 def test_help_lists_and_explains_every_command():

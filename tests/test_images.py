@@ -73,7 +73,8 @@ try:
     print("decoded")
 except UserError as e:
     print(e)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# the peak of this program's own memory (ru_maxrss would also count the forked test process)
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")))
 """
 
 
@@ -240,3 +241,17 @@ def test_video_that_does_not_play_is_an_error_and_not_kept(tmp_path):
     with pytest.raises(UserError, match=r"cannot write video .*v\.mp4: the finished file does not play"):
         video.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_video_names_opencv_cannot_take_are_one_line_errors(tmp_path):
+    import os
+
+    from toolbox.images import VideoWriter, opencv_path
+
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/v\xfe.mp4")
+    with pytest.raises(UserError, match="valid UTF-8"):
+        opencv_path(bad)
+    with VideoWriter(bad, fps=5) as video:  # the temporary's name is plain ASCII; the rename keeps the name
+        for i in range(3):
+            video.write(np.full((16, 16, 3), 40 * i, np.uint8))
+    assert os.path.isfile(os.fsencode(bad)) and not [n for n in os.listdir(tmp_path) if n.startswith(".")]

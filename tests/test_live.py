@@ -62,6 +62,38 @@ def test_worker_answers_frames_with_read_only_snapshots(worker):
     assert worker.probe.trace_count == 1
 
 
+def test_worker_sends_the_gradient_map_with_the_frame_and_compiles_once(worker):
+    from toolbox.app.worker import BackpropRequest, FrameRequest, FrameResult
+
+    image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    asked = [BackpropRequest(layer, unit, rule, filter) for layer, unit, rule, filter in (
+        ("conv_b", 1, "guided", "norm-blur"), ("conv_b", 4, "guided", "norm-blur"), ("conv_b", 4, "deconv", "raw"),
+        ("conv_a", 2, "gradient", "gray"))]
+    for frame_id, want in enumerate(asked, 1):
+        worker.frames.put(FrameRequest(frame_id, image, want))
+        result = _drain(worker, FrameResult, until=lambda r: r.frame_id == frame_id)[-1]
+        gradient = result.gradient
+        assert result.backprop == want and gradient.image.shape == image.shape and gradient.image.dtype == np.uint8
+        assert not gradient.image.flags.writeable and np.isfinite(gradient.score)
+        assert set(result.observation.activations) == {"conv_a", "relu_a", "conv_b"}
+        if frame_id == 1:
+            traces = worker.attributor.trace_count
+    assert traces == 1 and worker.attributor.trace_count == traces  # other units, rules, layers: no retrace
+    worker.frames.put(FrameRequest(9, image))  # the pane off: the Probe alone, as before
+    assert _drain(worker, FrameResult, until=lambda r: r.frame_id == 9)[-1].gradient is None
+
+
+def test_the_panes_choices_are_the_engines():
+    from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES
+    from toolbox.optvis.attribution_display import FILTERS
+    from toolbox.optvis.relu_rules import RULES
+    from toolbox.settings import _field
+
+    assert BACKPROP_MODES == ("off", *RULES) and BACKPROP_FILTERS == FILTERS
+    assert _field("live.backprop").metadata["choices"] == BACKPROP_MODES
+    assert _field("live.backprop_filter").metadata["choices"] == BACKPROP_FILTERS
+
+
 def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
     from toolbox.app.worker import FrameRequest, FrameResult, UnitImage, UnitRequest
 
@@ -99,11 +131,13 @@ def _photos(tmp_path):
 def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
     import cv2
 
+    from toolbox.app import layout as L
     from toolbox.images import read_image
 
     r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(_photos(tmp_path)), "--headless",
                         "--frames", "4", "-o", str(tmp_path / "out"), "--video", str(tmp_path / "rec.mp4"),
-                        "--layer", "block6_add", "--settings", str(_settings_file(tmp_path, cache_dir))],
+                        "--layer", "block6_add", "--backprop", "guided",
+                        "--settings", str(_settings_file(tmp_path, cache_dir))],
                        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr
     shots = sorted((tmp_path / "out").glob("dashboard_*.png"))
@@ -111,6 +145,9 @@ def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
     first, second, fourth = (read_image(p) for p in (shots[0], shots[1], shots[3]))
     assert first.shape == (760, 1280, 3)
     assert not np.array_equal(first, second) and np.array_equal(first[30:330, 10:310], fourth[30:330, 10:310])
+    pane = (slice(L.GRADIENT.y, L.GRADIENT.y + L.GRADIENT.h), slice(L.GRADIENT.x, L.GRADIENT.x + L.GRADIENT.w))
+    assert np.abs(first[pane].astype(int) - second[pane]).mean() > 5  # each photo's own guided map
+    assert np.abs(first[pane].astype(int) - fourth[pane]).mean() < 1  # the same photo: the same map
     video = cv2.VideoCapture(str(tmp_path / "rec.mp4"))
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     assert (tmp_path / "units" / "block6_add_0000.png").is_file()  # made on demand, cached
@@ -185,27 +222,49 @@ def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xser
         assert window, proc.communicate(timeout=5)[1]
         window = window[0]
 
-        def key(name, settle=1.0):
+        def key(name, before, region=None, least=1.0, timeout=20.0):
+            """Press a key; the first screenshot whose ``region`` differs from ``before``."""
             subprocess.run(["xdotool", "key", "--window", window, name], env=env, capture_output=True)
-            time.sleep(settle)
-            return _screenshot(xserver)
+            deadline = time.time() + timeout
+            while True:
+                shot = _screenshot(xserver)
+                if _changed(before, shot, region) > least or time.time() > deadline:
+                    return shot
+                time.sleep(0.2)
+
+        def box(r):
+            return r.x, r.y, r.w, r.h
 
         shot = _screenshot(xserver)
         for _ in range(60):  # until the network's first answer is drawn in the grid
             time.sleep(0.5)
             later = _screenshot(xserver)
-            if _changed(shot, later, (L.GRID.x, L.GRID.y, L.GRID.w, L.GRID.h)) > 5:
+            if _changed(shot, later, box(L.GRID)) > 5:
                 break
             shot = later
         start = _screenshot(xserver)
-        layer = key("o")
-        assert _changed(start, layer, (L.LAYERS.x, L.LAYERS.y, L.LAYERS.w, L.LAYERS.h)) > 0.5
-        moved = key("l")
-        assert _changed(layer, moved, (L.UNIT.x, L.UNIT.y, L.UNIT.w, L.UNIT.h)) > 1
-        image = key("e", settle=2.0)
-        assert _changed(moved, image, (L.INPUT.x, L.INPUT.y, L.INPUT.w, L.INPUT.h)) > 5
-        helped = key("h")
-        assert _changed(image, helped) > 1
+        layer = key("o", start, box(L.LAYERS), 0.5)
+        assert _changed(start, layer, box(L.LAYERS)) > 0.5
+        moved = key("l", layer, box(L.UNIT))
+        assert _changed(layer, moved, box(L.UNIT)) > 1
+        image = key("e", moved, box(L.INPUT), 5)
+        assert _changed(moved, image, box(L.INPUT)) > 5
+        rescaled = key("a", image, box(L.GRID))  # the grid's scale mode
+        assert _changed(image, rescaled, box(L.GRID)) > 1
+        pattern = key("p", rescaled, box(L.GRID), 5)  # optimized images: none made for most units
+        assert _changed(rescaled, pattern, box(L.GRID)) > 5
+        back = key("p", pattern, box(L.GRID), 5)
+        # the gradient pane: a placeholder until b turns on the gradient of the selected unit (its
+        # first map compiles for seconds), then the next filter, then frozen (the title turns accent)
+        mapped = key("b", back, box(L.GRADIENT), 10, timeout=90)
+        assert _changed(back, mapped, box(L.GRADIENT)) > 10
+        filtered = key("n", mapped, box(L.GRADIENT), 10)  # norm-blur -> raw: signed, grey is zero
+        assert _changed(mapped, filtered, box(L.GRADIENT)) > 10
+        title = (L.GRADIENT.x, L.GRADIENT.y - 22, L.GRADIENT.w, 20)
+        frozen = key("d", filtered, title, 0.5)
+        assert _changed(filtered, frozen, title) > 0.5
+        helped = key("h", frozen)
+        assert _changed(frozen, helped) > 1
         t = time.time()
         subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, capture_output=True)
         assert proc.wait(timeout=3) == 0

@@ -79,6 +79,8 @@ def test_typed_values_that_fit_are_accepted(tmp_path):
     ("dream.octave_scale", -1.4, "above 1.0"), ("dream.zoom", 0, "above 1.0"), ("dream.steps", 0, "at least 1"),
     ("images.max_pixels", 0, "at least 1"), ("images.fit", "crp", "did you mean: crop"),
     ("live.keys", {"quit": 5}, "'live.keys.quit' must be a key name"),
+    ("dream.step_size", float("nan"), "finite"), ("dream.zoom", float("nan"), "finite"),
+    ("live.unit_image_delay", float("nan"), "finite"), ("dream.octave_scale", float("inf"), "finite"),
 ])
 def test_values_out_of_range_are_refused_naming_field_and_option(key, value, message):
     with pytest.raises(UserError, match=message) as e:

@@ -27,6 +27,7 @@ deepvis: see what a convolutional network has learned.
 
 Networks (--model): efficientnet_lite0 (real ImageNet weights, offline), efficientnet_lite2,
 inception_v3 (needs its ImageNet weights: --weights FILE, Keras' cache, or internet),
+googlenet (needs --weights tensorflow_inception_graph.pb or bvlc_googlenet.caffemodel),
 a spec of your own in models/, or auto (the default: inception_v3 when its weights are
 available, else efficientnet_lite0).
 """
@@ -183,7 +184,7 @@ def cmd_activations(args: argparse.Namespace) -> None:
     net = _network(settings)
     from toolbox.nets import Probe
 
-    net.spec.layer(args.layer)
+    args.layer = net.spec.layer(args.layer).name  # our name for it, also when given by an alias
     if args.unit is not None:
         net.check_unit(args.layer, args.unit)
     act = Probe(net, [args.layer])(net.fit_input(image, settings.images.fit)).activations[args.layer]
@@ -244,6 +245,8 @@ def cmd_dream(args: argparse.Namespace) -> None:
     check_output_file(args.output, IMAGE_SUFFIXES)
     if args.zoom_frames:
         check_output_file(str(Path(args.output).with_suffix(".mp4")), (".mp4",))
+        if args.gif:
+            check_output_file(str(Path(args.output).with_suffix(".gif")), (".gif",))
     clean_stray_parts(Path(args.output).parent)
     settings = settings_of(args)
     image = read_image(args.image, settings.images.max_pixels)
@@ -271,6 +274,7 @@ def cmd_units(args: argparse.Namespace) -> None:
     net = _network(settings)
     folder = UnitImageFolder(settings.unit_images_path(net.name))
     folder.prepare()
+    args.layer = net.spec.layer(args.layer).name
     channels = net.spec.layer(args.layer).channels
     units = parse_units(args.units, channels)
     from toolbox.assets import render_unit_images
@@ -284,10 +288,111 @@ def cmd_units(args: argparse.Namespace) -> None:
           f"{folder.objectives_path(args.layer).name} to {folder.root}")
 
 
+def cmd_attribute(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_file, clean_stray_parts, display_path
+    from toolbox.images import IMAGE_SUFFIXES, read_image
+
+    if (args.layer is None) == (args.klass is None):
+        raise UserError("say what to explain: --layer L --unit U, or --class NAME_OR_ID (one of the two)")
+    if (args.layer is None) != (args.unit is None):
+        raise UserError("--layer and --unit go together: --layer L --unit U")
+    settings = settings_of(args)
+    a = settings.attribute
+    if args.cam_layer and a.method != "gradcam":
+        raise UserError(f"--cam-layer is for --method gradcam, not {a.method}")
+    output = args.output or f"{Path(args.image).stem}_{a.method}.png"
+    check_output_file(output, IMAGE_SUFFIXES)
+    from toolbox.outputs.attribution import overlay_path
+
+    if a.method == "gradcam":
+        check_output_file(overlay_path(output), IMAGE_SUFFIXES)
+    clean_stray_parts(Path(output).parent)
+    image = read_image(args.image, settings.images.max_pixels)
+    net = _network(settings)
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.attribution import Attributor, Target
+    from toolbox.outputs.attribution import attribution_to_files, class_index
+
+    target = (Target.klass(class_index(net.labels, args.klass)) if args.klass is not None
+              else Target.unit(net.spec.layer(args.layer).name, args.unit, a.unit_value))
+    attributor = Attributor(net)
+    attributor.check(target)
+    rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
+    check_fits(net, net.spec.input_size, min(a.batch, rows), "--batch")
+    fitted = net.fit_input(image, settings.images.fit)
+    result = attributor(fitted, target, a.method, cam_layer=args.cam_layer, smooth_base=a.smooth_base,
+                        samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=args.seed)
+    written = attribution_to_files(result, fitted, output, a.filter)
+    if target.is_class:
+        what = f"class {target.index} ({net.labels[target.index]}): score {result.score:.4f} before softmax"
+    else:
+        where = "at its strongest position" if target.value == "max" else "summed over positions"
+        where += " (before any ReLU of the layer)"
+        what = f"{target.layer} unit {target.index}: {result.score:.4f} {where}"
+    extra = f"; Grad-CAM at {result.cam_layer}" if result.cam_layer else ""
+    if result.completeness_gap is not None:  # how far sum(map) is from score(image) - score(black)
+        difference = float(result.map.sum()) - result.completeness_gap
+        share = 100 * abs(result.completeness_gap) / max(abs(difference), 1e-12)
+        extra += f"; completeness gap {result.completeness_gap:.4g} ({share:.2g}% of the score's rise from black)"
+    print(what + extra)
+    print(f"wrote {' and '.join(display_path(p) for p in written)}")
+
+
+def parse_layers(text: str | None, network) -> list[str]:
+    """'a,b' or 'all' (or None: all) -> layer names, each checked against the network."""
+    if text is None or text.strip() == "all":
+        return network.spec.layer_names
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError("--layers names no layer")
+    return [network.spec.layer(name).name for name in names]
+
+
+def cmd_crops(args: argparse.Namespace) -> None:
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    settings = settings_of(args)
+    start_tensorflow_quietly()  # crop_job brings TensorFlow
+    from toolbox.assets.crop_job import count_images, find_sources
+
+    sources = find_sources(args.images)  # a missing source fails before the network loads
+    if settings.units.output_dir:
+        from toolbox.files import check_output_dir
+
+        check_output_dir(settings.units.output_dir)
+    net = _network(settings)
+    from toolbox.assets import UnitImageFolder
+    from toolbox.assets.crop_job import CropJob
+    from toolbox.assets.crops import CropStore
+
+    folder = UnitImageFolder(settings.unit_images_path(net.name))
+    folder.prepare()
+    c = settings.crops
+    layers = parse_layers(args.layers, net)
+    store = CropStore(folder.root)
+    job = CropJob(net, layers, store, c.top, c.side, settings.images.max_pixels, settings.images.fit)
+    bad = BadInputs(args.strict)
+    with _progress(count_images(sources, c.every), f"crops of {len(layers)} layers", "img") as bar:
+        report = job.run(sources, c.every, c.batch, c.chunk, on_image=bar.update, on_bad=bad.skip)
+    if not report.images and not report.skipped:
+        raise UserError(f"none of the {report.bad} images could be read")
+    if args.backprop:
+        from toolbox.assets.crop_job import backprop_crops
+
+        with _progress(sum(net.spec.layer(n).channels for n in layers), f"{args.backprop} crops", "unit") as bar:
+            made = backprop_crops(net, layers=layers, store=store, rule=args.backprop,
+                                  max_pixels=settings.images.max_pixels, fit=settings.images.fit, on_unit=bar.update)
+        print(f"made {made} {args.backprop} crops")
+    rate = report.images / max(report.seconds, 1e-9)
+    print(f"looked at {report.images} images ({rate:.1f}/s), skipped {report.skipped} seen before"
+          + (f", {report.bad} unreadable" if report.bad else "") + f"; top {c.top} crops of "
+          f"{sum(net.spec.layer(n).channels for n in layers)} units in {store.dir}")
+
+
 def cmd_live(args: argparse.Namespace) -> None:
     from toolbox.app.display import display_available
     from toolbox.app.sources import StillImages, open_source
-    from toolbox.files import check_output_dir, check_output_file
+    from toolbox.files import check_output_dir, check_output_file, clean_stray_parts
 
     settings = settings_of(args)
     headless = args.headless or bool(args.output or args.video or args.frames)
@@ -297,9 +402,9 @@ def cmd_live(args: argparse.Namespace) -> None:
     out_dir = args.output or (None if args.video else "deepvis-live")
     if headless:
         if out_dir:
-            check_output_dir(out_dir)
+            clean_stray_parts(check_output_dir(out_dir))
         if args.video:
-            check_output_file(args.video, (".mp4",))
+            clean_stray_parts(check_output_file(args.video, (".mp4",)).parent)
     source = open_source(settings.live_input, settings.images.max_pixels)
     net = _network(settings)
     from toolbox.app.live import build_live_app
@@ -396,6 +501,52 @@ def build_parser() -> argparse.ArgumentParser:
     setting_option(p, ["--batch"], "units.batch", int)
     p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed; same seed, same images (default 0)")
 
+    p = command("attribute", cmd_attribute, "which pixels of an image drive a unit or a class (gradient maps)",
+                "methods: gradient, guided (guided backprop), deconv, gradcam (also writes OUT_overlay.png, the\n"
+                "heat map over the input), smoothgrad (a noise tunnel over --base), integrated (from a black\n"
+                "image). Prints the unit's or class's score. The image is fitted to the network's input first.\n"
+                "examples:\n"
+                "  deepvis attribute examples/chelsea.png --class 'egyptian cat' --method guided -o cat.png\n"
+                "  deepvis attribute examples/coffee.png --class espresso --method gradcam -o cup.png\n"
+                "  deepvis attribute examples/chelsea.png --layer block9_add --unit 17 --filter norm-blur")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--layer", "-l", help="layer of the unit to explain (see: deepvis layers)")
+    p.add_argument("--unit", "-u", type=bounded(int, 0), help="unit (channel) of --layer")
+    p.add_argument("--class", "-c", dest="klass", metavar="NAME_OR_ID",
+                   help="class to explain (its score before softmax): a label, any case, or its number")
+    setting_option(p, ["--method"], "attribute.method")
+    setting_option(p, ["--filter"], "attribute.filter")
+    setting_option(p, ["--unit-value"], "attribute.unit_value")
+    p.add_argument("--cam-layer", metavar="LAYER", help="gradcam: the layer whose maps are weighted (default: "
+                   "for a class the last layer, for a unit the layer before its own)")
+    setting_option(p, ["--base"], "attribute.smooth_base")
+    setting_option(p, ["--samples"], "attribute.samples", int)
+    setting_option(p, ["--noise"], "attribute.noise", float)
+    setting_option(p, ["--steps"], "attribute.steps", int)
+    setting_option(p, ["--batch"], "attribute.batch", int)
+    p.add_argument("-o", "--output", metavar="OUT.png", help="the map (default: IMAGE_METHOD.png here)")
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="smoothgrad's noise seed (default 0)")
+
+    p = command("crops", cmd_crops, "natural exemplars: each unit's top (and bottom) image crops",
+                "For every unit of the chosen layers, keeps the K images where it fires most (and, for signed\n"
+                "layers, least), with the crop of each under the unit's receptive field. Runs add to what is\n"
+                "stored (images seen before, by content, are skipped); Ctrl-C or a kill loses at most the\n"
+                "current chunk (crops.chunk images). The live window shows them in its crops pane.\n"
+                "examples:\n  deepvis crops --images ~/photos\n"
+                "  deepvis crops --images val/ clips/lab.mp4 more.txt --layers block9_add,block12_add --top 16")
+    p.add_argument("--images", nargs="+", required=True, metavar="SRC",
+                   help="folders (recursive), video files, text files listing paths, images")
+    p.add_argument("--layers", help="a,b or all (default: every layer the network offers)")
+    setting_option(p, ["--top", "-k"], "crops.top", int)
+    setting_option(p, ["--side"], "crops.side", int)
+    setting_option(p, ["--batch"], "crops.batch", int)
+    setting_option(p, ["--every"], "crops.every", int)
+    setting_option(p, ["-o", "--output"], "units.output_dir", metavar="DIR")
+    p.add_argument("--strict", action="store_true", help="stop with exit code 2 at the first unreadable image")
+    p.add_argument("--backprop", choices=("gradient", "guided", "deconv"),
+                   help="also store, for every top crop, the same crop of its image's map by this rule (what in the "
+                        "crop made the unit fire; one backward pass per unit: slow for whole networks)")
+
     p = command("live", cmd_live, "the live toolbox window: every channel of a layer, on webcam, video or images",
                 "inputs: webcam, webcam:N, a video file (loops), a folder of images (cycles), one image.\n"
                 f"keys (default bindings; change them under live.keys in settings.yaml; h in the window lists them):\n"
@@ -408,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "  deepvis live --input examples --headless --frames 5 -o shots/ --video demo.mp4")
     setting_option(p, ["--input", "-i"], "live.input")
     setting_option(p, ["--layer", "-l"], "live.layer")
+    setting_option(p, ["--backprop"], "live.backprop", metavar="METHOD")
     p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,
                    help="unit selected first in headless mode (default 0)")
     p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "
@@ -419,13 +571,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ProgressAwareHandler(logging.Handler):
+    """Log lines on stderr, each on its own line even while a progress bar is drawn there."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # noqa: BLE001 (logging must never raise)
+            self.handleError(record)
+
+
 def _setup_output() -> None:
     """Messages go to stderr as 'deepvis: ...'; file names that are not valid UTF-8 print as
     escapes instead of failing."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = ProgressAwareHandler()
     handler.setFormatter(logging.Formatter("deepvis: %(message)s"))
     root = logging.getLogger("toolbox")
     root.handlers[:] = [handler]

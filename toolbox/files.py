@@ -66,7 +66,8 @@ def part_path(path: PathLike, suffix: str = "") -> Path:
     """A fresh temporary name beside ``path`` that says which host and process write it;
     ``suffix`` (``.mp4``) goes last for writers that choose the format by it."""
     p = _as_path(path)
-    name = os.fsdecode(os.fsencode(p.name)[:_NAME_BYTES])
+    # plain ASCII: libraries such as OpenCV crash on names that are not valid UTF-8
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", os.fsencode(p.name)[:_NAME_BYTES].decode("ascii", "replace"))
     return p.parent / f".{name}.{_host()}-{os.getpid()}-{secrets.token_hex(4)}.part{suffix}"
 
 

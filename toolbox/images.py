@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 __all__ = ["IMAGE_SUFFIXES", "VideoWriter", "atomic_write", "ensure_min_side", "fit_square", "list_images",
-           "read_image", "resize", "write_gif", "write_image"]
+           "decode_image", "read_image", "resize", "write_gif", "write_image"]
 
 
 def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
@@ -83,11 +83,23 @@ def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int |
         raise UserError(f"expected an image file, got a folder: {name}")
     if st.st_size == 0:
         raise UserError(f"image file is empty: {name}")
+    return _open_and_decode(p, name, max_pixels, needed_side)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
+    """``read_image`` for bytes already read (the crops job hashes a file and decodes it from
+    one read): the same guarded decode, ``name`` for messages."""
+    if not data:
+        raise UserError(f"image file is empty: {name}")
+    return _open_and_decode(io.BytesIO(data), name, max_pixels, needed_side)
+
+
+def _open_and_decode(source: Path | io.BytesIO, name: str, max_pixels: int, needed_side: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies instead
-            with Image.open(p) as img:
+            with Image.open(source) as img:
                 rgb = _decode(img, name, max_pixels, needed_side)
     except UserError:
         raise
@@ -170,10 +182,22 @@ def write_gif(path: PathLike, frames: list[np.ndarray], fps: float) -> None:
     atomic_write(path, buf.getvalue())
 
 
+def opencv_path(path: PathLike) -> str:
+    """``path`` as OpenCV's video classes take it; they crash the process (not raise) on a
+    name that is not valid UTF-8, so such a name is a one-line error instead."""
+    text = os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"cannot open {display_path(text)} for video: OpenCV needs file and folder names "
+                        f"that are valid UTF-8 (rename it)") from None
+    return text
+
+
 def _playable_frames(path: Path) -> int:
     """How many frames the finished file holds when it opens and its first frame decodes;
     -1 when it does not play (a write error, a full disk)."""
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(opencv_path(path))
     try:
         if not cap.isOpened() or not cap.read()[0]:
             return -1
@@ -208,7 +232,7 @@ class VideoWriter:
         if self._writer is None:
             self._part = PartFile(self.path, suffix=".mp4")
             try:
-                self._writer = cv2.VideoWriter(str(self._part.path), cv2.VideoWriter_fourcc(*self.FOURCC),
+                self._writer = cv2.VideoWriter(opencv_path(self._part.path), cv2.VideoWriter_fourcc(*self.FOURCC),
                                                self._fps, (w, h))
                 opened = self._writer.isOpened()
             except (cv2.error, UnicodeEncodeError):

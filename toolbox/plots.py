@@ -21,6 +21,7 @@ def plot_layer_activations(activations: np.ndarray, title: str, output: str | Pa
     channels = activations.shape[-1]
     mean, peak = activations.mean(axis=(0, 1)), activations.max(axis=(0, 1))
     rows = 2 if unit is not None else 1
+    title = title.encode("utf-8", "backslashreplace").decode("utf-8")  # a file name may not be UTF-8
     fig, axes = plt.subplots(rows, 1, figsize=(max(6.0, min(24.0, channels / 12)), 3.2 * rows), squeeze=False)
     ax = axes[0, 0]
     x = np.arange(channels)

@@ -14,6 +14,7 @@ names the closest valid one, a value of the wrong type or out of range names its
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import reprlib
 import typing
@@ -65,11 +66,39 @@ class UnitSettings:
     output_dir: str | None = setting(None, "default: <cache_dir>/unit_images/<model>, where the live window looks")
 
 
+@dataclass(frozen=True)
+class CropSettings:
+    top: int = setting(9, "images kept per unit (and, for signed layers, as many lowest)", lo=1, hi=100)
+    side: int = setting(48, "side in pixels of each stored crop", lo=8, hi=256)
+    batch: int = setting(16, "images per forward pass", lo=1, hi=512)
+    every: int = setting(10, "of a video, look at every N-th frame", lo=1, hi=100_000)
+    chunk: int = setting(256, "images between two saves of the results (what a kill can lose)", lo=1,
+                         hi=100_000)
+
+
+@dataclass(frozen=True)
+class AttributeSettings:
+    method: str = setting("gradient", "what explains the unit or class", choices=(
+        "gradient", "guided", "deconv", "gradcam", "smoothgrad", "integrated"))
+    filter: str = setting("raw", "how a map is shown: signed (raw, gray), or its per-pixel size (norm, norm-blur)",
+                          choices=("raw", "gray", "norm", "norm-blur"))
+    unit_value: str = setting("max", "a unit's score: its value at its strongest position, or summed over positions",
+                              choices=("max", "sum"))
+    smooth_base: str = setting("gradient", "the method smoothgrad averages over noisy copies",
+                               choices=("gradient", "guided", "deconv"))
+    samples: int = setting(16, "noisy copies smoothgrad averages", lo=1, hi=4096)
+    noise: float = setting(0.15, "smoothgrad's noise: standard deviation as a fraction of the pixel range",
+                           lo=0.0, hi=1.0)
+    steps: int = setting(64, "integrated gradients: steps on the path from a black image", lo=1, hi=4096)
+    batch: int = setting(16, "images per backward pass of smoothgrad and integrated (bounds memory)", lo=1, hi=1024)
+
+
 DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "next_layer": ("o",), "prev_layer": ("u",), "up": ("i", "up"), "down": ("k", "down"),
     "left": ("j", "left"), "right": ("l", "right"), "next_image": ("e",), "prev_image": ("w",),
     "pause": ("space",), "switch_source": ("c",), "zoom": ("z",), "save": ("s",), "help": ("h",),
-    "quit": ("q", "esc"),
+    "quit": ("q", "esc"), "pattern": ("p",), "scale": ("a",), "crops_side": ("t",),
+    "backprop": ("b",), "backprop_filter": ("n",), "freeze_backprop": ("d",),
 }
 
 
@@ -85,6 +114,15 @@ class LiveSettings:
     unit_image_size: int = setting(96, "side of unit images made on demand", lo=16, hi=1024)
     unit_image_steps: int = setting(96, "steps of unit images made on demand", lo=1, hi=100_000)
     save_dir: str = setting(".", "where the save key writes dashboard PNGs")
+    grid_scale: str = setting("layer", "how the grid scales activations first: channel (each by itself), layer "
+                                       "(one scale: strong units stand out), gamma (one scale, weak values lifted)",
+                              choices=("channel", "layer", "gamma"))
+    backprop: str = setting("off", "the gradient pane at start: off, or what explains the selected unit "
+                                   "in each frame (gradient, guided backprop, deconv)",
+                            choices=("off", "gradient", "guided", "deconv"))
+    backprop_filter: str = setting("norm-blur", "how the gradient pane shows its map: signed (raw, gray), or "
+                                                "its per-pixel size (norm, norm-blur: where the evidence lies)",
+                                   choices=("raw", "gray", "norm", "norm-blur"))
     keys: dict = setting(DEFAULT_KEYS, "action -> key names; a partial mapping overrides")
 
 
@@ -92,13 +130,16 @@ class LiveSettings:
 class Settings:
     model: str = setting("auto", "network name or spec file: auto, efficientnet_lite0, efficientnet_lite2, "
                                  "inception_v3, or a spec in models/")
-    weights: str | None = setting(None, "weights file for inception_v3 or a keras_file spec")
+    weights: str | None = setting(None, "weights file for inception_v3, googlenet (.pb or .caffemodel) or a "
+                                        "keras_file spec")
     cache_dir: str | None = setting(None, "converted weights and generated images; default: ~/.cache/deepvis")
     models_dir: str | None = setting(None, "model specs and labels; default: the bundled models/")
     images: ImageSettings = field(default_factory=ImageSettings)
     dream: DreamSettings = field(default_factory=DreamSettings)
     units: UnitSettings = field(default_factory=UnitSettings)
+    crops: CropSettings = field(default_factory=CropSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
+    attribute: AttributeSettings = field(default_factory=AttributeSettings)
 
     @property
     def cache_path(self) -> Path:
@@ -167,6 +208,8 @@ def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> None:
         ok = False
     if not ok:
         raise UserError(f"{name} must be {' or '.join(a.__name__ for a in allowed)}, not {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{name} must be a finite number, not {value}")
     lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
     if choices and value not in choices:
         raise UserError(f"{name} must be one of {', '.join(choices)}, not {_shown(value)}{closest(str(value), choices)}")

@@ -17,6 +17,7 @@ from toolbox.app.layout import Rect, grid_geometry
 from toolbox.app.state import ViewState
 
 if TYPE_CHECKING:  # drawing needs no TensorFlow, only the observation's arrays
+    from toolbox.app.worker import BackpropRequest, GradientImage, UnitCrops
     from toolbox.nets import Observation
 
 BACKGROUND = (28, 28, 32)
@@ -44,6 +45,11 @@ class DashboardView:
     source: str
     message: str = ""
     help_lines: tuple[tuple[str, str], ...] = ()  # (keys, what they do)
+    signed: bool = False  # the current layer has negative values: drawn centred on zero
+    crops: "UnitCrops | None" = None  # the selected unit's natural exemplars, when known
+    patterns: dict | None = None  # pattern mode: unit -> optimized image of the current layer
+    backprop: "BackpropRequest | None" = None  # what the gradient pane wants now; None: it is off
+    gradient: "GradientImage | None" = None  # the newest map the worker made (maybe of an older request)
 
     @property
     def layer(self) -> str:
@@ -60,6 +66,8 @@ def fill(image: np.ndarray, color: tuple[int, int, int]) -> None:
 
 
 def text(canvas: np.ndarray, s: str, x: int, y: int, color=TEXT, scale: float = 0.45, bold: bool = False) -> None:
+    # OpenCV's fonts draw ASCII only, and a file name that is not valid UTF-8 would crash it
+    s = s.encode("ascii", "backslashreplace").decode("ascii")
     cv2.putText(canvas, s, (x, y), FONT, scale, color, 2 if bold else 1, cv2.LINE_AA)
 
 
@@ -86,6 +94,29 @@ def normalize_channels(acts: np.ndarray) -> np.ndarray:
     return np.where(span > 1e-6, (a - lo) / np.maximum(span, 1e-6), 0.0)
 
 
+GAMMA = 0.5  # the "gamma" scale mode lifts weak activations: level ** GAMMA
+
+
+def grid_levels(acts: np.ndarray, mode: str, signed: bool) -> np.ndarray:
+    """(h, w, C) -> (C, h, w) uint8 levels for the grid's colour table (0 stays free for the
+    background). Unsigned layers map 0..max to 1..255 through the warm ramp; signed layers
+    are centred on zero: 128 is zero, above it positive (warm), below it negative (cold).
+    ``mode``: "channel" scales each channel by itself; "layer" uses one scale for the whole
+    layer, so strong units stand out; "gamma" is "layer" with weak values lifted."""
+    a = np.moveaxis(acts, -1, 0).astype(np.float32)
+    if not signed and mode == "channel":
+        return (1 + normalize_channels(acts) * 254).astype(np.uint8)
+    per_channel = mode == "channel"
+    axes = (1, 2) if per_channel else None
+    top = np.abs(a).max(axis=axes, keepdims=per_channel) if signed else a.max(axis=axes, keepdims=per_channel)
+    t = a / np.maximum(top, 1e-6)  # [-1, 1] signed, [0, 1] unsigned
+    if mode == "gamma":
+        t = np.sign(t) * np.abs(t) ** GAMMA
+    if signed:
+        return (128 + np.clip(t, -1, 1) * 127).astype(np.uint8)
+    return (1 + np.clip(t, 0, 1) * 254).astype(np.uint8)
+
+
 def _inferno_lut() -> np.ndarray:
     """256 RGB colours: index 0 is the background, 1..255 the inferno colour map."""
     ramp = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
@@ -95,12 +126,25 @@ def _inferno_lut() -> np.ndarray:
     return lut
 
 
+def _diverging_lut() -> np.ndarray:
+    """256 RGB colours centred on 128 (black: zero): above, the warm inferno ramp for positive
+    values; below, the same ramp with red and blue swapped for negative ones; 0 background."""
+    ramp = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
+    lut = np.empty((256, 3), np.uint8)
+    lut[0] = BACKGROUND
+    strength = np.linspace(0, 255, 128).astype(int)
+    lut[128:] = ramp[strength]
+    lut[1:128] = ramp[strength[1:][::-1]][:, ::-1]
+    return lut
+
+
 GRID_LUT = _inferno_lut()[:, None, :]  # as cv2.applyColorMap takes a user colour map: (256, 1, 3)
+SIGNED_LUT = _diverging_lut()[:, None, :]
 
 
-def apply_lut(levels: np.ndarray) -> np.ndarray:
-    """uint8 (h, w) levels -> RGB through GRID_LUT (OpenCV's table lookup: fast)."""
-    return cv2.applyColorMap(np.ascontiguousarray(levels), GRID_LUT)
+def apply_lut(levels: np.ndarray, signed: bool = False) -> np.ndarray:
+    """uint8 (h, w) levels -> RGB through a colour table (OpenCV's table lookup: fast)."""
+    return cv2.applyColorMap(np.ascontiguousarray(levels), SIGNED_LUT if signed else GRID_LUT)
 
 
 def colorize(gray01: np.ndarray) -> np.ndarray:
@@ -108,12 +152,13 @@ def colorize(gray01: np.ndarray) -> np.ndarray:
     return apply_lut(1 + np.clip(gray01 * 254, 0, 254).astype(np.uint8))
 
 
-def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID) -> np.ndarray:
-    """Every channel of the page holding ``selected``, as tiles, the selected one outlined."""
+def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID, mode: str = "channel",
+                    signed: bool = False) -> np.ndarray:
+    """Every channel of the page holding ``selected``, as tiles, the selected one outlined;
+    ``mode`` and ``signed`` as in ``grid_levels`` (the layer's scale spans every page)."""
     geo = grid_geometry(acts.shape[-1], rect)
     page = geo.page_of(selected)
-    page_acts = acts[..., page * geo.per_page:(page + 1) * geo.per_page]
-    levels = (1 + normalize_channels(page_acts) * 254).astype(np.uint8)  # 0 stays free for the background
+    levels = grid_levels(acts, mode, signed)[page * geo.per_page:(page + 1) * geo.per_page]
     t = geo.tile
     inner = max(1, t - 1)  # one pixel of gap between tiles
     h, w = levels.shape[1:]
@@ -122,9 +167,46 @@ def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID) -> np.
     sheet = sheet.reshape(geo.rows, geo.cols, t, t).transpose(0, 2, 1, 3).reshape(geo.rows * t, geo.cols * t)
     out = np.empty((rect.h, rect.w, 3), np.uint8)
     fill(out, BACKGROUND)
-    out[:sheet.shape[0], :sheet.shape[1]] = apply_lut(sheet)
+    out[:sheet.shape[0], :sheet.shape[1]] = apply_lut(sheet, signed)
     row, col = geo.cell(selected)
     cv2.rectangle(out, (col * t - 1, row * t - 1), (col * t + inner, row * t + inner), SELECT, 2 if t > 8 else 1)
+    return out
+
+
+def pattern_grid(images: dict, channels: int, selected: int, rect: Rect = L.GRID) -> np.ndarray:
+    """Pattern mode: every unit of the page holding ``selected`` as its optimized image (from
+    ``images``, unit -> RGB); a unit without one is an empty tile. Same geometry as the
+    activation grid, so selection, clicks and pages work alike."""
+    geo = grid_geometry(channels, rect)
+    page = geo.page_of(selected)
+    t = geo.tile
+    inner = max(1, t - 1)
+    out = np.empty((rect.h, rect.w, 3), np.uint8)
+    fill(out, BACKGROUND)
+    for unit in range(page * geo.per_page, min(channels, (page + 1) * geo.per_page)):
+        row, col = geo.cell(unit)
+        image = images.get(unit)
+        if image is None:
+            cv2.rectangle(out, (col * t, row * t), (col * t + inner - 1, row * t + inner - 1), (60, 60, 68), 1)
+        else:
+            out[row * t:row * t + inner, col * t:col * t + inner] = cv2.resize(image, (inner, inner),
+                                                                               interpolation=cv2.INTER_AREA)
+    row, col = geo.cell(selected)
+    cv2.rectangle(out, (col * t - 1, row * t - 1), (col * t + inner, row * t + inner), SELECT, 2 if t > 8 else 1)
+    return out
+
+
+def crops_montage(crops: np.ndarray, values: np.ndarray, cell: int, columns: int = 3) -> np.ndarray:
+    """Up to columns x columns crops in a grid of ``cell``-pixel cells, each with its value."""
+    rows = columns
+    out = np.empty((rows * cell, columns * cell, 3), np.uint8)
+    fill(out, BACKGROUND)
+    for i, (crop, value) in enumerate(zip(crops[:rows * columns], values)):
+        y, x = (i // columns) * cell, (i % columns) * cell
+        out[y:y + cell - 2, x:x + cell - 2] = cv2.resize(crop, (cell - 2, cell - 2), interpolation=cv2.INTER_LINEAR)
+        label = f"{value:.3g}"
+        cv2.rectangle(out, (x, y + cell - 15), (x + 7 * len(label) + 4, y + cell - 3), (0, 0, 0), -1)
+        cv2.putText(out, label, (x + 2, y + cell - 5), FONT, 0.35, TEXT, 1, cv2.LINE_AA)
     return out
 
 
@@ -164,13 +246,21 @@ def draw_grid(canvas: np.ndarray, view: DashboardView) -> None:
     if acts is None:
         placeholder(canvas, L.GRID, ["loading the network..."])
         return
-    canvas[L.GRID.y:L.GRID.y + L.GRID.h, L.GRID.x:L.GRID.x + L.GRID.w] = activation_grid(acts, view.state.unit)
+    s = view.state
+    if s.pattern:
+        grid = pattern_grid(view.patterns or {}, channels, s.unit)
+        info = ("pattern mode: optimized images" + ("" if view.patterns is not None else " (loading...)")
+                + f", {len(view.patterns or {})} of {channels} made (p: activations)")
+    else:
+        grid = activation_grid(acts, s.unit, mode=s.scale_mode, signed=view.signed)
+        info = (f"{acts.shape[0]}x{acts.shape[1]} per channel, scale: {s.scale_mode} (a)"
+                + (", signed: warm +, cold -" if view.signed else ""))
+    canvas[L.GRID.y:L.GRID.y + L.GRID.h, L.GRID.x:L.GRID.x + L.GRID.w] = grid
     geo = grid_geometry(channels)
-    info = f"{acts.shape[0]}x{acts.shape[1]} per channel"
     if geo.pages > 1:
         page = geo.page_of(view.state.unit)
         info += (f"   page {page + 1}/{geo.pages}: units {page * geo.per_page}-"
-                 f"{min(channels, (page + 1) * geo.per_page) - 1} (move past the edge to turn)")
+                 f"{min(channels, (page + 1) * geo.per_page) - 1}")
     text(canvas, info, L.GRID_INFO.x, L.GRID_INFO.y + 14, DIM, 0.42)
 
 
@@ -232,11 +322,70 @@ def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
         text(canvas, count, L.LAYERS.x + L.LAYERS.w - 60 - width, y, color, 0.42)
 
 
-def draw_reserved(canvas: np.ndarray) -> None:
-    title(canvas, L.CROPS, "top image crops")
-    placeholder(canvas, L.CROPS, ["not available yet"])
-    title(canvas, L.GRADIENT, "gradient image")
-    placeholder(canvas, L.GRADIENT, ["not available yet"])
+def draw_crops(canvas: np.ndarray, view: DashboardView) -> None:
+    lowest = view.state.lowest
+    title(canvas, L.CROPS, f"{'lowest' if lowest else 'top'} image crops of unit {view.state.unit} "
+                           f"(t: {'top' if lowest else 'lowest'})")
+    crops = view.crops
+    if crops is None:
+        placeholder(canvas, L.CROPS, ["shown when the selection rests"])
+        return
+    side = crops.lowest if lowest else crops.top
+    if side is None or not len(side[1]):
+        hint = ("this layer has no negative values" if lowest and crops.top is not None else
+                "none yet: deepvis crops --images FOLDER")
+        placeholder(canvas, L.CROPS, [hint])
+        return
+    cell = L.CROPS.h // 3
+    montage = crops_montage(*side, cell)
+    canvas[L.CROPS.y:L.CROPS.y + montage.shape[0], L.CROPS.x:L.CROPS.x + montage.shape[1]] = montage
+    if not lowest and crops.backprop is not None:  # beside them, what in each crop made the unit fire
+        maps = crops_montage(crops.backprop, side[1], cell)
+        x = L.CROPS.x + montage.shape[1] + 8
+        canvas[L.CROPS.y:L.CROPS.y + maps.shape[0], x:x + maps.shape[1]] = maps
+        text(canvas, "their backprop", x + maps.shape[1] + 8, L.CROPS.y + 14, DIM, 0.4)
+        return
+    x = L.CROPS.x + montage.shape[1] + 12
+    text(canvas, f"{len(side[1])} {'lowest' if lowest else 'strongest'} images", x, L.CROPS.y + 14, TEXT, 0.42)
+    text(canvas, "value = the unit's " + ("minimum" if lowest else "maximum"), x, L.CROPS.y + 32, DIM, 0.4)
+    text(canvas, "each: the input under the unit's", x, L.CROPS.y + 50, DIM, 0.4)
+    text(canvas, "receptive field at that position", x, L.CROPS.y + 66, DIM, 0.4)
+
+
+FILTER_NOTES = {"raw": "signed, per colour channel; grey is 0", "gray": "signed, channels averaged; grey is 0",
+                "norm": "the map's size per pixel; black is 0", "norm-blur": "its size per pixel, blurred: where"}
+
+
+def gradient_title(canvas: np.ndarray, request: "BackpropRequest", frozen: bool) -> None:
+    """Method, filter and the unit explained, in the accent colour while frozen (the pane
+    then explains another layer than the grid's, which should not go unnoticed); a long
+    layer name shrinks the text rather than run into the next column."""
+    s = f"{request.rule} ({request.filter}): {request.layer} unit {request.unit}" + (" frozen" if frozen else "")
+    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
+    scale = 0.45 * min(1.0, (L.GRADIENT.w + 15) / width)
+    text(canvas, s, L.GRADIENT.x, L.GRADIENT.y - 8, ACCENT if frozen else DIM, scale)
+
+
+def draw_gradient(canvas: np.ndarray, view: DashboardView) -> None:
+    """The explained unit's map for the newest frame, as the worker made it visible. The
+    title names the map shown, so a map still on its way says which one is on screen."""
+    want, shown, frozen = view.backprop, view.gradient, view.state.frozen is not None
+    if want is None:
+        title(canvas, L.GRADIENT, "gradient image: off (b)")
+        placeholder(canvas, L.GRADIENT, ["b: what in this frame drives", "the selected unit, by gradient,",
+                                         "guided backprop or deconv"])
+        return
+    if shown is None:
+        gradient_title(canvas, want, frozen)
+        placeholder(canvas, L.GRADIENT, ["computing the first map...", "(compiled once: a few seconds)"])
+        return
+    gradient_title(canvas, shown.request, frozen)
+    paste(canvas, shown.image, L.GRADIENT)
+    lines = [f"score {shown.score:.3f} (its max, before ReLU)" + ("" if shown.request == want else " ..."),
+             FILTER_NOTES.get(shown.request.filter, ""),
+             "b method, n filter, d " + ("unfreeze" if frozen else "freeze")]
+    for i, line in enumerate(lines):
+        text(canvas, line, L.GRADIENT_INFO.x, L.GRADIENT_INFO.y + 14 + 17 * i, TEXT if i == 0 else DIM, 0.42)
 
 
 def draw_status(canvas: np.ndarray, view: DashboardView) -> None:
@@ -279,7 +428,8 @@ def draw_dashboard(view: DashboardView, out: np.ndarray | None = None) -> np.nda
     draw_grid(canvas, view)
     draw_unit(canvas, view)
     draw_unit_image(canvas, view)
-    draw_reserved(canvas)
+    draw_crops(canvas, view)
+    draw_gradient(canvas, view)
     draw_status(canvas, view)
     if view.state.help:
         draw_help(canvas, view)

@@ -24,6 +24,12 @@ class Action(str, Enum):
     SAVE = "save"
     HELP = "help"
     QUIT = "quit"
+    PATTERN = "pattern"
+    SCALE = "scale"
+    CROPS_SIDE = "crops_side"
+    BACKPROP = "backprop"
+    BACKPROP_FILTER = "backprop_filter"
+    FREEZE_BACKPROP = "freeze_backprop"
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
@@ -36,6 +42,12 @@ HELP_TEXT: dict[Action, str] = {
     Action.PAUSE: "pause / resume the input", Action.SWITCH_SOURCE: "switch between camera and files",
     Action.ZOOM: "cycle the selected unit's zoom", Action.SAVE: "save the dashboard as PNG",
     Action.HELP: "show / hide this help", Action.QUIT: "quit",
+    Action.PATTERN: "grid: activations <-> each unit's optimized image",
+    Action.SCALE: "grid scale: per channel / one for the layer / gamma-boosted",
+    Action.CROPS_SIDE: "crops: the unit's top images <-> its lowest",
+    Action.BACKPROP: "gradient pane: off / gradient / guided / deconv",
+    Action.BACKPROP_FILTER: "gradient pane's filter: raw / gray / norm / norm-blur",
+    Action.FREEZE_BACKPROP: "gradient pane: keep explaining this unit / follow the selection",
 }
 
 # X11 key codes as cv2.waitKeyEx reports them (Qt and GTK backends on Linux).

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 
 WIDTH, HEIGHT = 1280, 760
-MARGIN = 10
 
 
 @dataclass(frozen=True)
@@ -26,12 +25,13 @@ CLASSES = Rect(10, 360, 300, 110)
 LAYERS = Rect(10, 495, 300, 235)
 GRID = Rect(330, 30, 450, 450)
 GRID_INFO = Rect(330, 485, 450, 20)
-CROPS = Rect(330, 535, 450, 190)  # reserved: top natural-image crops (later work)
+CROPS = Rect(330, 535, 450, 189)  # the selected unit's top natural-image crops, 3 x 3
 UNIT = Rect(800, 30, 225, 225)
 UNIT_IMAGE = Rect(1045, 30, 225, 225)
 UNIT_INFO = Rect(800, 260, 225, 60)
 UNIT_IMAGE_INFO = Rect(1045, 260, 225, 60)
-GRADIENT = Rect(800, 345, 225, 225)  # reserved: gradient image (later work)
+GRADIENT = Rect(800, 345, 225, 225)  # the explained unit's gradient map (the input's size: 224 px is 1:1)
+GRADIENT_INFO = Rect(800, 575, 225, 60)
 NOTES = Rect(1045, 345, 225, 380)
 STATUS = Rect(0, 735, WIDTH, 25)
 

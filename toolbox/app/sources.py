@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.images import IMAGE_SUFFIXES, list_images, read_image
+from toolbox.files import display_path
+from toolbox.images import IMAGE_SUFFIXES, list_images, opencv_path, read_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -82,9 +83,9 @@ class _Capture:
 
 class VideoFile(_Capture):
     def __init__(self, path: Path) -> None:
-        capture = cv2.VideoCapture(str(path))
+        capture = cv2.VideoCapture(opencv_path(path))
         if not capture.isOpened():
-            raise UserError(f"cannot open video {path}")
+            raise UserError(f"cannot open video {display_path(path)}")
         super().__init__(capture, path.name)
 
     def _restart(self) -> np.ndarray | None:  # loop at the end

@@ -13,6 +13,11 @@ from toolbox.app.keys import Action
 from toolbox.app.layout import grid_geometry
 
 ZOOM_MODES = ("map", "overlay", "field")  # enlarged activation map / over the input / its receptive field
+SCALE_MODES = ("channel", "layer", "gamma")  # grid: each channel on its own scale / one scale / one, boosted
+# the gradient pane's methods (the engine's ReLU rules) and display filters; a test keeps
+# them equal to toolbox.optvis' RULES and FILTERS, which this module cannot import (TensorFlow)
+BACKPROP_MODES = ("off", "gradient", "guided", "deconv")
+BACKPROP_FILTERS = ("raw", "gray", "norm", "norm-blur")
 
 
 @dataclass(frozen=True)
@@ -24,10 +29,33 @@ class ViewState:
     help: bool = False
     camera: bool = False  # input from the camera rather than files
     quit: bool = False
+    pattern: bool = False  # the grid shows unit images instead of activations
+    scale: int = 0  # index into SCALE_MODES
+    lowest: bool = False  # the crops pane shows the unit's lowest images
+    backprop: int = 0  # index into BACKPROP_MODES: what the gradient pane computes (0: nothing)
+    backprop_filter: int = 0  # index into BACKPROP_FILTERS
+    frozen: tuple[int, int] | None = None  # (layer, unit) the gradient pane keeps explaining
 
     @property
     def zoom_mode(self) -> str:
         return ZOOM_MODES[self.zoom]
+
+    @property
+    def scale_mode(self) -> str:
+        return SCALE_MODES[self.scale]
+
+    @property
+    def backprop_mode(self) -> str:
+        return BACKPROP_MODES[self.backprop]
+
+    @property
+    def backprop_filter_name(self) -> str:
+        return BACKPROP_FILTERS[self.backprop_filter]
+
+    @property
+    def explained(self) -> tuple[int, int]:
+        """(layer, unit) the gradient pane explains: the frozen one, else the selection."""
+        return self.frozen if self.frozen is not None else (self.layer, self.unit)
 
 
 def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int = 1) -> ViewState:
@@ -49,6 +77,18 @@ def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int 
         return replace(state, camera=not state.camera)
     if action is Action.QUIT:
         return replace(state, quit=True)
+    if action is Action.PATTERN:
+        return replace(state, pattern=not state.pattern)
+    if action is Action.SCALE:
+        return replace(state, scale=(state.scale + 1) % len(SCALE_MODES))
+    if action is Action.CROPS_SIDE:
+        return replace(state, lowest=not state.lowest)
+    if action is Action.BACKPROP:
+        return replace(state, backprop=(state.backprop + 1) % len(BACKPROP_MODES))
+    if action is Action.BACKPROP_FILTER:
+        return replace(state, backprop_filter=(state.backprop_filter + 1) % len(BACKPROP_FILTERS))
+    if action is Action.FREEZE_BACKPROP:
+        return replace(state, frozen=None if state.frozen is not None else (state.layer, state.unit))
     return state  # NEXT_IMAGE, PREV_IMAGE, SAVE act on the input or files, not on the state
 
 

@@ -20,9 +20,9 @@ from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action, KeyMap
 from toolbox.app.layout import GRID, grid_geometry
 from toolbox.app.sources import open_source
-from toolbox.app.state import ViewState, apply, select
-from toolbox.app.worker import (FrameRequest, FrameResult, NetworkWorker, UnitImage, UnitRequest, WorkerError,
-                                frozen)
+from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, SCALE_MODES, ViewState, apply, select
+from toolbox.app.worker import (BackpropRequest, FrameRequest, FrameResult, LayerPatterns, NetworkWorker,
+                                PatternRequest, UnitCrops, UnitImage, UnitRequest, WorkerError, frozen)
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings
@@ -65,6 +65,9 @@ class LiveSession:
     selection_since: float = 0.0
     requested: tuple[str, int] | None = None
     message: str = ""
+    crops: UnitCrops | None = None
+    patterns: LayerPatterns | None = None
+    patterns_requested: str | None = None
 
 
 class LiveApp:
@@ -80,8 +83,11 @@ class LiveApp:
         self.ui_rate = Rate()
         self._canvas = new_canvas()  # redrawn in place every frame, shown or saved at once
         first = settings.live.layer or self.net.spec.dream_layers[0][0]
-        self.net.spec.layer(first)
-        self.initial_state = ViewState(layer=self.layers.index(first))
+        first = self.net.spec.layer(first).name
+        self.initial_state = ViewState(layer=self.layers.index(first),
+                                       scale=SCALE_MODES.index(settings.live.grid_scale),
+                                       backprop=BACKPROP_MODES.index(settings.live.backprop),
+                                       backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter))
 
     # -- shared by both modes -------------------------------------------------------------
 
@@ -92,6 +98,16 @@ class LiveApp:
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         return frozen(self.net.fit_input(frame, self.settings.images.fit))
 
+    def backprop_request(self, state: ViewState) -> BackpropRequest | None:
+        """The map the gradient pane wants for ``state``: of the frozen unit, else the selected one."""
+        if state.backprop_mode == "off":
+            return None
+        layer, unit = state.explained
+        return BackpropRequest(self.layers[layer], unit, state.backprop_mode, state.backprop_filter_name)
+
+    def request(self, frame_id: int, image: np.ndarray, state: ViewState) -> FrameRequest:
+        return FrameRequest(frame_id, image, self.backprop_request(state))
+
     def view(self, session: LiveSession) -> DashboardView:
         state, latest, ui = session.state, session.latest, session.unit_image
         layer = self.layers[state.layer]
@@ -101,8 +117,12 @@ class LiveApp:
                     "made now and cached" if ui.done else f"optimizing... step {ui.step}/{ui.steps}")
         else:
             note = "made when the selection rests" if session.requested != (layer, state.unit) else "starting..."
+        crops = session.crops if session.crops is not None and (session.crops.layer, session.crops.unit) == (
+            layer, state.unit) else None
+        patterns = session.patterns.images if session.patterns is not None and session.patterns.layer == layer else None
         return DashboardView(
             state=state, network=self.net.name, layers=self.layers, channels=self.channels,
+            signed=self.worker.signed[layer], crops=crops, patterns=patterns,
             frame=None if latest is None else latest.image,
             observation=None if latest is None else latest.observation,
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
@@ -110,7 +130,8 @@ class LiveApp:
             unit_image=ui.image if matches else None, unit_image_note=note,
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
             source=self.source.label,
-            message=session.message, help_lines=self.help_lines)
+            message=session.message, help_lines=self.help_lines,
+            backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient)
 
     # -- the window -----------------------------------------------------------------------
 
@@ -152,21 +173,29 @@ class LiveApp:
         self._feed(session)
         self._collect(session)
         self._request_unit_image(session)
+        self._request_patterns(session)
         return draw_dashboard(self.view(session), self._canvas)
 
     def _feed(self, session: LiveSession) -> None:
-        """Send the worker a new frame when it has answered the last one."""
+        """Send the worker a new frame when it has answered the last one. A still image or a
+        paused stream has nothing new to look at, unless the gradient pane wants another map
+        of it (the method, filter or explained unit changed): then the same frame goes again."""
         if session.waiting_for is not None:
             return
-        if session.latest is not None and (session.state.paused or not self.source.live):
-            return  # a still image or a paused stream: nothing new to look at
-        self._resend(session)
+        latest, still = session.latest, session.state.paused or not self.source.live
+        if latest is None or not still:
+            self._resend(session)
+        elif latest.backprop != self.backprop_request(session.state):
+            self._send(session, latest.image)
 
     def _resend(self, session: LiveSession) -> None:
         """Send the source's current frame, whatever the worker is doing (latest wins)."""
+        self._send(session, self.prepare(self.source.read()))
+
+    def _send(self, session: LiveSession, image: np.ndarray) -> None:
         session.frame_id += 1
         session.waiting_for = session.frame_id
-        self.worker.frames.put(FrameRequest(session.frame_id, self.prepare(self.source.read())))
+        self.worker.frames.put(self.request(session.frame_id, image, session.state))
 
     def _collect(self, session: LiveSession) -> None:
         while not self.worker.results.empty():
@@ -177,6 +206,10 @@ class LiveApp:
                     session.waiting_for = None
             elif isinstance(result, UnitImage):
                 session.unit_image = result
+            elif isinstance(result, UnitCrops):
+                session.crops = result
+            elif isinstance(result, LayerPatterns):
+                session.patterns = result
             elif isinstance(result, WorkerError):
                 session.message = result.message
 
@@ -190,6 +223,13 @@ class LiveApp:
         if time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay:
             self.worker.units.put(UnitRequest(*key))
             session.requested = key
+
+    def _request_patterns(self, session: LiveSession) -> None:
+        """In pattern mode, ask once per layer for its units' optimized images."""
+        wanted = self.layers[session.state.layer] if session.state.pattern else None
+        if wanted != session.patterns_requested:
+            self.worker.patterns.put(PatternRequest(wanted))
+            session.patterns_requested = wanted
 
     def _on_key(self, session: LiveSession, code: int, canvas: np.ndarray) -> LiveSession:
         hit = self.keymap.lookup(code)
@@ -252,6 +292,7 @@ class LiveApp:
         self.net.check_unit(layer, unit)
         session = LiveSession(state)
         session.unit_image = self.worker.unit_image_now(layer, unit)
+        session.crops = self.worker.unit_crops(layer, unit)
         session.requested = (layer, unit)
         written: list[Path] = []
         # the writer's own context keeps or removes the recording, as the loop ends
@@ -260,7 +301,7 @@ class LiveApp:
                 for i in range(frames):
                     if i:
                         self.source.step(1)
-                    session.latest = self.worker.observe(FrameRequest(i, self.prepare(self.source.read())))
+                    session.latest = self.worker.observe(self.request(i, self.prepare(self.source.read()), state))
                     canvas = draw_dashboard(self.view(session), self._canvas)
                     if out_dir is not None:
                         path = out_dir / f"dashboard_{i:04d}.png"

@@ -15,13 +15,19 @@ import time
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from toolbox.assets import UnitImageFolder
+from toolbox.assets.crops import CropStore
 from toolbox.nets import Network, Observation, Probe
+from toolbox.optvis.attribution import Attributor, Target
+from toolbox.optvis.attribution_display import display
 
 
 log = logging.getLogger(__name__)
+
+PATTERN_TILE = 48  # side of the unit images sent for pattern mode
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -31,9 +37,31 @@ def frozen(array: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class BackpropRequest:
+    """What the gradient pane wants for a frame: unit ``unit`` of ``layer`` explained by
+    ``rule`` (gradient, guided or deconv), shown through the display filter ``filter``."""
+
+    layer: str
+    unit: int
+    rule: str
+    filter: str
+
+
+@dataclass(frozen=True)
+class GradientImage:
+    """The gradient pane's picture of one frame, ready to paste: the map made visible by the
+    worker, so the UI thread never touches the map itself."""
+
+    request: BackpropRequest
+    image: np.ndarray  # (H, W, 3) uint8, the input's size
+    score: float  # the unit's value (before its ReLU, at its strongest position) that the map explains
+
+
+@dataclass(frozen=True)
 class FrameRequest:
     frame_id: int
     image: np.ndarray  # the network's square input, RGB uint8
+    backprop: BackpropRequest | None = None  # None: the gradient pane is off (the Probe alone)
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,12 @@ class FrameResult:
     image: np.ndarray
     observation: Observation
     seconds: float  # network time for this frame
+    gradient: GradientImage | None = None  # the gradient pane's map, when the request asked for one
+
+    @property
+    def backprop(self) -> BackpropRequest | None:
+        """The map this frame answers, to tell whether the UI wants another one."""
+        return None if self.gradient is None else self.gradient.request
 
 
 @dataclass(frozen=True)
@@ -62,6 +96,30 @@ class UnitImage:
     @property
     def done(self) -> bool:
         return self.step >= self.steps
+
+
+@dataclass(frozen=True)
+class UnitCrops:
+    """A unit's natural exemplars from the crops store (``deepvis crops``), best first."""
+
+    layer: str
+    unit: int
+    top: tuple[np.ndarray, np.ndarray] | None  # (crops (n, S, S, 3), values (n,)); None: none stored
+    lowest: tuple[np.ndarray, np.ndarray] | None  # the same for the lowest values (signed layers)
+    backprop: np.ndarray | None = None  # the top crops' attribution crops (crops --backprop), when made
+
+
+@dataclass(frozen=True)
+class PatternRequest:
+    layer: str | None  # None: pattern mode is off
+
+
+@dataclass(frozen=True)
+class LayerPatterns:
+    """The optimized images a layer's units have in the unit-image folder (pattern mode)."""
+
+    layer: str
+    images: dict  # unit -> small RGB image; units without one are absent
 
 
 @dataclass(frozen=True)
@@ -103,10 +161,13 @@ class NetworkWorker:
         self.network, self.folder, self.unit_settings = network, folder, unit_settings
         self.layers = network.spec.layer_names
         self.probe = Probe(network, self.layers)
+        self.attributor = Attributor(network)  # compiles its one step on the first map asked for
         self.receptive_fields = {name: network.receptive_field(name) for name in self.layers}
+        self.signed = {name: not network.non_negative(name) for name in self.layers}
+        self.crops = CropStore(folder.root)
         self._ascents: dict = {}
         self._wake = threading.Event()
-        self.frames, self.units = Mailbox(self._wake), Mailbox(self._wake)
+        self.frames, self.units, self.patterns = Mailbox(self._wake), Mailbox(self._wake), Mailbox(self._wake)
         self.results: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -115,9 +176,21 @@ class NetworkWorker:
     # -- synchronous use (headless mode, benchmarks) --------------------------------------
 
     def observe(self, request: FrameRequest) -> FrameResult:
+        """The frame's observation; with a backprop request also its gradient image, from the
+        same forward pass. Without one the Probe runs alone, so the frame rate is unchanged."""
         start = time.perf_counter()
-        observation = self.probe(request.image)
-        return FrameResult(request.frame_id, request.image, observation, time.perf_counter() - start)
+        if request.backprop is None:
+            observation, gradient = self.probe(request.image), None
+        else:
+            observation, gradient = self._explain(request.image, request.backprop)
+        return FrameResult(request.frame_id, request.image, observation, time.perf_counter() - start, gradient)
+
+    def _explain(self, image: np.ndarray, want: BackpropRequest) -> tuple[Observation, GradientImage]:
+        """One forward and one backward pass give the activations, the probabilities and the
+        map; the display filter runs here too (a few ms) so the UI only pastes an image."""
+        observation, result = self.attributor.observe(image, Target.unit(want.layer, want.unit), want.rule,
+                                                      self.layers)
+        return observation, GradientImage(want, frozen(display(result.map, want.filter)), result.score)
 
     def unit_image_now(self, layer: str, unit: int) -> UnitImage:
         """The unit's image from the folder, or made now (and stored)."""
@@ -152,11 +225,27 @@ class NetworkWorker:
                 self.results.put(WorkerError(f"{type(e).__name__}: {e}"))
                 log.exception("network worker: %s", e)
 
+    def unit_crops(self, layer: str, unit: int) -> UnitCrops:
+        return UnitCrops(layer, unit, self.crops.unit(layer, unit), self.crops.unit(layer, unit, bottom=True),
+                         self.crops.unit_backprop(layer, unit))
+
+    def layer_patterns(self, layer: str, tile: int = PATTERN_TILE) -> LayerPatterns:
+        images = {}
+        for unit in range(self.network.spec.layer(layer).channels):
+            image = self.folder.load(layer, unit)
+            if image is not None:
+                images[unit] = frozen(cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA))
+        return LayerPatterns(layer, images)
+
     def _turn(self) -> None:
+        patterns = self.patterns.take()
+        if patterns is not _EMPTY and patterns.layer is not None:
+            self.results.put(self.layer_patterns(patterns.layer))
         request = self.units.take()
         if request is not _EMPTY:
             self._run = None
             if request.unit is not None:
+                self.results.put(self.unit_crops(request.layer, request.unit))
                 cached = self._cached(request.layer, request.unit)
                 if cached is not None:
                     self.results.put(cached)

@@ -6,7 +6,7 @@ In a unit-image folder (``deepvis units -o DIR``; by default
     <layer>_<unit:04d>.png        the optimized image of one unit
     <layer>_sheet.png             a contact sheet of the units of the latest run
     <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}}
-    <layer>_objectives.json.lock  the lock its writers take (kept: see toolbox.files.locked)
+    .<layer>_objectives.json.lock the lock its writers take (kept: see toolbox.files.locked)
 
 Runs add to a folder: the JSON keeps earlier units' entries. Several runs (and the live
 window's worker) may add to one folder at once: the JSON is updated under a lock, and a
@@ -80,7 +80,10 @@ class UnitImageFolder:
             units = {**current.get("units", {}), **added}
             return {"model": model, "layer": layer, "units": dict(sorted(units.items(), key=lambda kv: int(kv[0])))}
 
-        update_json(path, merge, valid_index)
+        def same_kind(data: object) -> bool:  # lite0 and lite2 share layer names: never mix their indexes
+            return valid_index(data) and data["model"] == model and data["layer"] == layer
+
+        update_json(path, merge, same_kind)
         return path
 
     def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray]) -> Path:

@@ -34,6 +34,16 @@ def pre_activation(layer: keras.layers.Layer):
     return layer.output
 
 
+def non_negative(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer``'s values can never be negative: a ReLU (or ReLU6), or a
+    concatenation of them. Signed layers also have a "what turns it off" side."""
+    if _is_relu(layer):
+        return True
+    if isinstance(layer, keras.layers.Concatenate):
+        return all(non_negative(_producer(t)) for t in layer.input)
+    return False
+
+
 def pre_softmax(model: keras.Model):
     """The class scores before the final softmax of ``model``."""
     last = _producer(model.output)

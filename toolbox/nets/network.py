@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.images import fit_square
-from toolbox.nets.graph import pre_activation, pre_softmax, receptive_field
+from toolbox.nets.graph import _is_relu, non_negative, pre_activation, pre_softmax, receptive_field
 from toolbox.nets.spec import ModelSpec
 
 LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
 PROBS = "probs"  # the extra output of a view made ``with_probs``
+PRE_RELU = ":pre_relu"  # suffix of a ``rectified_view`` layer name: its values before the ReLU
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +84,40 @@ class Network:
 
         return self._once(("view", names, pre_relu, with_probs), make)
 
+    def rectified_view(self, layers: Sequence[str],
+                       rectifier: Callable[[keras.layers.Layer], keras.layers.Layer]) -> keras.Model:
+        """``view(layers)`` of a copy of the model in which every ReLU / ReLU6 layer is
+        ``rectifier(layer)``: a layer with the same forward values whose backward pass differs
+        (the attribution rules). A name ending in PRE_RELU reads that layer before its ReLU
+        (as ``pre_relu`` does in ``view``; the rectifier's layers must count as ReLUs for
+        ``graph``), so one view can hold both. The other layers are copies holding the same
+        weights: a separate graph, because reusing the model's own layers in a second graph
+        would give them extra inbound nodes. Built once per rectifier and per set of layers."""
+        names = tuple(sorted(set(layers)))
+        for name in names:
+            if name != LOGITS:
+                self.spec.layer(name.removesuffix(PRE_RELU))
+
+        def copy() -> keras.Model:
+            clone = keras.models.clone_model(self.model, clone_function=lambda layer: rectifier(layer) if _is_relu(
+                layer) else layer.__class__.from_config(layer.get_config()))
+            clone.set_weights(self.model.get_weights())
+            return clone
+
+        def tensor(clone: keras.Model, name: str):
+            if name == LOGITS:
+                return pre_softmax(clone)
+            if name.endswith(PRE_RELU):
+                return pre_activation(clone.get_layer(name[:-len(PRE_RELU)]))
+            return clone.get_layer(name).output
+
+        def make() -> keras.Model:
+            clone = self._once(("rectified", rectifier), copy)
+            outputs = {name: tensor(clone, name) for name in names}
+            return keras.Model(clone.input, outputs, name=f"{self.name}_rectified_view")
+
+        return self._once(("rectified_view", rectifier, names), make)
+
     def activations(self, pixels_batch: np.ndarray, layers: Sequence[str],
                     pre_relu: bool = False) -> dict[str, np.ndarray]:
         """{layer: (n, h, w, c)} for an (n, h, w, 3) batch of pixels in [0, 255], computed
@@ -118,6 +153,12 @@ class Network:
             return tuple(tuple(int(d) for d in t.shape[1:]) for t in out)
 
         return self._once(("all_shapes", size), make)
+
+    def non_negative(self, layer: str) -> bool:
+        """Whether ``layer``'s values can never be negative (a ReLU output); signed layers are
+        drawn centred on zero and have a "lowest" side."""
+        self.spec.layer(layer)
+        return non_negative(self.model.get_layer(layer))
 
     def receptive_field(self, layer: str) -> tuple[int, int]:
         """(size, stride) in input pixels of one unit of ``layer``."""

@@ -1,10 +1,12 @@
 """From a model name to a loaded Network: resolves specs, weights and caches.
 
-EfficientNet-Lite weights are converted from PyTorch once, to ``<cache>/models/<name>.keras``.
-Beside it, ``<name>.keras.json`` records what the model was made from (source file and
-its sha256, converter version, spec name, classes, layers), so a cache made from other
-weights, by an older converter, for another spec, or replaced by any other file is
-noticed, logged in one line and rebuilt instead of being trusted.
+EfficientNet-Lite weights are converted from PyTorch once, to ``<cache>/models/<name>.keras``;
+GoogLeNet's from the file given with ``--weights`` (a frozen TensorFlow graph or a Caffe
+model), to ``<cache>/models/googlenet-<kind>.keras``. Beside each, ``<file>.json`` records
+what the model was made from (source file and its sha256, converter version, spec name,
+classes, layers), so a cache made from other weights, by an older converter, for another
+spec, or replaced by any other file is noticed, logged in one line and rebuilt instead of
+being trusted.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from toolbox.errors import UserError
 from toolbox.files import atomic_output, atomic_write, check_output_dir, clean_stray_parts, write_error
-from toolbox.nets import efficientnet_lite, inception
+from toolbox.nets import efficientnet_lite, googlenet, inception
 from toolbox.nets.network import Network
 from toolbox.nets.spec import ModelSpec, load_spec, read_labels
 from toolbox.settings import Settings
@@ -52,20 +54,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _record(spec: ModelSpec, source: Path, classes: int) -> dict[str, Any]:
+def _record(spec: ModelSpec, source: Path, classes: int, version: int) -> dict[str, Any]:
     stat = source.stat()
     return {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(source),
-            "converter_version": efficientnet_lite.CONVERTER_VERSION, "spec": spec.name, "classes": classes,
-            "layers": spec.layer_names}
+            "converter_version": version, "spec": spec.name, "classes": classes, "layers": spec.layer_names}
 
 
-def _stale_reason(record: Any, spec: ModelSpec, source: Path, classes: int) -> str | None:
+def _stale_reason(record: Any, spec: ModelSpec, source: Path, classes: int, version: int) -> str | None:
     """Why a recorded conversion does not match what would be made now, or None."""
     if not isinstance(record, dict):
         return "its record is not a JSON object"
-    if record.get("converter_version") != efficientnet_lite.CONVERTER_VERSION:
-        return (f"made by converter version {record.get('converter_version')}, "
-                f"this is {efficientnet_lite.CONVERTER_VERSION}")
+    if record.get("converter_version") != version:
+        return f"made by converter version {record.get('converter_version')}, this is {version}"
     made_for = (record.get("spec"), record.get("classes"), record.get("layers"))
     if made_for != (spec.name, classes, spec.layer_names):
         return f"made for another spec ({record.get('spec')}, {record.get('classes')} classes)"
@@ -100,7 +100,7 @@ def _check_usable(path: Path) -> None:
         raise UserError(f"cache path {path} exists but is not a file; remove it or choose another cache_dir")
 
 
-def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, classes: int):
+def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, classes: int, version: int):
     """(model, None) when the cache is sound, else (None, why not)."""
     import keras
 
@@ -112,9 +112,11 @@ def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, cla
         return None, "it has no record of its source"
     except (OSError, ValueError) as e:
         return None, f"its record is unreadable ({type(e).__name__})"
-    reason = _stale_reason(record, spec, source, classes)
+    reason = _stale_reason(record, spec, source, classes, version)
     if reason:
         return None, reason
+    if record.get("model_sha256") != _sha256(cached):  # another model file put in its place
+        return None, "the model file is not the one its record was written for"
     try:
         model = keras.models.load_model(cached, compile=False, safe_mode=True)
     except Exception as e:  # Keras fails in many ways on a damaged file; any of them means rebuild
@@ -138,19 +140,26 @@ def converted_model(spec: ModelSpec, cache: Path, classes: int):
     """The EfficientNet-Lite model of ``spec`` from the cache, converted (again) when the
     cache is missing, stale, foreign or damaged. Not memoized: see ``_load_model``."""
     source = _package_file(spec)
-    cached = cache / "models" / f"{spec.name}.keras"
+    return cached_conversion(spec, source, cache / "models" / f"{spec.name}.keras", classes,
+                             efficientnet_lite.CONVERTER_VERSION, lambda: _convert(spec, source))
+
+
+def cached_conversion(spec: ModelSpec, source: Path, cached: Path, classes: int, version: int, convert):
+    """The model ``convert()`` makes from ``source``, kept in ``cached`` with its record:
+    loaded from there when the record says it was made from this very file by this
+    ``version`` of the converter for this spec, converted (again) otherwise."""
     sidecar = cached.with_name(cached.name + ".json")
     _check_usable(cached)
     _check_usable(sidecar)
     if cached.exists() or sidecar.exists():
-        model, reason = _load_cached(cached, sidecar, spec, source, classes)
+        model, reason = _load_cached(cached, sidecar, spec, source, classes, version)
         if model is not None:
             log.debug("%s: weights from the converted cache %s", spec.name, cached)
             return model
         log.warning("rebuilding the converted %s cache %s: %s", spec.name, cached, reason)
     else:
         log.debug("%s: converting %s once to %s", spec.name, source, cached)
-    model = _convert(spec, source)
+    model = convert()
     reason = _spec_mismatch(model, spec, classes)
     if reason:
         raise UserError(f"model spec {spec.name} does not fit the weights in {source}: {reason}")
@@ -164,7 +173,8 @@ def converted_model(spec: ModelSpec, cache: Path, classes: int):
         raise write_error(sidecar, e) from None
     with atomic_output(cached, suffix=".keras") as part:  # Keras picks the format by the suffix
         model.save(part)
-    atomic_write(sidecar, json.dumps(_record(spec, source, classes), indent=1).encode())
+    record = {**_record(spec, source, classes, version), "model_sha256": _sha256(cached)}
+    atomic_write(sidecar, json.dumps(record, indent=1).encode())
     return model
 
 
@@ -190,18 +200,22 @@ def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     if weights is not None:
         log.info("model auto -> inception_v3 (ImageNet weights at %s)", weights)
         return "inception_v3", str(weights)
-    log.info("model auto -> %s (no InceptionV3 weights: none given, none in %s, no internet)",
-             FALLBACK_MODEL, inception.keras_cache_file().parent)
+    log.info("model auto -> %s (no InceptionV3 weights: none given, none in %s, no internet; "
+             "for GoogLeNet give --model googlenet --weights %s or %s)",
+             FALLBACK_MODEL, inception.keras_cache_file().parent, googlenet.GRAPH_FILE, googlenet.CAFFE_FILE)
     return FALLBACK_MODEL, None
 
 
 def load_network(settings: Settings, random_weights: bool = False) -> Network:
-    """The network named by ``settings.model``; ``random_weights`` (inception_v3 only)
-    skips the weights search, for benchmarks and structure tests."""
+    """The network named by ``settings.model``; ``random_weights`` (inception_v3 and
+    googlenet) skips the weights search, for benchmarks and structure tests."""
     name, weights = settings.model, settings.weights
     if name == "auto":
         name, weights = _choose_auto(settings)
     spec = load_spec(name, settings.models_path)
+    if spec.builder == "googlenet":  # which file it is decides the classes and one width
+        weights = None if random_weights else str(googlenet.find_weights(weights))
+        spec = googlenet.spec_for(spec, googlenet.weights_kind(Path(weights)) if weights else googlenet.INCEPTION5H)
     labels = tuple(read_labels(spec))
     model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
     return Network(spec=spec, model=model, labels=labels)
@@ -218,6 +232,13 @@ def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weight
             raise inception.missing_weights_error()
         log.debug("inception_v3: %s", f"weights from {path}" if path else "random weights")
         return inception.build(path)
+    if spec.builder == "googlenet":
+        if random_weights:
+            return googlenet.build(googlenet.random_weights())
+        source = Path(weights)
+        kind = googlenet.weights_kind(source)
+        return cached_conversion(spec, source, cache / "models" / f"{spec.name}-{kind}.keras", classes,
+                                 googlenet.CONVERTER_VERSION, lambda: googlenet.convert(source))
     if spec.builder == "keras_file":
         return _load_keras_file(spec, weights)
     raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")

@@ -28,6 +28,7 @@ class ModelSpec:
     layers: tuple[LayerSpec, ...]
     dream_layers: tuple[tuple[str, float], ...]  # default DeepDream objective
     source_items: tuple[tuple[str, Any], ...] = ()  # builder-specific: package, path, strides
+    aliases: tuple[tuple[str, str], ...] = ()  # other names people know layers by -> our name
 
     @property
     def source(self) -> dict[str, Any]:
@@ -38,6 +39,8 @@ class ModelSpec:
         return [layer.name for layer in self.layers]
 
     def layer(self, name: str) -> LayerSpec:
+        """The offered layer called ``name`` (or known by it: ``aliases``); its ``.name`` is ours."""
+        name = dict(self.aliases).get(name, name)
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -87,6 +90,7 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
             dream_layers=tuple((str(k), float(v)) for k, v in raw["dream_layers"].items()),
             source_items=tuple((str(k), tuple(v) if isinstance(v, list) else v)
                                for k, v in (raw.get("source") or {}).items()),
+            aliases=tuple((str(k), str(v)) for k, v in (raw.get("aliases") or {}).items()),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"model spec {path} is malformed: {e}") from None

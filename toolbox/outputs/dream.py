@@ -19,9 +19,7 @@ GIF_SIDE = 480  # GIF frames are scaled down to at most this side
 
 def dream_objective(network: Network, layers: dict[str, float] | None, guide_image: np.ndarray | None):
     """DeepDream on weighted layers, or, with a guide image, towards the guide's features."""
-    layers = layers or dict(network.spec.dream_layers)
-    for name in layers:
-        network.spec.layer(name)
+    layers = {network.spec.layer(name).name: w for name, w in (layers or dict(network.spec.dream_layers)).items()}
     if guide_image is None:
         return deepdream(layers)
     acts = network.activations(network.fit_input(guide_image)[None], list(layers))

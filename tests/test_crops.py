@@ -1,0 +1,223 @@
+"""Natural exemplars: the exact top-K merge, receptive fields, and `deepvis crops` on real
+lite0 against a brute-force computation, split runs, killed runs and bad inputs."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import EXAMPLES, REPO
+from toolbox.assets.crops import EMPTY, CropStore, Entries, merge
+
+LAYERS = ["block4_add", "block9_add"]
+K = 5
+
+
+def _random_entries(rng, units, n, ids):
+    values = rng.normal(size=(units, n)).astype(np.float32)
+    values[:, 0] = values[:, 1]  # ties, broken by source id
+    return Entries(values, rng.choice(ids, size=(units, n), replace=False).astype(np.int64)
+                   if units == 1 else np.stack([rng.permutation(ids)[:n] for _ in range(units)]),
+                   rng.integers(0, 7, size=(units, n, 2)).astype(np.int16))
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_merge_of_parts_equals_top_k_of_the_union(descending):
+    rng = np.random.default_rng(0)
+    full = _random_entries(rng, units=6, n=40, ids=np.arange(1000, 1100))
+    split = [Entries(full.values[:, a:b], full.sources[:, a:b], full.positions[:, a:b]) for a, b in
+             [(0, 13), (13, 29), (29, 40)]]
+    one = merge([full], K, descending)[0]
+    stepwise = Entries.empty(6, K, descending)
+    for part in split:
+        stepwise = merge([stepwise, part], K, descending)[0]
+    for u in range(6):  # brute force: sort by (value, source)
+        pairs = sorted(zip(full.values[u], full.sources[u]), key=lambda p: ((-p[0] if descending else p[0]), p[1]))
+        assert [s for _, s in pairs[:K]] == one.sources[u].tolist() == stepwise.sources[u].tolist()
+    assert np.array_equal(one.values, stepwise.values) and np.array_equal(one.positions, stepwise.positions)
+
+
+def test_merge_drops_a_source_seen_twice_and_keeps_crops_with_their_entries():
+    values = np.array([[5.0, 4.0, 3.0]], np.float32)
+    a = Entries(values, np.array([[7, 8, 9]]), np.zeros((1, 3, 2), np.int16),
+                np.arange(3, dtype=np.uint8).reshape(1, 3, 1, 1, 1).repeat(2, 2).repeat(2, 3).repeat(3, 4))
+    b = Entries(values - 0.5, np.array([[8, 10, 11]]), np.zeros((1, 3, 2), np.int16),
+                (10 + np.arange(3, dtype=np.uint8)).reshape(1, 3, 1, 1, 1).repeat(2, 2).repeat(2, 3).repeat(3, 4))
+    out, _ = merge([a, b], 4, True)
+    assert out.sources[0].tolist() == [7, 8, 10, 9]  # 8 appears once, with its better value (from b)
+    assert out.values[0].tolist() == [5.0, 4.5, 3.5, 3.0]
+    assert out.crops[0, :, 0, 0, 0].tolist() == [0, 10, 11, 2]
+    assert merge([Entries.empty(1, 3, True), Entries.empty(1, 3, True)], 3, True)[0].sources[0].tolist() == [EMPTY] * 3
+
+
+def test_receptive_field_of_a_tiny_network_is_exact(tiny):
+    from toolbox.nets.fields import unit_field
+
+    # conv_a: 3x3 "same" on the input; conv_b: 3x3 "same" on conv_a -> 5x5, centred on the unit
+    assert unit_field(tiny, "conv_a").size == 3 and unit_field(tiny, "conv_a").offset_y == -1
+    field = unit_field(tiny, "conv_b")
+    assert (field.size, field.stride, field.offset_y, field.offset_x) == (5, 1, -2, -2)
+    assert field.box(3, 4) == (1, 2, 6, 7)
+    assert field.clamped(3).box(3, 4) == (2, 3, 5, 6)
+
+
+def test_crop_of_a_field_outside_the_image_is_zero_padded():
+    from toolbox.assets.crop_job import ScaledImages, cut_crops
+
+    image = np.zeros((20, 20, 3), np.uint8)
+    image[:10, :10] = 200
+    images = ScaledImages({7: image})
+    crop, inside = cut_crops(images, 7, np.array([[-5, -5], [0, 0]]), 10, 10)  # fields of 10 px, unscaled
+    assert crop[:5, :5].max() == 0 and crop[5:, 5:].min() == 200  # the top-left quarter lies outside
+    assert (inside == 200).all()
+    halved = cut_crops(images, 7, np.array([[-10, -10]]), 20, 10)[0]  # a 20 px field shown at 10 px
+    assert halved[:5, :5].max() == 0 and halved[5:, 5:].min() == 200
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """40 photos: the examples and scikit-image's, flipped and rotated, small."""
+    from skimage import data
+
+    from toolbox.images import read_image, resize, write_image
+
+    folder = tmp_path_factory.mktemp("photos")
+    bases = [read_image(p) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"]
+    for name in ("horse", "camera", "immunohistochemistry", "coins", "hubble_deep_field"):  # not in examples/
+        img = np.asarray(getattr(data, name)())
+        img = img.astype(np.uint8) * 255 if img.dtype == bool else img
+        bases.append(np.repeat(img[..., None], 3, 2) if img.ndim == 2 else img[..., :3])
+    made = []
+    for base in bases:
+        small = resize(base, 160, max(32, round(160 * base.shape[0] / base.shape[1])))
+        for variant in (small, small[:, ::-1], np.rot90(small), small[::-1]):
+            made.append(np.ascontiguousarray(variant))
+    for i, image in enumerate(made[:40]):
+        write_image(folder / f"sub{i % 3}" / f"photo_{i:02d}.png", image)  # subfolders: found recursively
+    return folder
+
+
+def _job(net, root, chunk=256):
+    from toolbox.assets.crop_job import CropJob
+
+    return CropJob(net, LAYERS, CropStore(root), K, 24, 100_000_000), chunk
+
+
+def _run(net, root, paths, chunk=256, **kwargs):
+    from toolbox.assets.crop_job import Source
+
+    job, chunk = _job(net, root, chunk)
+    return job.run([Source(p, False) for p in paths], batch=8, chunk=chunk, **kwargs)
+
+
+def _stored(root, layer):
+    return CropStore(root).load(layer)
+
+
+def test_top_k_equals_brute_force(lite0, photo_folder, tmp_path):
+    from toolbox.assets.crops import content_digest, source_id
+    from toolbox.images import list_images, read_image
+    from toolbox.nets import Probe
+
+    paths = list_images(photo_folder, recursive=True)
+    assert len(paths) == 40
+    report = _run(lite0, tmp_path, paths, chunk=16)
+    assert report.images == 40 and report.bad == 0
+    probe = Probe(lite0, LAYERS)
+    ids = [source_id(content_digest(p.read_bytes())) for p in paths]
+    acts = [probe(lite0.fit_input(read_image(p))).activations for p in paths]
+    for layer in LAYERS:
+        stored = _stored(tmp_path, layer)
+        for unit in (0, 7, 23):
+            peaks = [(float(a[layer][..., unit].max()), i) for a, i in zip(acts, ids)]
+            best = sorted(peaks, key=lambda p: (-p[0], p[1]))[:K]
+            assert stored.top.sources[unit].tolist() == [i for _, i in best]
+            np.testing.assert_allclose(stored.top.values[unit], [v for v, _ in best], rtol=1e-4, atol=1e-4)
+            lows = sorted(((float(a[layer][..., unit].min()), i) for a, i in zip(acts, ids)),
+                          key=lambda p: (p[0], p[1]))[:K]
+            assert stored.bottom.sources[unit].tolist() == [i for _, i in lows]
+            # the stored position is where the unit peaks in that image
+            a = acts[ids.index(best[0][1])][layer][..., unit]
+            assert tuple(stored.top.positions[unit, 0]) == np.unravel_index(np.argmax(a), a.shape)
+        assert stored.top.crops.shape[2:] == (24, 24, 3) and stored.top.crops[:, 0].max() > 0
+    # a second run over the same photos looks at none of them again
+    again = _run(lite0, tmp_path, paths)
+    assert (again.images, again.skipped) == (0, 40)
+
+
+def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, tmp_path):
+    from toolbox.images import list_images
+
+    paths = list_images(photo_folder, recursive=True)
+    _run(lite0, tmp_path / "full", paths)
+    _run(lite0, tmp_path / "halves", paths[:20])
+    _run(lite0, tmp_path / "halves", paths[20:])
+    seen = []
+
+    def interrupt(n):
+        seen.append(n)
+        if len(seen) == 27:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(lite0, tmp_path / "killed", paths, chunk=8, on_image=interrupt)
+    resumed = _run(lite0, tmp_path / "killed", paths, chunk=8)
+    assert resumed.skipped == 24 and resumed.images == 16  # three chunks of 8 were saved before the kill
+    for layer in LAYERS:
+        full = _stored(tmp_path / "full", layer)
+        for other in ("halves", "killed"):
+            got = _stored(tmp_path / other, layer)
+            for side in ("top", "bottom"):
+                a, b = getattr(full, side), getattr(got, side)
+                assert np.array_equal(a.sources, b.sources), (other, layer, side)
+                np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-4)
+                assert np.array_equal(a.positions, b.positions) and np.array_equal(a.crops, b.crops)
+
+
+def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, photo_folder, cache_dir, lite0):
+    import shutil
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir),
+                                        "crops": {"side": 16}}))
+    src = tmp_path / "src"
+    shutil.copytree(photo_folder / "sub0", src)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+
+    def deepvis(*args):
+        return subprocess.run([sys.executable, "-m", "toolbox", "crops", *args, "--settings", str(settings)],
+                              capture_output=True, text=True, cwd=REPO, timeout=600)
+
+    r = deepvis("--images", str(src), "--layers", "block9_add", "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert "broken.jpg" in r.stderr and "1 unreadable" in r.stdout and "Traceback" not in r.stderr
+    assert CropStore(tmp_path / "out").unit("block9_add", 3)[0].shape[1:] == (16, 16, 3)
+    for args, message in ((["--images", str(tmp_path / "nope")], "not found"),
+                          (["--images", str(src), "--layers", "block9_ad"], "did you mean: block9_add"),
+                          (["--images", str(src), "--top", "0"], "--top (crops.top)")):
+        r = deepvis(*args, "-o", str(tmp_path / "out"))
+        assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error:"), r.stderr
+        assert message in r.stderr.strip().splitlines()[-1]
+
+
+def test_backprop_crops_are_made_once_and_again_only_where_the_top_changed(lite0, photo_folder, tmp_path):
+    from toolbox.assets.crop_job import backprop_crops
+    from toolbox.images import list_images
+
+    paths = list_images(photo_folder, recursive=True)
+    _run(lite0, tmp_path, paths[:6])
+    store = CropStore(tmp_path)
+    made = backprop_crops(lite0, store, ["block9_add"], "guided", 100_000_000)
+    filled = int((store.load("block9_add").top.sources != EMPTY).sum())
+    assert made == filled == 112 * K
+    maps = store.unit_backprop("block9_add", 3)
+    assert maps.shape == (K, 24, 24, 3) and all(m.max() > 0 for m in maps)  # every crop has its map
+    assert backprop_crops(lite0, store, ["block9_add"], "guided", 100_000_000) == 0  # nothing stale
+    before = store.load("block9_add").top.sources.copy()
+    _run(lite0, tmp_path, paths[6:12])  # new images enter some units' top K
+    after = store.load("block9_add")
+    changed = int((after.top.sources != before).sum())
+    assert changed > 0 and after.backprop is not None  # kept through the merge, stale where it changed
+    assert backprop_crops(lite0, store, ["block9_add"], "guided", 100_000_000) == changed

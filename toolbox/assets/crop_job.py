@@ -1,0 +1,394 @@
+"""`deepvis crops`: one pass over a set of images that keeps, for every unit of the chosen
+layers, the K images where it fires most (and least) and the crop of each under the unit's
+receptive field.
+
+Per batch, one compiled forward pass reduces every chosen layer to each unit's spatial
+maximum and minimum and where they are; only those small tensors leave the graph. Images
+are read, hashed and decoded by a thread pool a few batches ahead, so the network does not
+wait for decoding. Work is grouped in chunks of a few hundred images: within a chunk only
+the metadata is merged; at its end the crops of the entries that will be kept are cut from
+the chunk's images (still in memory) and the chunk is committed to the store, merged
+exactly with what is there. A run killed midway loses at most its current chunk; an image
+already committed (by content hash) is not looked at again.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from toolbox.assets.crops import (EMPTY, BackpropCrops, CropStore, Entries, LayerCrops, content_digest, merge,
+                                  source_id)
+from toolbox.errors import UserError
+from toolbox.files import display_path
+from toolbox.images import IMAGE_SUFFIXES, decode_image, list_images, opencv_path
+from toolbox.nets import Network
+from toolbox.nets.fields import Field, unit_field
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+LIST_SUFFIXES = (".txt", ".lst")
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    video: bool
+
+
+def find_sources(specs: Sequence[str]) -> list[Source]:
+    """Folders (recursively: their images), video files, text files listing paths (one per
+    line, relative to the list's folder), single images. A spec that does not exist or a
+    folder without images is a UserError."""
+    found: list[Source] = []
+    for spec in specs:
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            found.extend(Source(f, False) for f in list_images(p, recursive=True))
+            found.extend(Source(f, True) for f in sorted(p.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES)
+        elif not p.exists():
+            raise UserError(f"image source not found: {display_path(p)}")
+        elif p.suffix.lower() in LIST_SUFFIXES:
+            lines = [line.strip() for line in p.read_text(errors="replace").splitlines()]
+            listed = [p.parent / line for line in lines if line and not line.startswith("#")]
+            if not listed:
+                raise UserError(f"the list {display_path(p)} names no images")
+            found.extend(Source(f, f.suffix.lower() in VIDEO_SUFFIXES) for f in listed)
+        elif p.suffix.lower() in VIDEO_SUFFIXES:
+            found.append(Source(p, True))
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            found.append(Source(p, False))
+        else:
+            raise UserError(f"unsupported image source {display_path(p)}: use folders, images, videos "
+                            f"({', '.join(VIDEO_SUFFIXES)}) or a list ({', '.join(LIST_SUFFIXES)})")
+    return found
+
+
+def count_images(sources: Sequence[Source], every: int) -> int:
+    """How many images a run over ``sources`` looks at (videos: from their frame counts)."""
+    total = 0
+    for source in sources:
+        if not source.video:
+            total += 1
+            continue
+        try:
+            capture = cv2.VideoCapture(opencv_path(source.path))
+        except UserError:
+            continue
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
+        capture.release()
+        total += -(-max(frames, 0) // every)
+    return total
+
+
+@dataclass(frozen=True)
+class Loaded:
+    id: int
+    info: dict  # {"path", "frame", "sha256"}: what the index records
+    image: np.ndarray | None  # the network's square input; None: seen before, or unreadable
+    error: UserError | None = None
+
+
+@dataclass
+class CropRun:
+    """What a run did, for its summary line."""
+
+    images: int = 0  # looked at now
+    skipped: int = 0  # seen by an earlier run
+    bad: int = 0  # unreadable
+    seconds: float = 0.0
+
+
+class CropJob:
+    """Crops of ``layers`` of ``network``, into ``store``; ``fit`` as images.fit."""
+
+    def __init__(self, network: Network, layers: Sequence[str], store: CropStore, k: int, side: int,
+                 max_pixels: int, fit: str = "crop") -> None:
+        self.network, self.layers, self.store = network, list(layers), store
+        self.k, self.side, self.max_pixels, self.fit = k, side, max_pixels, fit
+        size = network.spec.input_size
+        self.shapes = network.layer_shapes(size)
+        self.fields: dict[str, Field] = {name: unit_field(network, name).clamped(size) for name in self.layers}
+        self.signed = {name: not network.non_negative(name) for name in self.layers}
+        view = network.view(self.layers)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        def extremes(pixels):
+            acts = view(network.normalize(pixels), training=False)
+            out = {}
+            for name in self.layers:
+                a = acts[name]
+                flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[3]])  # (B, positions, C)
+                out[name] = (tf.reduce_max(flat, 1), tf.argmax(flat, 1, output_type=tf.int32),
+                             tf.reduce_min(flat, 1), tf.argmin(flat, 1, output_type=tf.int32))
+            return out
+
+        self._extremes = extremes
+
+    @property
+    def meta(self) -> dict:
+        return {"model": self.network.name, "k": self.k, "side": self.side,
+                "layers": {name: {"field": [f.size, f.stride, f.offset_y, f.offset_x], "signed": self.signed[name]}
+                           for name, f in self.fields.items()}}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _load_file(self, path: Path, seen: set[int]) -> Loaded:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            return Loaded(0, {}, None, UserError(f"cannot read image {display_path(path)}: {e.strerror}"))
+        digest = content_digest(data)
+        sid = source_id(digest)
+        info = {"path": str(path), "frame": None, "sha256": digest.hex()}
+        if sid in seen:
+            return Loaded(sid, info, None)
+        try:
+            image = decode_image(data, display_path(path), self.max_pixels, self.network.spec.input_size)
+        except UserError as e:
+            return Loaded(sid, info, None, e)
+        return Loaded(sid, info, self.network.fit_input(image, self.fit))
+
+    def _video_frames(self, path: Path, every: int, seen: set[int]) -> Iterator[Loaded]:
+        try:
+            capture = cv2.VideoCapture(opencv_path(path))
+        except UserError as e:
+            yield Loaded(0, {}, None, e)
+            return
+        if not capture.isOpened():
+            yield Loaded(0, {}, None, UserError(f"cannot open video {display_path(path)}"))
+            return
+        try:
+            frame = 0
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                if frame % every == 0:
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    digest = content_digest(rgb.tobytes())
+                    sid = source_id(digest)
+                    info = {"path": str(path), "frame": frame, "sha256": digest.hex()}
+                    yield Loaded(sid, info, None if sid in seen else self.network.fit_input(rgb, self.fit))
+                frame += 1
+        finally:
+            capture.release()
+
+    def load(self, sources: Iterable[Source], every: int, seen: set[int], workers: int = 2,
+             ahead: int = 64) -> Iterator[Loaded]:
+        """Every image of ``sources`` in order, decoded by ``workers`` threads up to ``ahead``
+        images before the consumer."""
+        with ThreadPoolExecutor(workers, thread_name_prefix="deepvis-load") as pool:
+            pending: collections.deque = collections.deque()
+            for source in sources:
+                if source.video:
+                    while pending:
+                        yield pending.popleft().result()
+                    yield from self._video_frames(source.path, every, seen)
+                    continue
+                pending.append(pool.submit(self._load_file, source.path, seen))
+                if len(pending) >= ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    # -- the pass --------------------------------------------------------------------------
+
+    def run(self, sources: Sequence[Source], every: int = 1, batch: int = 16, chunk: int = 256,
+            on_image: Callable[[int], None] | None = None,
+            on_bad: Callable[[UserError], None] | None = None) -> CropRun:
+        seen = {int(i) for i in self.store.index().get("images", {})}
+        report = CropRun()
+        start = time.perf_counter()
+        images: list[Loaded] = []
+        for item in self.load(sources, every, seen):
+            if item.error is not None:
+                report.bad += 1
+                if on_bad is not None:
+                    on_bad(item.error)
+                continue
+            if item.image is None or item.id in seen:
+                report.skipped += 1
+            else:
+                seen.add(item.id)
+                images.append(item)
+            if on_image is not None:
+                on_image(1)
+            if len(images) >= chunk:
+                self._chunk(images, batch)
+                report.images += len(images)
+                images = []
+        if images:
+            self._chunk(images, batch)
+            report.images += len(images)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _chunk(self, items: list[Loaded], batch: int) -> None:
+        """Find the chunk's best entries (metadata only), cut the crops of those that will be
+        kept, and commit them."""
+        units = {name: self.shapes[name][2] for name in self.layers}
+        top = {name: Entries.empty(units[name], self.k, True) for name in self.layers}
+        bottom = {name: Entries.empty(units[name], self.k, False) for name in self.layers if self.signed[name]}
+        for b in range(0, len(items), batch):
+            part = items[b:b + batch]
+            ids = np.array([item.id for item in part], np.int64)
+            stats = self._extremes(tf.constant(np.stack([item.image for item in part]).astype(np.float32)))
+            for name in self.layers:
+                hi, hi_at, lo, lo_at = (t.numpy() for t in stats[name])
+                width = self.shapes[name][1]
+                top[name] = merge([top[name], self._candidates(hi, hi_at, ids, width)], self.k, True, False)[0]
+                if name in bottom:
+                    bottom[name] = merge([bottom[name], self._candidates(lo, lo_at, ids, width)], self.k, False,
+                                         False)[0]
+        pictures = ScaledImages({item.id: item.image for item in items})
+        found = {name: LayerCrops(self._with_crops(name, top[name], True, pictures),
+                                  self._with_crops(name, bottom[name], False, pictures) if name in bottom else None)
+                 for name in self.layers}
+        self.store.commit(found, {item.id: item.info for item in items}, self.meta)
+
+    @staticmethod
+    def _candidates(values: np.ndarray, flat_at: np.ndarray, ids: np.ndarray, width: int) -> Entries:
+        """Per unit, one entry per image of the batch: (B, C) -> (C, B)."""
+        positions = np.stack([flat_at // width, flat_at % width], axis=-1).astype(np.int16)  # (B, C, 2)
+        return Entries(values.T.astype(np.float32), np.broadcast_to(ids, values.T.shape).copy(),
+                       positions.transpose(1, 0, 2))
+
+    def _with_crops(self, layer: str, chunk: Entries, descending: bool, pictures: "ScaledImages") -> Entries:
+        """The chunk's entries that would survive a merge with what is stored, with their crops;
+        the others emptied (their crops would be cut for nothing)."""
+        stored = self.store.load(layer)
+        old = None if stored is None else (stored.top if descending else stored.bottom)
+        kept = np.ones(chunk.values.shape, bool)
+        if old is not None and old.values.shape == chunk.values.shape:
+            _, order = merge([chunk, old], self.k, descending)
+            kept = np.zeros(chunk.values.shape, bool)
+            rows, cols = np.nonzero(order < self.k)
+            kept[rows, order[rows, cols]] = True
+        kept &= chunk.sources != EMPTY
+        crops = np.zeros((*chunk.values.shape, self.side, self.side, 3), np.uint8)
+        field = self.fields[layer]
+        units, slots = np.nonzero(kept)
+        sources = chunk.sources[units, slots]
+        for source in np.unique(sources):  # one scaled copy of each image, then plain slices
+            mine = sources == source
+            rows, cols = chunk.positions[units[mine], slots[mine]].T.astype(int)
+            corners = np.stack([field.offset_y + rows * field.stride, field.offset_x + cols * field.stride], -1)
+            crops[units[mine], slots[mine]] = cut_crops(pictures, int(source), corners, field.size, self.side)
+        fill = -np.inf if descending else np.inf
+        return Entries(np.where(kept, chunk.values, fill).astype(np.float32), np.where(kept, chunk.sources, EMPTY),
+                       chunk.positions, crops)
+
+
+class ScaledImages:
+    """A chunk's images, and each one scaled (and zero-padded) once per field size: layers
+    whose fields are the same size (every deep layer: the whole image) share the copy."""
+
+    def __init__(self, images: dict[int, np.ndarray]) -> None:
+        self.images, self._scaled = images, {}
+
+    def padded(self, source: int, size: int, side: int) -> tuple[np.ndarray, int]:
+        key = (source, size, side)
+        if key not in self._scaled:
+            image = self.images[source]
+            scale = side / size
+            h, w = image.shape[:2]
+            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            pad = side + 1  # a field holds its unit's position, so no corner lies further out than this
+            self._scaled[key] = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        return self._scaled[key], side + 1
+
+
+def backprop_crops(network: Network, store: CropStore, layers: Sequence[str], rule: str, max_pixels: int,
+                   fit: str = "crop", on_unit: Callable[[int], None] | None = None) -> int:
+    """For every stored top entry of ``layers`` without one (or with a stale one), the crop of
+    its image's ``rule`` map (gradient, guided or deconv) for its unit, under the same field:
+    what in that image made the unit fire. The images are read again from where the index
+    says they were found; one backward pass per unit serves its K images. Returns how many
+    crops were made; each layer is stored when it is done."""
+    from toolbox.optvis.attribution import Attributor, Target
+    from toolbox.optvis.attribution_display import display
+
+    index = store.index()
+    attributor = Attributor(network)
+    images: dict[int, np.ndarray | None] = {}
+    made = 0
+
+    def image(source: int) -> np.ndarray | None:
+        if source not in images:
+            if len(images) > 1024:
+                images.clear()  # bounded: a layer's sources repeat, the next layer's mostly too
+            images[source] = _reload(index["images"].get(str(source)), network, max_pixels, fit)
+        return images[source]
+
+    for layer in layers:
+        stored = store.load(layer)
+        if stored is None or layer not in index.get("layers", {}):
+            continue
+        top, size_stride = stored.top, index["layers"][layer]["field"]
+        size, stride, offset_y, offset_x = (int(v) for v in size_stride)
+        old = stored.backprop if stored.backprop is not None and stored.backprop.rule == rule else None
+        sources = old.sources.copy() if old is not None else np.full_like(top.sources, EMPTY)
+        crops = old.crops.copy() if old is not None else np.zeros_like(top.crops)
+        side = top.crops.shape[2]
+        for unit in range(len(top.values)):
+            slots = [s for s in range(top.k) if top.sources[unit, s] != EMPTY
+                     and sources[unit, s] != top.sources[unit, s] and image(int(top.sources[unit, s])) is not None]
+            if slots:
+                batch = np.stack([image(int(top.sources[unit, s])) for s in slots]).astype(np.float32)
+                grads, _ = attributor.backprop(batch, Target.unit(layer, unit, "max"), rule)
+                for s, grad in zip(slots, grads):
+                    row, col = (int(v) for v in top.positions[unit, s])
+                    corner = np.array([[offset_y + row * stride, offset_x + col * stride]])
+                    crops[unit, s] = cut_crops(ScaledImages({0: display(grad, "norm")}), 0, corner, size, side)[0]
+                    sources[unit, s] = top.sources[unit, s]
+                made += len(slots)
+            if on_unit is not None:
+                on_unit(1)
+        store.set_backprop(layer, BackpropCrops(rule, sources, crops))
+    return made
+
+
+def _reload(info: dict | None, network: Network, max_pixels: int, fit: str) -> np.ndarray | None:
+    """The network's input made again from an image the index recorded; None when it is gone."""
+    if not info:
+        return None
+    path = Path(info["path"])
+    try:
+        if info.get("frame") is None:
+            return network.fit_input(decode_image(path.read_bytes(), display_path(path), max_pixels,
+                                                  network.spec.input_size), fit)
+        capture = cv2.VideoCapture(opencv_path(path))
+        try:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, int(info["frame"]))
+            ok, bgr = capture.read()
+        finally:
+            capture.release()
+        return network.fit_input(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), fit) if ok else None
+    except (OSError, UserError):
+        log.warning("cannot read %s again for its backprop crops; skipped", display_path(path))
+        return None
+
+
+def cut_crops(images: ScaledImages, source: int, corners: np.ndarray, size: int, side: int) -> np.ndarray:
+    """The ``size`` x ``size`` squares of image ``source`` whose top-left corners are
+    ``corners`` ((n, 2) rows, columns), each scaled to ``side`` x ``side``; what lies outside
+    the image is black (zero padding). Every crop is a slice of the once-scaled image."""
+    scale = side / size
+    padded, pad = images.padded(source, size, side)
+    out = np.empty((len(corners), side, side, 3), np.uint8)
+    for i, (y, x) in enumerate(np.round(np.asarray(corners) * scale).astype(int) + pad):
+        y, x = min(max(y, 0), padded.shape[0] - side), min(max(x, 0), padded.shape[1] - side)
+        out[i] = padded[y:y + side, x:x + side]
+    return out

@@ -1,0 +1,216 @@
+"""Read the weights of a Caffe ``.caffemodel`` without Caffe: a small protobuf wire-format
+reader for the few fields a weights file needs.
+
+A caffemodel is one ``NetParameter`` message (field numbers from Caffe's public
+``caffe.proto``)::
+
+    NetParameter      name = 1, layers = 2 (V1LayerParameter, old), layer = 100 (LayerParameter)
+    LayerParameter    name = 1, type = 2 (string), blobs = 7
+    V1LayerParameter  name = 4, type = 5 (enum), blobs = 6
+    BlobProto         num, channels, height, width = 1..4 (old shape), data = 5 (floats),
+                      shape = 7 (BlobShape: dim = 1, int64), double_data = 8
+
+Everything else in the file (layer parameters, ``diff``...) is skipped unread. Weights
+files come from anywhere: every length is checked against the bytes that are actually
+there before anything is sliced, element counts are capped, and nothing in the file is
+executed or interpreted beyond these fields. Every refusal is a one-line UserError naming
+the file.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from toolbox.errors import UserError
+
+MAX_BYTES = 1 << 30  # far above bvlc_googlenet (53 MB)
+MAX_ELEMENTS = 1 << 28  # per blob
+
+VARINT, FIXED64, BYTES, FIXED32 = 0, 1, 2, 5
+
+
+class _Refused(Exception):
+    """Why the data is not read; turned into a UserError naming the file at the top."""
+
+
+# -- the wire format -----------------------------------------------------------------------------
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise _Refused("truncated (a number runs past the end of its message)")
+        byte = buf[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift >= 70:
+            raise _Refused("damaged (a number longer than 10 bytes)")
+
+
+def fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, a, b) for each field of the message in ``buf[start:end]``:
+    for a varint its value is ``a``; otherwise the payload is ``buf[a:b]``."""
+    end = len(buf) if end is None else end
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos, end)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _Refused("damaged (field number 0)")
+        if wire == VARINT:
+            value, pos = _varint(buf, pos, end)
+            yield number, wire, value, pos
+            continue
+        if wire == BYTES:
+            size, pos = _varint(buf, pos, end)
+        elif wire in (FIXED32, FIXED64):
+            size = 4 if wire == FIXED32 else 8
+        else:
+            raise _Refused(f"not a protobuf message this reader knows (wire type {wire} in field {number})")
+        if size > end - pos:
+            raise _Refused(f"truncated (field {number} claims {size} bytes, {end - pos} remain)")
+        yield number, wire, pos, pos + size
+        pos += size
+
+
+def top_level_fields(buf: bytes, limit: int) -> list[tuple[int, int]]:
+    """(field number, wire type) of the first ``limit`` fields of the message that ``buf``
+    starts (``buf`` may be only the head of a file): those before the first field that is
+    malformed or runs past the end of ``buf``."""
+    found: list[tuple[int, int]] = []
+    try:
+        for number, wire, _a, _b in fields(buf):
+            found.append((number, wire))
+            if len(found) == limit:
+                break
+    except _Refused:
+        pass
+    return found
+
+
+def _string(buf: bytes, a: int, b: int) -> str:
+    return bytes(buf[a:b]).decode("utf-8", errors="replace")
+
+
+# -- NetParameter -> {layer name: blobs} ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaffeNet:
+    name: str
+    layers: dict[str, list[np.ndarray]]  # layers that carry blobs, in file order
+    types: dict[str, str]  # their type: a string (new format) or the V1 enum number as text
+
+
+def _packed(buf: bytes, a: int, b: int, dtype: str) -> np.ndarray:
+    item = np.dtype(dtype)
+    if (b - a) % item.itemsize:
+        raise _Refused("damaged (packed numbers of a partial size)")
+    return np.frombuffer(buf, dtype=item, count=(b - a) // item.itemsize, offset=a)
+
+
+def _blob(buf: bytes, a: int, b: int, where: str) -> np.ndarray:
+    legacy = {1: 0, 2: 0, 3: 0, 4: 0}  # num, channels, height, width
+    shape: list[int] | None = None
+    parts: list[np.ndarray] = []  # packed runs of data / double_data, as views of ``buf``
+    singles = array.array("d")  # values written one per field (legal, if unusual)
+    count = 0
+    for number, wire, x, y in fields(buf, a, b):
+        if number in legacy and wire == VARINT:
+            if x >= 1 << 31:
+                raise _Refused(f"{where} has a negative size")
+            legacy[number] = x
+        elif number == 7 and wire == BYTES:
+            shape = []
+            for dim_number, dim_wire, p, q in fields(buf, x, y):
+                if dim_number == 1 and dim_wire == VARINT:
+                    shape.append(p)
+                elif dim_number == 1 and dim_wire == BYTES:
+                    while p < q:
+                        dim, p = _varint(buf, p, q)
+                        shape.append(dim)
+        elif number in (5, 8):  # data (float), double_data (double)
+            dtype = "<f4" if number == 5 else "<f8"
+            if wire == BYTES:
+                parts.append(_packed(buf, x, y, dtype))
+                count += parts[-1].size
+            elif (wire, number) in ((FIXED32, 5), (FIXED64, 8)):
+                singles.append(float(np.frombuffer(buf, dtype, 1, x)[0]))
+                count += 1
+            else:
+                raise _Refused(f"{where} has data of the wrong wire type")
+            if count > MAX_ELEMENTS:
+                raise _Refused(f"{where} claims more than {MAX_ELEMENTS} elements")
+    if shape is None:
+        shape = list(legacy.values()) if any(legacy.values()) else [count]
+    if any(n > MAX_ELEMENTS for n in shape) or math.prod(shape) != count:
+        raise _Refused(f"{where} has shape {tuple(shape)} but {count} values")
+    if singles:
+        parts.append(np.frombuffer(singles, np.float64))
+    values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return values.astype(np.float32).reshape(shape)
+
+
+def _layer(buf: bytes, a: int, b: int, v1: bool) -> tuple[str, str, list[tuple[int, int]]]:
+    name_field, type_field, blob_field = (4, 5, 6) if v1 else (1, 2, 7)
+    name, kind, blobs = "", "", []
+    for number, wire, x, y in fields(buf, a, b):
+        if number == name_field and wire == BYTES:
+            name = _string(buf, x, y)
+        elif number == type_field:
+            kind = str(x) if wire == VARINT else _string(buf, x, y)
+        elif number == blob_field and wire == BYTES:
+            blobs.append((x, y))
+    return name, kind, blobs
+
+
+def parse_net(buf: bytes) -> CaffeNet:
+    """The layers with weights of the NetParameter in ``buf``; raises _Refused."""
+    name, layers, types = "", {}, {}
+    for number, wire, a, b in fields(buf):
+        if number == 1 and wire == BYTES:
+            name = _string(buf, a, b)
+        elif number in (2, 100) and wire == BYTES:
+            layer, kind, blobs = _layer(buf, a, b, v1=number == 2)
+            if not blobs:
+                continue
+            if layer in layers:
+                raise _Refused(f"layer {layer[:60]} has weights twice")
+            layers[layer] = [_blob(buf, x, y, f"blob {i} of layer {layer[:60]}") for i, (x, y) in enumerate(blobs)]
+            types[layer] = kind
+    return CaffeNet(name, layers, types)
+
+
+def read_bytes(path: str | Path, what: str) -> bytes:
+    """The whole file, refused past MAX_BYTES before it is read."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise UserError(f"refusing {what} {path}: {size} bytes, more than a weights file of this kind holds")
+            return f.read()
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def read_caffemodel(path: str | Path, data: bytes | None = None) -> CaffeNet:
+    """The layers with weights of a ``.caffemodel`` (``data``: its bytes, when already read)."""
+    buf = read_bytes(path, "Caffe weights file") if data is None else data
+    try:
+        net = parse_net(buf)
+    except _Refused as e:
+        raise UserError(f"refusing Caffe weights file {path}: {' '.join(str(e).split())[:300]}") from None
+    if not net.layers:
+        raise UserError(f"refusing Caffe weights file {path}: it holds no layer with weights (not a .caffemodel?)")
+    return net

@@ -1,0 +1,72 @@
+"""Where in the input a unit looks: its receptive field, measured on the network itself.
+
+The field of the unit at grid position (i, j) of a layer is the square of ``size`` input
+pixels whose top-left corner is ``(offset + i * stride, offset + j * stride)``; parts of it
+may lie outside the image (zero padding), as in the Deep Visualization Toolbox's crops.
+
+``size`` and ``stride`` come from the graph walk (``graph.receptive_field``); the offset
+is measured, which needs no knowledge of each layer's padding rules: the gradient of one
+unit in the middle of a large input, over a few random inputs, is non-zero exactly on the
+pixels that unit can see (a ReLU may hide some of them for one input, hardly for all).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from toolbox.nets.network import Network
+
+PROBES = 4  # random inputs whose gradient extents are joined
+
+
+@dataclass(frozen=True)
+class Field:
+    size: int  # side in input pixels
+    stride: int  # input pixels between neighbouring units
+    offset_y: int  # top-left corner of the field of unit (0, 0); usually negative
+    offset_x: int
+
+    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """(y0, x0, y1, x1) in input pixels of the field of the unit at (i, j), end exclusive."""
+        y0, x0 = self.offset_y + i * self.stride, self.offset_x + j * self.stride
+        return y0, x0, y0 + self.size, x0 + self.size
+
+
+    def clamped(self, largest: int) -> "Field":
+        """The same centre with a side of at most ``largest`` (deep layers see more than the
+        whole image; their crops show the image-sized window around the unit instead)."""
+        if self.size <= largest:
+            return self
+        shift = (self.size - largest) // 2
+        return Field(largest, self.stride, self.offset_y + shift, self.offset_x + shift)
+
+
+@functools.lru_cache(maxsize=256)
+def unit_field(network: Network, layer: str) -> Field:
+    size, stride = network.receptive_field(layer)
+    # an input a multiple of the stride (so "same" padding pads alike everywhere) on which the
+    # middle unit's whole field fits inside the image
+    side = -(-(max(network.spec.input_size, size + 4 * stride)) // stride) * stride
+    view = network.view([layer])
+    rng = np.random.default_rng(0)
+    seen = np.zeros((side, side), bool)
+    for _ in range(PROBES):  # one at a time: deep layers need large inputs
+        pixels = tf.constant(rng.uniform(0, 255, (1, side, side, 3)).astype(np.float32))
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(pixels)
+            acts = view(network.normalize(pixels), training=False)[layer]
+            ci, cj = acts.shape[1] // 2, acts.shape[2] // 2
+            value = tf.reduce_sum(acts[:, ci, cj, :])
+        seen |= np.abs(tape.gradient(value, pixels).numpy()[0]).sum(axis=-1) > 0
+    rows, cols = np.flatnonzero(seen.any(axis=1)), np.flatnonzero(seen.any(axis=0))
+    measured = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    if measured > size:  # cannot happen for a correct graph walk; trust what was measured
+        size = int(measured)
+    # centre the (theoretical, never smaller) size on the measured extent
+    top = int(rows[0]) - (size - (rows[-1] - rows[0] + 1)) // 2
+    left = int(cols[0]) - (size - (cols[-1] - cols[0] + 1)) // 2
+    return Field(int(size), int(stride), int(top - ci * stride), int(left - cj * stride))

@@ -1,0 +1,106 @@
+"""Read constants and node attributes of a frozen TensorFlow graph (a ``GraphDef`` ``.pb``),
+without importing or running the graph.
+
+The file is parsed with TensorFlow's own protobuf classes; nothing in it is executed
+(no session, no ``import_graph_def``). A ``Const`` node's tensor is checked (float32, a
+sane element count, its data as long as its shape says) before ``tf.make_ndarray`` turns
+it into an array, so a crafted shape cannot make the reader allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolbox.errors import UserError
+from toolbox.nets.caffe_file import MAX_ELEMENTS, read_bytes
+
+DT_FLOAT = 1  # tensorflow/core/framework/types.proto
+
+
+class FrozenGraph:
+    """The nodes of a parsed GraphDef, by name."""
+
+    def __init__(self, path: Path, nodes: dict[str, Any]) -> None:
+        self.path, self.nodes = path, nodes
+        self._consumers: dict[str, list[str]] = {}
+        for node in nodes.values():
+            for tensor in node.input:
+                if not tensor.startswith("^"):  # control inputs carry no data
+                    self._consumers.setdefault(tensor.split(":")[0], []).append(node.name)
+
+    def op(self, name: str) -> str | None:
+        node = self.nodes.get(name)
+        return node.op if node is not None else None
+
+    def consumers(self, name: str) -> list[str]:
+        """The nodes that read ``name``'s output, looking through Identity nodes."""
+        found, todo, seen = [], [name], {name}
+        while todo:
+            for user in self._consumers.get(todo.pop(), []):
+                if self.nodes[user].op != "Identity":
+                    found.append(user)
+                elif user not in seen:  # a crafted graph may loop
+                    seen.add(user)
+                    todo.append(user)
+        return found
+
+    def attr(self, name: str, key: str, default: Any = None) -> Any:
+        """A node attribute as a plain Python value (int, float, str, list of ints), or
+        ``default`` when the node does not set it (frozen graphs may strip defaults)."""
+        node = self.nodes[name]
+        if key not in node.attr:
+            return default
+        value = node.attr[key]
+        kind = value.WhichOneof("value")
+        if kind == "list":
+            return list(value.list.i)
+        if kind == "s":
+            return value.s.decode("utf-8", errors="replace")
+        return getattr(value, kind) if kind in ("i", "f", "b") else default
+
+    def constant(self, name: str) -> np.ndarray:
+        """The float32 value of Const node ``name``; KeyError when there is none, ValueError
+        when it is not a float tensor of the size its shape says."""
+        import tensorflow as tf
+
+        node = self.nodes.get(name)
+        if node is None or node.op != "Const" or "value" not in node.attr:
+            raise KeyError(name)
+        tensor = node.attr["value"].tensor
+        if tensor.dtype != DT_FLOAT:
+            raise ValueError(f"constant {name} is not float32")
+        shape = [d.size for d in tensor.tensor_shape.dim]
+        if any(n < 0 or n > MAX_ELEMENTS for n in shape) or math.prod(shape) > MAX_ELEMENTS:
+            raise ValueError(f"constant {name} has shape {shape}")
+        count = math.prod(shape)
+        if tensor.tensor_content:
+            if len(tensor.tensor_content) != 4 * count:
+                raise ValueError(f"constant {name} has {len(tensor.tensor_content)} bytes for shape {shape}")
+        elif len(tensor.float_val) not in (1, count):
+            raise ValueError(f"constant {name} has {len(tensor.float_val)} values for shape {shape}")
+        return np.array(tf.make_ndarray(tensor), dtype=np.float32)
+
+
+def read_frozen_graph(path: str | Path, data: bytes | None = None) -> FrozenGraph:
+    """Parse a frozen GraphDef file (``data``: its bytes, when already read)."""
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.framework import graph_pb2
+
+    buf = read_bytes(path, "TensorFlow graph") if data is None else data
+    graph = graph_pb2.GraphDef()
+    try:
+        graph.ParseFromString(buf)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise UserError(f"refusing TensorFlow graph {path}: not a complete GraphDef (truncated or damaged: "
+                        f"{reason})") from None
+    nodes = {}
+    for node in graph.node:
+        if node.name in nodes:
+            raise UserError(f"refusing TensorFlow graph {path}: node {node.name[:60]} appears twice")
+        nodes[node.name] = node
+    return FrozenGraph(Path(path), nodes)

@@ -1,0 +1,104 @@
+"""ReLU layers whose backward pass follows a rule chosen at run time: plain gradient,
+guided backprop or deconvnet.
+
+Attribution methods differ only in how a gradient crosses each rectifier on its way back
+to the pixels; the forward values are the network's own. ``RuleReLU`` computes exactly
+what the Keras ReLU / ReLU6 it replaces computes and, inside ``backward_rule(rule)``, sends
+the gradient back through ``tf.custom_gradient`` by ``rule``, a scalar int32 *tensor*: one
+compiled function serves all three rules (a ``tf.switch_case`` runs only the chosen
+branch), so switching method never retraces. Outside ``backward_rule`` it is a plain
+activation with TensorFlow's own gradient, so the copy of a network made of these layers
+is an ordinary model too.
+
+The rule lives in a ``ContextVar`` rather than a variable: it is read while the model is
+traced, belongs to the calling thread, and leaves no state behind between calls.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Iterator
+
+import keras
+import tensorflow as tf
+
+GRADIENT, GUIDED, DECONV = 0, 1, 2
+RULES: dict[str, int] = {"gradient": GRADIENT, "guided": GUIDED, "deconv": DECONV}
+
+_RULE: ContextVar[tf.Tensor | None] = ContextVar("deepvis_backward_rule", default=None)
+
+
+@contextmanager
+def backward_rule(rule: tf.Tensor) -> Iterator[None]:
+    """Within this block, RuleReLU layers called send gradients back by ``rule`` (int32 scalar)."""
+    token = _RULE.set(rule)
+    try:
+        yield
+    finally:
+        _RULE.reset(token)
+
+
+def _forward(x: tf.Tensor, cap: float | None) -> tf.Tensor:
+    """What keras' ReLU computes (relu, relu6 or relu clipped at ``cap``), op for op."""
+    if cap is None:
+        return tf.nn.relu(x)
+    if cap == 6.0:
+        return tf.nn.relu6(x)
+    return tf.clip_by_value(tf.nn.relu(x), 0.0, cap)
+
+
+def _ruled(x: tf.Tensor, rule: tf.Tensor, cap: float | None) -> tf.Tensor:
+    @tf.custom_gradient
+    def rectify(x):
+        y = _forward(x, cap)
+
+        def gradient(g):
+            # The plain rule is TensorFlow's own ReLU gradient (the same op the tape uses),
+            # so rule 0 reproduces tape.gradient bit for bit. Guided and deconv treat ReLU6 as
+            # a rectifier: the cap saturates often in EfficientNet-Lite and gating on it
+            # would blank the regions that drive a unit hardest.
+            def plain():
+                if cap is None:
+                    return tf.raw_ops.ReluGrad(gradients=g, features=y)
+                if cap == 6.0:
+                    return tf.raw_ops.Relu6Grad(gradients=g, features=y)
+                return tf.where((y > 0) & (y < cap), g, tf.zeros_like(g))
+
+            def guided():  # g * (x > 0) * (g > 0), as two fused ops
+                return tf.raw_ops.ReluGrad(gradients=tf.nn.relu(g), features=y)
+
+            def deconv():
+                return tf.nn.relu(g)
+
+            return tf.switch_case(rule, [plain, guided, deconv])
+
+        return y, gradient
+
+    return rectify(x)
+
+
+class RuleReLU(keras.layers.ReLU):
+    """A ReLU (``max_value`` None) or capped ReLU whose backward pass follows ``backward_rule``.
+    A keras ReLU by type, so the graph walks (``pre_activation``) treat it as one."""
+
+    def __init__(self, max_value: float | None = None, **kwargs) -> None:
+        super().__init__(max_value=max_value, **kwargs)
+        self.cap = None if max_value is None else float(max_value)
+
+    def call(self, x):
+        rule = _RULE.get()
+        return _forward(x, self.cap) if rule is None else _ruled(x, rule, self.cap)
+
+
+def rule_relu(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The stand-in for one ReLU / ReLU6 layer of a network (``Network.rectified_view``'s
+    rectifier): a RuleReLU of the same name and cap. Leaky or thresholded ReLUs are not
+    rectifiers in the rules' sense: they are copied as they are, keeping the plain gradient."""
+    if isinstance(layer, keras.layers.ReLU):
+        if float(layer.negative_slope) != 0.0 or float(layer.threshold) != 0.0:
+            return layer.__class__.from_config(layer.get_config())
+        cap = layer.max_value
+    else:  # an Activation layer of relu or relu6
+        cap = 6.0 if getattr(layer.activation, "__name__", "") == "relu6" else None
+    return RuleReLU(None if cap is None else float(cap), name=layer.name, dtype=layer.dtype_policy)

@@ -1,0 +1,53 @@
+"""`deepvis attribute`: a class named as people name it, an attribution map written as an
+image, and for CAM methods its heat map over the input beside it (OUT_overlay.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from toolbox.errors import UserError, closest
+from toolbox.images import write_image
+from toolbox.optvis.attribution import Attribution
+from toolbox.optvis.attribution_display import display, heat_colors, overlay
+
+
+def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
+    """A class by its number, or by its label matched case-insensitively; a UserError with
+    the nearest labels when none matches, or with the numbers when several do."""
+    text = name_or_id.strip()
+    if text.isdigit():
+        if int(text) >= len(labels):
+            raise UserError(f"class {text} is out of range (0..{len(labels) - 1})")
+        return int(text)
+    found = [i for i, label in enumerate(labels) if label.lower() == text.lower()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UserError(f"class '{text[:60]}' is one of several: {', '.join(map(str, found))}; give the number")
+    # matching ignores case, so suggestions may too
+    raise UserError(f"unknown class '{text[:60]}'{closest(text.lower(), [label.lower() for label in labels])}")
+
+
+def overlay_path(output: str | Path) -> Path:
+    """OUT.png -> OUT_overlay.png, beside it."""
+    p = Path(output)
+    return p.with_name(f"{p.stem}_overlay{p.suffix}")
+
+
+def attribution_images(attribution: Attribution, image: np.ndarray, filter: str) -> dict[str, np.ndarray]:
+    """{"map": ...} and, for a CAM method, {"overlay": ...}: RGB uint8 images of the input's
+    size. A CAM's map is its heat in colour (the filters are for gradient-like maps)."""
+    if attribution.heat is None:
+        return {"map": display(attribution.map, filter)}
+    return {"map": heat_colors(attribution.heat), "overlay": overlay(np.asarray(image, np.uint8), attribution.heat)}
+
+
+def attribution_to_files(attribution: Attribution, image: np.ndarray, output: str | Path, filter: str) -> list[Path]:
+    """Write the map to ``output`` (and a CAM's overlay beside it); returns the paths written."""
+    images = attribution_images(attribution, image, filter)
+    paths = {"map": Path(output), "overlay": overlay_path(output)}
+    for kind, picture in images.items():
+        write_image(paths[kind], picture)
+    return [paths[kind] for kind in images]
