@@ -39,6 +39,20 @@ def test_merge_of_parts_equals_top_k_of_the_union(descending):
     assert np.array_equal(one.values, stepwise.values) and np.array_equal(one.positions, stepwise.positions)
 
 
+@pytest.mark.parametrize("descending", [True, False])
+def test_merging_only_the_units_a_candidate_can_enter_changes_nothing(descending):
+    from toolbox.assets.crops import merge_candidates
+
+    rng = np.random.default_rng(1)
+    best = Entries.empty(30, K, descending)
+    for start in range(0, 200, 8):  # batches of 8 images, ids in order
+        batch = Entries(rng.normal(size=(30, 8)).astype(np.float32),
+                        np.broadcast_to(np.arange(start, start + 8), (30, 8)).copy(), np.zeros((30, 8, 2), np.int16))
+        full = merge([best, batch], K, descending)[0]
+        best = merge_candidates(best, batch, descending)
+        assert np.array_equal(best.sources, full.sources) and np.array_equal(best.values, full.values)
+
+
 def test_merge_drops_a_source_seen_twice_and_keeps_crops_with_their_entries():
     values = np.array([[5.0, 4.0, 3.0]], np.float32)
     a = Entries(values, np.array([[7, 8, 9]]), np.zeros((1, 3, 2), np.int16),

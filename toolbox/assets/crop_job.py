@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolbox.assets.crops import (EMPTY, BackpropCrops, CropStore, Entries, LayerCrops, content_digest, merge,
-                                  source_id)
+                                  merge_candidates, source_id)
 from toolbox.errors import UserError
 from toolbox.files import display_path
 from toolbox.images import IMAGE_SUFFIXES, decode_image, list_images, opencv_path
@@ -118,7 +118,11 @@ class CropJob:
         self.k, self.side, self.max_pixels, self.fit = k, side, max_pixels, fit
         size = network.spec.input_size
         self.shapes = network.layer_shapes(size)
-        self.fields: dict[str, Field] = {name: unit_field(network, name).clamped(size) for name in self.layers}
+        known = store.index()  # a later run reuses the fields an earlier one measured
+        known = known.get("layers", {}) if known.get("model") == network.name else {}
+        self.fields: dict[str, Field] = {
+            name: Field(*known[name]["field"]) if "field" in known.get(name, {}) else
+            unit_field(network, name).clamped(size) for name in self.layers}
         self.signed = {name: not network.non_negative(name) for name in self.layers}
         view = network.view(self.layers)
 
@@ -247,10 +251,9 @@ class CropJob:
             for name in self.layers:
                 hi, hi_at, lo, lo_at = (t.numpy() for t in stats[name])
                 width = self.shapes[name][1]
-                top[name] = merge([top[name], self._candidates(hi, hi_at, ids, width)], self.k, True, False)[0]
+                top[name] = merge_candidates(top[name], self._candidates(hi, hi_at, ids, width), True)
                 if name in bottom:
-                    bottom[name] = merge([bottom[name], self._candidates(lo, lo_at, ids, width)], self.k, False,
-                                         False)[0]
+                    bottom[name] = merge_candidates(bottom[name], self._candidates(lo, lo_at, ids, width), False)
         pictures = ScaledImages({item.id: item.image for item in items})
         found = {name: LayerCrops(self._with_crops(name, top[name], True, pictures),
                                   self._with_crops(name, bottom[name], False, pictures) if name in bottom else None)

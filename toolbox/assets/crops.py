@@ -68,6 +68,10 @@ class Entries:
     def k(self) -> int:
         return self.values.shape[1]
 
+    def rows(self, index: np.ndarray) -> "Entries":
+        return Entries(self.values[index], self.sources[index], self.positions[index],
+                       None if self.crops is None else self.crops[index])
+
     def filled(self) -> np.ndarray:
         return self.sources != EMPTY
 
@@ -111,6 +115,20 @@ def merge(parts: Iterable[Entries], k: int, descending: bool, dedupe: bool = Tru
                   np.where(empty, EMPTY, taken),
                   np.take_along_axis(positions, order[..., None], axis=1), crops)
     return out, order
+
+
+def merge_candidates(best: Entries, candidates: Entries, descending: bool) -> Entries:
+    """``best`` with ``candidates`` (metadata only, no source in both) merged in, touching only
+    the units where a candidate can enter: reaches the K-th value (ties may enter by id)."""
+    kth = best.values[:, -1:]
+    reach = (candidates.values >= kth) if descending else (candidates.values <= kth)
+    rows = np.flatnonzero(reach.any(axis=1))
+    if not len(rows):
+        return best
+    merged = merge([best.rows(rows), candidates.rows(rows)], best.k, descending, dedupe=False)[0]
+    values, sources, positions = best.values.copy(), best.sources.copy(), best.positions.copy()
+    values[rows], sources[rows], positions[rows] = merged.values, merged.sources, merged.positions
+    return Entries(values, sources, positions)
 
 
 @dataclass(frozen=True)
