@@ -15,7 +15,9 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           draw_overhead = dashboard frame time / bare probe time (goal <= 1.25), ui_hz = UI
           loop rate while the worker thread runs the network (goal >= 30), the worst delay
           from a key to the screen, also while the worker compiles and runs an on-demand unit
-          image (goal <= 100 ms), and live_fps_inception_v3 with random weights at 299 px
+          image (goal <= 100 ms), live_fps_backprop_lite0 with the guided gradient pane on (goal >= 12),
+          live_fps_inception_v3 (random weights, 299 px) and live_fps_googlenet (random weights,
+          224 px; goal >= 15)
   crops   `deepvis crops` on lite0 (all layers, 224 px, JPEGs on disk): crops_images_per_s, and
           crops_overhead = its time per image / a bare batched forward pass (goal <= 1.3)
   soak    the live loop (worker thread + dashboards) over a looping video for 10 minutes (2 with
