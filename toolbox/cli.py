@@ -100,6 +100,16 @@ def _network(settings):
     return load_network(settings)
 
 
+def _unit_folder_network(settings):
+    """The network, after checking that a unit-image folder the user named can be written (a
+    mistake there is an error before the slow start; the default folder needs the network's name)."""
+    if settings.units.output_dir:
+        from toolbox.files import check_output_dir
+
+        check_output_dir(settings.units.output_dir)
+    return _network(settings)
+
+
 def _progress(total: int, what: str, unit: str = "step"):
     from tqdm import tqdm
 
@@ -269,14 +279,12 @@ def cmd_units(args: argparse.Namespace) -> None:
 
     u = settings.units
     get_preset(u.preset)
-    if u.output_dir:  # an unwritable folder is an error before the network loads
-        UnitImageFolder(u.output_dir).prepare()
-    net = _network(settings)
+    net = _unit_folder_network(settings)
     folder = UnitImageFolder(settings.unit_images_path(net.name))
     folder.prepare()
-    args.layer = net.spec.layer(args.layer).name
-    channels = net.spec.layer(args.layer).channels
-    units = parse_units(args.units, channels)
+    layer = net.spec.layer(args.layer)
+    args.layer = layer.name  # ours, also when it was named by an alias
+    units = parse_units(args.units, layer.channels)
     from toolbox.assets import render_unit_images
     from toolbox.nets.memory import check_fits
 
@@ -356,11 +364,7 @@ def cmd_crops(args: argparse.Namespace) -> None:
     from toolbox.assets.crop_job import count_images, find_sources
 
     sources = find_sources(args.images)  # a missing source fails before the network loads
-    if settings.units.output_dir:
-        from toolbox.files import check_output_dir
-
-        check_output_dir(settings.units.output_dir)
-    net = _network(settings)
+    net = _unit_folder_network(settings)
     from toolbox.assets import UnitImageFolder
     from toolbox.assets.crop_job import CropJob
     from toolbox.assets.crops import CropStore

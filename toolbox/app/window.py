@@ -122,11 +122,11 @@ class LiveApp:
         patterns = session.patterns.images if session.patterns is not None and session.patterns.layer == layer else None
         return DashboardView(
             state=state, network=self.net.name, layers=self.layers, channels=self.channels,
-            signed=self.worker.signed[layer], crops=crops, patterns=patterns,
+            signed=not self.net.non_negative(layer), crops=crops, patterns=patterns,
             frame=None if latest is None else latest.image,
             observation=None if latest is None else latest.observation,
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
-            receptive_field=self.worker.receptive_fields[layer],
+            receptive_field=self.net.receptive_field(layer),
             unit_image=ui.image if matches else None, unit_image_note=note,
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
             source=self.source.label,

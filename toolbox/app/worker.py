@@ -9,10 +9,10 @@ optimization a few steps at a time, so frames keep flowing while it refines.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
-import logging
 from dataclasses import dataclass
 
 import cv2
@@ -162,8 +162,6 @@ class NetworkWorker:
         self.layers = network.spec.layer_names
         self.probe = Probe(network, self.layers)
         self.attributor = Attributor(network)  # compiles its one step on the first map asked for
-        self.receptive_fields = {name: network.receptive_field(name) for name in self.layers}
-        self.signed = {name: not network.non_negative(name) for name in self.layers}
         self.crops = CropStore(folder.root)
         self._ascents: dict = {}
         self._wake = threading.Event()

@@ -158,7 +158,7 @@ class Network:
         """Whether ``layer``'s values can never be negative (a ReLU output); signed layers are
         drawn centred on zero and have a "lowest" side."""
         self.spec.layer(layer)
-        return non_negative(self.model.get_layer(layer))
+        return self._once(("non_negative", layer), lambda: non_negative(self.model.get_layer(layer)))
 
     def receptive_field(self, layer: str) -> tuple[int, int]:
         """(size, stride) in input pixels of one unit of ``layer``."""
