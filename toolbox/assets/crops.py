@@ -23,6 +23,7 @@ Empty slots hold value -inf (top) / +inf (bottom) and source ``EMPTY``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -168,8 +169,6 @@ class CropStore:
 
     def index(self) -> dict:
         """The index, or an empty one when there is none (or it is unreadable)."""
-        import json
-
         try:
             data = json.loads(self.index_path.read_text())
             return data if valid_index(data) else {}

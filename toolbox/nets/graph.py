@@ -16,7 +16,7 @@ def _producer(tensor) -> keras.layers.Layer:
     return tensor._keras_history.operation
 
 
-def _is_relu(layer: keras.layers.Layer) -> bool:
+def is_relu(layer: keras.layers.Layer) -> bool:
     if isinstance(layer, keras.layers.ReLU):
         return True
     if isinstance(layer, keras.layers.Activation):
@@ -26,7 +26,7 @@ def _is_relu(layer: keras.layers.Layer) -> bool:
 
 def pre_activation(layer: keras.layers.Layer):
     """The KerasTensor holding ``layer``'s channels before any ReLU, in the same order."""
-    if _is_relu(layer):
+    if is_relu(layer):
         return layer.input
     if isinstance(layer, keras.layers.Concatenate):
         parts = [pre_activation(_producer(t)) for t in layer.input]
@@ -37,7 +37,7 @@ def pre_activation(layer: keras.layers.Layer):
 def non_negative(layer: keras.layers.Layer) -> bool:
     """Whether ``layer``'s values can never be negative: a ReLU (or ReLU6), or a
     concatenation of them. Signed layers also have a "what turns it off" side."""
-    if _is_relu(layer):
+    if is_relu(layer):
         return True
     if isinstance(layer, keras.layers.Concatenate):
         return all(non_negative(_producer(t)) for t in layer.input)

@@ -17,7 +17,7 @@ import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.images import fit_square
-from toolbox.nets.graph import _is_relu, non_negative, pre_activation, pre_softmax, receptive_field
+from toolbox.nets.graph import is_relu, non_negative, pre_activation, pre_softmax, receptive_field
 from toolbox.nets.spec import ModelSpec
 
 LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
@@ -99,7 +99,7 @@ class Network:
                 self.spec.layer(name.removesuffix(PRE_RELU))
 
         def copy() -> keras.Model:
-            clone = keras.models.clone_model(self.model, clone_function=lambda layer: rectifier(layer) if _is_relu(
+            clone = keras.models.clone_model(self.model, clone_function=lambda layer: rectifier(layer) if is_relu(
                 layer) else layer.__class__.from_config(layer.get_config()))
             clone.set_weights(self.model.get_weights())
             return clone
