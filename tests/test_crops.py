@@ -53,17 +53,70 @@ def test_merging_only_the_units_a_candidate_can_enter_changes_nothing(descending
         assert np.array_equal(best.sources, full.sources) and np.array_equal(best.values, full.values)
 
 
-def test_merge_drops_a_source_seen_twice_and_keeps_crops_with_their_entries():
+def test_merge_drops_a_source_seen_twice_and_keeps_crop_slots_with_their_entries():
     values = np.array([[5.0, 4.0, 3.0]], np.float32)
-    a = Entries(values, np.array([[7, 8, 9]]), np.zeros((1, 3, 2), np.int16),
-                np.arange(3, dtype=np.uint8).reshape(1, 3, 1, 1, 1).repeat(2, 2).repeat(2, 3).repeat(3, 4))
-    b = Entries(values - 0.5, np.array([[8, 10, 11]]), np.zeros((1, 3, 2), np.int16),
-                (10 + np.arange(3, dtype=np.uint8)).reshape(1, 3, 1, 1, 1).repeat(2, 2).repeat(2, 3).repeat(3, 4))
+    a = Entries(values, np.array([[7, 8, 9]]), np.zeros((1, 3, 2), np.int16), np.array([[0, 1, 2]]))
+    b = Entries(values - 0.5, np.array([[8, 10, 11]]), np.zeros((1, 3, 2), np.int16), np.array([[10, 11, 12]]))
     out, _ = merge([a, b], 4, True)
     assert out.sources[0].tolist() == [7, 8, 10, 9]  # 8 appears once, with its better value (from b)
     assert out.values[0].tolist() == [5.0, 4.5, 3.5, 3.0]
-    assert out.crops[0, :, 0, 0, 0].tolist() == [0, 10, 11, 2]
+    assert out.slots[0].tolist() == [0, 10, 11, 2]
     assert merge([Entries.empty(1, 3, True), Entries.empty(1, 3, True)], 3, True)[0].sources[0].tolist() == [EMPTY] * 3
+
+
+def _found(values, sources, crops_value, k=2):
+    """A layer's new entries (one unit per row, top side only) whose crops are filled with
+    ``crops_value`` + slot."""
+    from toolbox.assets.crops import LayerCrops
+
+    n = values.shape[0] * values.shape[1]
+    entries = Entries(np.asarray(values, np.float32), np.asarray(sources, np.int64),
+                      np.zeros((*values.shape, 2), np.int16), np.arange(n).reshape(values.shape))
+    pool = (crops_value + np.arange(n, dtype=np.uint8))[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    return LayerCrops(entries, None, pool=pool)
+
+
+def test_the_pool_grows_by_what_a_commit_adds_and_is_compacted_when_mostly_dead(tmp_path):
+    store = CropStore(tmp_path)
+    record = 4 * 4 * 3
+    store.commit({"L": _found(np.array([[3.0, 2.0], [5.0, 1.0]]), [[1, 2], [1, 2]], 10)}, {}, {})
+    pools = sorted((tmp_path / "crops").glob("L.*.pool"))
+    assert [p.name for p in pools] == ["L.1.pool"] and pools[0].stat().st_size == 4 * record
+    # unit 0 gains one entry (4.0 > 2.0), unit 1 none: one crop appended, the rest untouched
+    store.commit({"L": _found(np.array([[4.0, 0.5], [0.5, 0.2]]), [[3, 4], [3, 4]], 100)}, {}, {})
+    assert (tmp_path / "crops" / "L.1.pool").stat().st_size == 5 * record
+    crops, values = CropStore(tmp_path).unit("L", 0)
+    assert values.tolist() == [4.0, 3.0] and crops[:, 0, 0, 0].tolist() == [100, 10]
+    assert CropStore(tmp_path).unit("L", 1)[0][:, 0, 0, 0].tolist() == [12, 13]
+    # a commit killed after appending: the records nobody points at are cut off by the next one
+    with open(tmp_path / "crops" / "L.1.pool", "ab") as f:
+        f.write(b"\x07" * record * 3)
+    store.commit({"L": _found(np.array([[9.0, 0.1], [0.1, 0.1]]), [[5, 6], [5, 6]], 50)}, {}, {})
+    assert (tmp_path / "crops" / "L.1.pool").stat().st_size == 6 * record
+    assert CropStore(tmp_path).unit("L", 0)[0][:, 0, 0, 0].tolist() == [50, 100]
+    # many commits push entries out; once most records are dead they move to a new pool
+    store2 = CropStore(tmp_path)
+    for i in range(700):
+        store2.commit({"L": _found(np.array([[20.0 + i, 0.0], [20.0 + i, 0.0]]), [[1000 + i, 0], [1000 + i, 0]],
+                                   i % 200)}, {}, {})
+    names = [p.name for p in (tmp_path / "crops").glob("L.*.pool")]
+    assert names == ["L.2.pool"], names
+    crops, values = CropStore(tmp_path).unit("L", 1)
+    assert values.tolist() == [719.0, 718.0] and crops[:, 0, 0, 0].tolist() == [699 % 200 + 2, 698 % 200 + 2]
+
+
+def test_a_format_1_layer_file_is_read_and_moved_to_a_pool(tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    crops = np.arange(2 * 2, dtype=np.uint8).reshape(2, 2, 1, 1, 1) * np.ones((1, 1, 4, 4, 3), np.uint8)
+    np.savez(folder / "L.npz", top_values=np.array([[3.0, 2.0], [1.0, -np.inf]], np.float32),
+             top_sources=np.array([[1, 2], [1, EMPTY]]), top_positions=np.zeros((2, 2, 2), np.int16), top_crops=crops)
+    store = CropStore(tmp_path)
+    assert store.unit("L", 0)[0][:, 0, 0, 0].tolist() == [0, 1] and len(store.unit("L", 1)[0]) == 1
+    store.commit({"L": _found(np.array([[9.0, 0.0], [0.0, 0.0]]), [[7, 8], [7, 8]], 50)}, {}, {})
+    again = CropStore(tmp_path)
+    assert again.unit("L", 0)[0][:, 0, 0, 0].tolist() == [50, 0] and again.unit("L", 1)[1].tolist() == [1.0, 0.0]
+    assert "top_crops" not in np.load(folder / "L.npz").files
 
 
 def test_receptive_field_of_a_tiny_network_is_exact(tiny):
@@ -78,16 +131,22 @@ def test_receptive_field_of_a_tiny_network_is_exact(tiny):
 
 
 def test_crop_of_a_field_outside_the_image_is_zero_padded():
-    from toolbox.assets.crop_job import ScaledImages, cut_crops
+    from toolbox.assets.crop_job import CropCutter, cut_crop
 
     image = np.zeros((20, 20, 3), np.uint8)
     image[:10, :10] = 200
-    images = ScaledImages({7: image})
-    crop, inside = cut_crops(images, 7, np.array([[-5, -5], [0, 0]]), 10, 10)  # fields of 10 px, unscaled
-    assert crop[:5, :5].max() == 0 and crop[5:, 5:].min() == 200  # the top-left quarter lies outside
-    assert (inside == 200).all()
-    halved = cut_crops(images, 7, np.array([[-10, -10]]), 20, 10)[0]  # a 20 px field shown at 10 px
+    crop = cut_crop(image, -5, -5, 10, 10)  # a field of 10 px shown unscaled, its top-left quarter outside
+    assert crop[:5, :5].max() == 0 and crop[5:, 5:].min() == 200
+    assert (cut_crop(image, 0, 0, 10, 10) == 200).all()
+    halved = cut_crop(image, -10, -10, 20, 10)  # a 20 px field shown at 10 px
     assert halved[:5, :5].max() == 0 and halved[5:, 5:].min() == 200
+    assert cut_crop(image, 30, 30, 5, 5).max() == 0  # wholly outside: black
+    # the cutter cuts each distinct box once and hands it to every entry that asked for it
+    cutter = CropCutter({7: image, 8: 255 - image}, 10)
+    boxes = np.array([[7, -5, -5], [8, 0, 0], [7, -5, -5]])
+    crops = cutter.cut(boxes, 10)
+    assert np.array_equal(crops[0], crop) and np.array_equal(crops[2], crop)
+    assert (crops[1] == 55).all()
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +214,8 @@ def test_top_k_equals_brute_force(lite0, photo_folder, tmp_path):
             # the stored position is where the unit peaks in that image
             a = acts[ids.index(best[0][1])][layer][..., unit]
             assert tuple(stored.top.positions[unit, 0]) == np.unravel_index(np.argmax(a), a.shape)
-        assert stored.top.crops.shape[2:] == (24, 24, 3) and stored.top.crops[:, 0].max() > 0
+        crops = stored.crops(stored.top.slots)
+        assert crops.shape[2:] == (24, 24, 3) and crops[:, 0].max() > 0
     # a second run over the same photos looks at none of them again
     again = _run(lite0, tmp_path, paths)
     assert (again.images, again.skipped) == (0, 40)
@@ -187,7 +247,8 @@ def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, 
                 a, b = getattr(full, side), getattr(got, side)
                 assert np.array_equal(a.sources, b.sources), (other, layer, side)
                 np.testing.assert_allclose(a.values, b.values, rtol=1e-4, atol=1e-4)
-                assert np.array_equal(a.positions, b.positions) and np.array_equal(a.crops, b.crops)
+                assert np.array_equal(a.positions, b.positions)
+                assert np.array_equal(full.crops(a.slots), got.crops(b.slots))
 
 
 def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, photo_folder, cache_dir, lite0):

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from toolbox.assets.crops import (EMPTY, BackpropCrops, CropStore, Entries, LayerCrops, content_digest, merge,
+from toolbox.assets.crops import (EMPTY, NO_CROP, CropStore, Entries, LayerCrops, content_digest, merge,
                                   merge_candidates, source_id)
 from toolbox.errors import UserError
 from toolbox.files import display_path
@@ -133,8 +133,11 @@ class CropJob:
             for name in self.layers:
                 a = acts[name]
                 flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[3]])  # (B, positions, C)
-                out[name] = (tf.reduce_max(flat, 1), tf.argmax(flat, 1, output_type=tf.int32),
-                             tf.reduce_min(flat, 1), tf.argmin(flat, 1, output_type=tf.int32))
+                sides = [tf.argmax(flat, 1, output_type=tf.int32)]
+                if self.signed[name]:  # a layer that cannot go negative has no "lowest" row
+                    sides.append(tf.argmin(flat, 1, output_type=tf.int32))
+                # one pass finds where; the value there is a gather, not a second reduction
+                out[name] = [(tf.experimental.numpy.take_along_axis(flat, at[:, None, :], axis=1)[:, 0], at) for at in sides]
             return out
 
         self._extremes = extremes
@@ -241,76 +244,96 @@ class CropJob:
     def _chunk(self, items: list[Loaded], batch: int) -> None:
         """Find the chunk's best entries (metadata only), cut the crops of those that will be
         kept, and commit them."""
-        units = {name: self.shapes[name][2] for name in self.layers}
-        top = {name: Entries.empty(units[name], self.k, True) for name in self.layers}
-        bottom = {name: Entries.empty(units[name], self.k, False) for name in self.layers if self.signed[name]}
+        found: dict[str, list] = {name: [] for name in self.layers}  # per layer: per batch, per side
         for b in range(0, len(items), batch):
             part = items[b:b + batch]
-            ids = np.array([item.id for item in part], np.int64)
             stats = self._extremes(tf.constant(np.stack([item.image for item in part]).astype(np.float32)))
             for name in self.layers:
-                hi, hi_at, lo, lo_at = (t.numpy() for t in stats[name])
-                width = self.shapes[name][1]
-                top[name] = merge_candidates(top[name], self._candidates(hi, hi_at, ids, width), True)
-                if name in bottom:
-                    bottom[name] = merge_candidates(bottom[name], self._candidates(lo, lo_at, ids, width), False)
-        pictures = ScaledImages({item.id: item.image for item in items})
-        found = {name: LayerCrops(self._with_crops(name, top[name], True, pictures),
-                                  self._with_crops(name, bottom[name], False, pictures) if name in bottom else None)
-                 for name in self.layers}
-        self.store.commit(found, {item.id: item.info for item in items}, self.meta)
+                found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
+        ids = np.array([item.id for item in items], np.int64)
+        cutter = CropCutter({item.id: item.image for item in items}, self.side)
+        layers = {}
+        for name in self.layers:
+            width = self.shapes[name][1]
+            sides, crops = [], []
+            for s, descending in enumerate((True, False)[:len(found[name][0])]):
+                values = np.concatenate([per_batch[s][0] for per_batch in found[name]])
+                at = np.concatenate([per_batch[s][1] for per_batch in found[name]])
+                entries, cut = self._with_crops(name, self._candidates(values, at, ids, width), descending, cutter)
+                offset = sum(len(c) for c in crops)  # top's and bottom's crops share one pool
+                sides.append(entries.with_slots(np.where(entries.slots == NO_CROP, NO_CROP, entries.slots + offset)))
+                crops.append(cut)
+            layers[name] = LayerCrops(sides[0], sides[1] if len(sides) > 1 else None, pool=np.concatenate(crops))
+        self.store.commit(layers, {item.id: item.info for item in items}, self.meta)
 
     @staticmethod
     def _candidates(values: np.ndarray, flat_at: np.ndarray, ids: np.ndarray, width: int) -> Entries:
-        """Per unit, one entry per image of the batch: (B, C) -> (C, B)."""
-        positions = np.stack([flat_at // width, flat_at % width], axis=-1).astype(np.int16)  # (B, C, 2)
+        """Per unit, one entry per image: (N, C) -> (C, N)."""
+        positions = np.stack([flat_at // width, flat_at % width], axis=-1).astype(np.int16)  # (N, C, 2)
         return Entries(values.T.astype(np.float32), np.broadcast_to(ids, values.T.shape).copy(),
                        positions.transpose(1, 0, 2))
 
-    def _with_crops(self, layer: str, chunk: Entries, descending: bool, pictures: "ScaledImages") -> Entries:
-        """The chunk's entries that would survive a merge with what is stored, with their crops;
-        the others emptied (their crops would be cut for nothing)."""
+    def _with_crops(self, layer: str, chunk: Entries, descending: bool,
+                    cutter: "CropCutter") -> tuple[Entries, np.ndarray]:
+        """The chunk's K best entries of each unit that would also survive a merge with what is
+        stored, with slots into the crops cut for them (returned beside); the other slots
+        empty (their crops would be cut for nothing)."""
         stored = self.store.load(layer)
         old = None if stored is None else (stored.top if descending else stored.bottom)
-        kept = np.ones(chunk.values.shape, bool)
-        if old is not None and old.values.shape == chunk.values.shape:
-            _, order = merge([chunk, old], self.k, descending)
-            kept = np.zeros(chunk.values.shape, bool)
+        best = merge_candidates(Entries.empty(len(chunk.values), self.k, descending), chunk, descending)
+        kept = best.sources != EMPTY
+        if old is not None and old.values.shape == best.values.shape:
+            _, order = merge([best, old], self.k, descending)
+            survived = np.zeros(best.values.shape, bool)
             rows, cols = np.nonzero(order < self.k)
-            kept[rows, order[rows, cols]] = True
-        kept &= chunk.sources != EMPTY
-        crops = np.zeros((*chunk.values.shape, self.side, self.side, 3), np.uint8)
+            survived[rows, order[rows, cols]] = True
+            kept &= survived
         field = self.fields[layer]
         units, slots = np.nonzero(kept)
-        sources = chunk.sources[units, slots]
-        for source in np.unique(sources):  # one scaled copy of each image, then plain slices
-            mine = sources == source
-            rows, cols = chunk.positions[units[mine], slots[mine]].T.astype(int)
-            corners = np.stack([field.offset_y + rows * field.stride, field.offset_x + cols * field.stride], -1)
-            crops[units[mine], slots[mine]] = cut_crops(pictures, int(source), corners, field.size, self.side)
+        rows, cols = best.positions[units, slots].T.astype(np.int64)
+        boxes = np.stack([best.sources[units, slots], field.offset_y + rows * field.stride,
+                          field.offset_x + cols * field.stride], -1)
+        where = np.full(best.values.shape, NO_CROP, np.int64)
+        where[units, slots] = np.arange(len(units))
         fill = -np.inf if descending else np.inf
-        return Entries(np.where(kept, chunk.values, fill).astype(np.float32), np.where(kept, chunk.sources, EMPTY),
-                       chunk.positions, crops)
+        entries = Entries(np.where(kept, best.values, fill).astype(np.float32), np.where(kept, best.sources, EMPTY),
+                          best.positions, where)
+        return entries, cutter.cut(boxes, field.size)
 
 
-class ScaledImages:
-    """A chunk's images, and each one scaled (and zero-padded) once per field size: layers
-    whose fields are the same size (every deep layer: the whole image) share the copy."""
+class CropCutter:
+    """Crops of a chunk's images at one output side. Each distinct (image, box) is cut once,
+    since the units of a deep layer often peak at the same place of the same image; fields
+    larger than the side are cut from one scaled copy of the image per field size (scaling
+    each crop alone costs more than scaling the image once), smaller ones crop by crop."""
 
-    def __init__(self, images: dict[int, np.ndarray]) -> None:
-        self.images, self._scaled = images, {}
+    def __init__(self, images: dict[int, np.ndarray], side: int) -> None:
+        self.images, self.side = images, side
+        self._scaled: dict[tuple[int, int], np.ndarray] = {}
 
-    def padded(self, source: int, size: int, side: int) -> tuple[np.ndarray, int]:
-        key = (source, size, side)
-        if key not in self._scaled:
+    def cut(self, boxes: np.ndarray, size: int) -> np.ndarray:
+        """Crops for ``boxes`` ((n, 3) rows of source, top, left) of ``size`` pixels."""
+        out = np.empty((len(boxes), self.side, self.side, 3), np.uint8)
+        if not len(boxes):
+            return out
+        distinct, which = np.unique(boxes, axis=0, return_inverse=True)
+        if size > self.side:
+            scale = self.side / size
+            made = [cut_crop(self._scaled_image(int(source), size), round(y * scale), round(x * scale),
+                             self.side, self.side) for source, y, x in distinct]
+        else:
+            made = [cut_crop(self.images[int(source)], int(y), int(x), size, self.side) for source, y, x in distinct]
+        out[:] = np.stack(made)[which.reshape(-1)]
+        return out
+
+    def _scaled_image(self, source: int, size: int) -> np.ndarray:
+        if (source, size) not in self._scaled:
             image = self.images[source]
-            scale = side / size
             h, w = image.shape[:2]
-            small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-            pad = side + 1  # a field holds its unit's position, so no corner lies further out than this
-            self._scaled[key] = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        return self._scaled[key], side + 1
+            scale = self.side / size
+            self._scaled[source, size] = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                    interpolation=cv2.INTER_AREA)
+        return self._scaled[source, size]
 
 
 def backprop_crops(network: Network, store: CropStore, layers: Sequence[str], rule: str, max_pixels: int,
@@ -339,27 +362,31 @@ def backprop_crops(network: Network, store: CropStore, layers: Sequence[str], ru
         stored = store.load(layer)
         if stored is None or layer not in index.get("layers", {}):
             continue
-        top, size_stride = stored.top, index["layers"][layer]["field"]
-        size, stride, offset_y, offset_x = (int(v) for v in size_stride)
+        top = stored.top
+        size, stride, offset_y, offset_x = (int(v) for v in index["layers"][layer]["field"])
         old = stored.backprop if stored.backprop is not None and stored.backprop.rule == rule else None
-        sources = old.sources.copy() if old is not None else np.full_like(top.sources, EMPTY)
-        crops = old.crops.copy() if old is not None else np.zeros_like(top.crops)
-        side = top.crops.shape[2]
+        made_for = old.sources if old is not None else np.full_like(top.sources, EMPTY)
+        side = stored.pool.shape[1]
+        units, slots, crops = [], [], []
         for unit in range(len(top.values)):
-            slots = [s for s in range(top.k) if top.sources[unit, s] != EMPTY
-                     and sources[unit, s] != top.sources[unit, s] and image(int(top.sources[unit, s])) is not None]
-            if slots:
-                batch = np.stack([image(int(top.sources[unit, s])) for s in slots]).astype(np.float32)
+            todo = [s for s in range(top.k) if top.sources[unit, s] != EMPTY
+                    and made_for[unit, s] != top.sources[unit, s] and image(int(top.sources[unit, s])) is not None]
+            if todo:
+                batch = np.stack([image(int(top.sources[unit, s])) for s in todo]).astype(np.float32)
                 grads, _ = attributor.backprop(batch, Target.unit(layer, unit, "max"), rule)
-                for s, grad in zip(slots, grads):
+                for s, grad in zip(todo, grads):
                     row, col = (int(v) for v in top.positions[unit, s])
-                    corner = np.array([[offset_y + row * stride, offset_x + col * stride]])
-                    crops[unit, s] = cut_crops(ScaledImages({0: display(grad, "norm")}), 0, corner, size, side)[0]
-                    sources[unit, s] = top.sources[unit, s]
-                made += len(slots)
+                    crops.append(cut_crop(display(grad, "norm"), offset_y + row * stride, offset_x + col * stride,
+                                          size, side))
+                    units.append(unit)
+                    slots.append(s)
             if on_unit is not None:
                 on_unit(1)
-        store.set_backprop(layer, BackpropCrops(rule, sources, crops))
+        if crops or old is None:
+            units_a, slots_a = np.array(units, np.int64), np.array(slots, np.int64)
+            store.set_backprop(layer, rule, units_a, slots_a, top.sources[units_a, slots_a],
+                               np.stack(crops) if crops else np.zeros((0, side, side, 3), np.uint8))
+        made += len(crops)
     return made
 
 
@@ -384,14 +411,17 @@ def _reload(info: dict | None, network: Network, max_pixels: int, fit: str) -> n
         return None
 
 
-def cut_crops(images: ScaledImages, source: int, corners: np.ndarray, size: int, side: int) -> np.ndarray:
-    """The ``size`` x ``size`` squares of image ``source`` whose top-left corners are
-    ``corners`` ((n, 2) rows, columns), each scaled to ``side`` x ``side``; what lies outside
-    the image is black (zero padding). Every crop is a slice of the once-scaled image."""
-    scale = side / size
-    padded, pad = images.padded(source, size, side)
-    out = np.empty((len(corners), side, side, 3), np.uint8)
-    for i, (y, x) in enumerate(np.round(np.asarray(corners) * scale).astype(int) + pad):
-        y, x = min(max(y, 0), padded.shape[0] - side), min(max(x, 0), padded.shape[1] - side)
-        out[i] = padded[y:y + side, x:x + side]
-    return out
+def cut_crop(image: np.ndarray, top: int, left: int, size: int, side: int) -> np.ndarray:
+    """The ``size`` x ``size`` square of ``image`` at (``top``, ``left``), scaled to ``side`` x
+    ``side``; what lies outside the image is black (zero padding, as DVT's crops)."""
+    h, w = image.shape[:2]
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(top + size, h), min(left + size, w)
+    if (y0, x0, y1, x1) == (top, left, top + size, left + size):
+        window = image[y0:y1, x0:x1]
+    else:
+        window = np.zeros((size, size, 3), np.uint8)
+        if y1 > y0 and x1 > x0:
+            window[y0 - top:y1 - top, x0 - left:x1 - left] = image[y0:y1, x0:x1]
+    if size == side:
+        return np.array(window)
+    return cv2.resize(window, (side, side), interpolation=cv2.INTER_AREA if size > side else cv2.INTER_LINEAR)

@@ -9,9 +9,19 @@ In a unit-image folder (beside the unit images, where the live window looks):
     crops/<layer>.npz       per unit, best first:
                               top_values (U, K) float32, top_sources (U, K) int64,
                               top_positions (U, K, 2) int16 (row, col in the layer's grid),
-                              top_crops (U, K, S, S, 3) uint8 (the input under the unit's field);
-                            and bottom_* (lowest first) for layers with signed values
+                              top_slots (U, K) int64 (the entry's crop in the pool; -1: none);
+                            bottom_* (lowest first) for layers with signed values;
+                            backprop_rule, backprop_sources, backprop_slots (``crops --backprop``);
+                            pool (the pool file's name), pool_records, side
+    crops/<layer>.<n>.pool  the crops: raw uint8 records of side x side x 3 (RGB), one after
+                            another; record i starts at byte i * side * side * 3
     crops/.layers.lock      the lock every writer takes (and .index.json.lock, the index's)
+
+The pool only grows: a commit appends the crops of its new entries and then replaces the
+small .npz that points into it, so a chunk of images costs what it found, not the size of
+the store. A kill between the two leaves records nothing points at, cut off by the next
+commit. When most of a pool is dead (entries pushed out of the top K), the next commit
+copies the live records into pool n + 1, points the .npz at it, then deletes pool n.
 
 A source id is the first 63 bits of the image's SHA-256 (a video frame: of its pixels),
 so it names the content, not the order it was seen in. Entries are ordered by value, then
@@ -22,10 +32,12 @@ Empty slots hold value -inf (top) / +inf (bottom) and source ``EMPTY``.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -37,7 +49,8 @@ from toolbox.files import atomic_output, display_path, locked, update_json
 log = logging.getLogger(__name__)
 
 EMPTY = np.iinfo(np.int64).max  # the source id of an empty slot
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+NO_CROP = -1  # the slot of an entry without a crop
 
 
 def source_id(digest: bytes) -> int:
@@ -56,14 +69,13 @@ class Entries:
     values: np.ndarray  # (U, K) float32
     sources: np.ndarray  # (U, K) int64
     positions: np.ndarray  # (U, K, 2) int16
-    crops: np.ndarray | None = None  # (U, K, S, S, 3) uint8, when kept
+    slots: np.ndarray | None = None  # (U, K) int64: each entry's crop in its pool (NO_CROP: none)
 
     @staticmethod
-    def empty(units: int, k: int, descending: bool, side: int | None = None) -> "Entries":
+    def empty(units: int, k: int, descending: bool, slots: bool = False) -> "Entries":
         fill = -np.inf if descending else np.inf
-        crops = None if side is None else np.zeros((units, k, side, side, 3), np.uint8)
         return Entries(np.full((units, k), fill, np.float32), np.full((units, k), EMPTY, np.int64),
-                       np.zeros((units, k, 2), np.int16), crops)
+                       np.zeros((units, k, 2), np.int16), np.full((units, k), NO_CROP, np.int64) if slots else None)
 
     @property
     def k(self) -> int:
@@ -71,10 +83,13 @@ class Entries:
 
     def rows(self, index: np.ndarray) -> "Entries":
         return Entries(self.values[index], self.sources[index], self.positions[index],
-                       None if self.crops is None else self.crops[index])
+                       None if self.slots is None else self.slots[index])
 
     def filled(self) -> np.ndarray:
         return self.sources != EMPTY
+
+    def with_slots(self, slots: np.ndarray) -> "Entries":
+        return Entries(self.values, self.sources, self.positions, slots)
 
 
 def _dedupe(order: np.ndarray, sources: np.ndarray) -> np.ndarray:
@@ -95,7 +110,7 @@ def _dedupe(order: np.ndarray, sources: np.ndarray) -> np.ndarray:
 
 def merge(parts: Iterable[Entries], k: int, descending: bool, dedupe: bool = True) -> tuple[Entries, np.ndarray]:
     """The K best of the union of ``parts`` per unit (ties broken by source id), and for each
-    result slot the column it came from in the concatenation of the parts. Crops follow
+    result slot the column it came from in the concatenation of the parts. Crop slots follow
     their entries when every part has them. ``dedupe=False`` when the parts cannot share a
     source (the batches of one run), which saves a sort."""
     parts = list(parts)
@@ -105,16 +120,16 @@ def merge(parts: Iterable[Entries], k: int, descending: bool, dedupe: bool = Tru
     key = np.where(sources == EMPTY, np.inf, -values if descending else values)
     order = np.lexsort((sources, key), axis=-1)
     order = (_dedupe(order, sources) if dedupe else order)[:, :k]
-    crops = None
-    if all(p.crops is not None for p in parts):
-        every = np.concatenate([p.crops for p in parts], axis=1)
-        crops = every[np.arange(len(values))[:, None], order]
+    slots = None
+    if all(p.slots is not None for p in parts):
+        slots = np.take_along_axis(np.concatenate([p.slots for p in parts], axis=1), order, axis=1)
     taken = np.take_along_axis(sources, order, axis=1)
     empty = taken == EMPTY  # dropped duplicates and true blanks are empty slots again
     fill = -np.inf if descending else np.inf
     out = Entries(np.where(empty, fill, np.take_along_axis(values, order, axis=1)).astype(np.float32),
                   np.where(empty, EMPTY, taken),
-                  np.take_along_axis(positions, order[..., None], axis=1), crops)
+                  np.take_along_axis(positions, order[..., None], axis=1),
+                  None if slots is None else np.where(empty, NO_CROP, slots))
     return out, order
 
 
@@ -140,14 +155,26 @@ class BackpropCrops:
 
     rule: str  # gradient | guided | deconv
     sources: np.ndarray  # (U, K) int64
-    crops: np.ndarray  # (U, K, S, S, 3) uint8
+    slots: np.ndarray  # (U, K) int64: the crop in the pool (NO_CROP: none)
 
 
 @dataclass(frozen=True)
 class LayerCrops:
+    """A layer's entries and the pool of crops their slots point into: the stored ones
+    (read from the pool file as needed), or a run's new ones (in memory)."""
+
     top: Entries
     bottom: Entries | None  # None for layers whose values cannot be negative
     backprop: BackpropCrops | None = None
+    pool: np.ndarray | None = None  # (R, S, S, 3) uint8
+
+    def crops(self, slots: np.ndarray) -> np.ndarray:
+        """The crops at ``slots`` (black where there is none)."""
+        slots = np.asarray(slots)
+        out = np.zeros((*slots.shape, *self.pool.shape[1:]), np.uint8)
+        have = slots != NO_CROP
+        out[have] = self.pool[slots[have]]
+        return out
 
 
 class CropStore:
@@ -182,8 +209,12 @@ class CropStore:
         except OSError:
             return ()
 
+    def pool_path(self, layer: str, generation: int) -> Path:
+        return self.dir / f"{layer}.{generation}.pool"
+
     def load(self, layer: str) -> LayerCrops | None:
-        """What is stored for ``layer`` (cached while the file is unchanged), or None."""
+        """What is stored for ``layer`` (cached while the file is unchanged; the crops are
+        mapped from the pool file, not read), or None."""
         path = self.layer_path(layer)
         stamp = self._stamp(path)
         if not stamp:
@@ -192,65 +223,141 @@ class CropStore:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            with np.load(path, allow_pickle=False) as z:
-                sides = [Entries(z[f"{s}_values"], z[f"{s}_sources"], z[f"{s}_positions"], z[f"{s}_crops"])
-                         if f"{s}_values" in z.files else None for s in ("top", "bottom")]
-                backprop = (BackpropCrops(str(z["backprop_rule"]), z["backprop_sources"], z["backprop_crops"])
-                            if "backprop_sources" in z.files else None)
+            stored = self._read(path)
         except (OSError, ValueError, KeyError) as e:
             log.warning("crops of %s in %s are unreadable (%s); they will be made again", layer,
                         display_path(path), e)
             return None
-        stored = LayerCrops(sides[0], sides[1], backprop)
         self._cache[layer] = (stamp, stored)
         return stored
 
-    def _save(self, layer: str, crops: LayerCrops) -> None:
-        arrays = {}
-        for side, entries in (("top", crops.top), ("bottom", crops.bottom)):
+    def _read(self, path: Path) -> LayerCrops:
+        with np.load(path, allow_pickle=False) as z:
+            if "top_crops" in z.files:  # format 1: the crops inside the .npz; the next commit moves them out
+                return _from_format_1(z)
+            sides = [Entries(z[f"{s}_values"], z[f"{s}_sources"], z[f"{s}_positions"], z[f"{s}_slots"])
+                     if f"{s}_values" in z.files else None for s in ("top", "bottom")]
+            backprop = (BackpropCrops(str(z["backprop_rule"]), z["backprop_sources"], z["backprop_slots"])
+                        if "backprop_sources" in z.files else None)
+            pool_name, records, side = str(z["pool"]), int(z["pool_records"]), int(z["side"])
+        pool_file = self.dir / pool_name
+        if os.path.getsize(pool_file) < records * side * side * 3:
+            raise ValueError(f"{pool_name} holds fewer crops than its index says")
+        pool = (np.memmap(pool_file, np.uint8, "r", shape=(records, side, side, 3)) if records
+                else np.zeros((0, side, side, 3), np.uint8))
+        return LayerCrops(sides[0], sides[1], backprop, pool)
+
+    def _write(self, layer: str, old: LayerCrops | None, top: Entries, bottom: Entries | None,
+               backprop: BackpropCrops | None, new: np.ndarray) -> None:
+        """Store a layer's entries. Slots >= 0 point into ``old``'s pool, slots below -1 at
+        ``new`` (-2 is new[0], -3 new[1], ...): the new crops that made it in are appended to
+        the pool file (or all live crops copied into a fresh one), then the .npz is replaced."""
+        tables = [e.slots for e in (top, bottom) if e is not None] + ([backprop.slots] if backprop else [])
+        used = np.concatenate([t.ravel() for t in tables])
+        fresh = np.unique(-used[used <= -2] - 2)
+        kept = np.unique(used[used >= 0])
+        side = new.shape[1] if old is None else old.pool.shape[1]
+        generation, records = self._pool_of(old)
+        if generation is None or records > 2 * len(kept) + 1024:  # no pool file yet, or mostly dead: copy out
+            generation = max(self._generations(layer), default=0) + 1
+            records = 0
+            remap_old = np.full(max(len(old.pool) if old else 0, 1), NO_CROP, np.int64)
+            remap_old[kept] = np.arange(len(kept))
+            moved = [old.pool[kept]] if len(kept) else []
+        else:
+            remap_old, moved = None, []
+        pool_file = self.pool_path(layer, generation)
+        with open(pool_file, "r+b" if records else "wb") as f:
+            f.truncate(records * side * side * 3)  # records a killed commit appended but never pointed at
+            f.seek(0, os.SEEK_END)
+            for block in moved + [new[fresh]]:
+                f.write(np.ascontiguousarray(block, np.uint8).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        first_new = records + len(kept) if remap_old is not None else records
+        remap_new = np.full(max(len(new), 1), NO_CROP, np.int64)
+        remap_new[fresh] = first_new + np.arange(len(fresh))
+
+        def moved_slots(slots: np.ndarray) -> np.ndarray:
+            out = slots.copy()
+            is_new, is_old = slots <= -2, slots >= 0
+            out[is_new] = remap_new[-slots[is_new] - 2]
+            if remap_old is not None:
+                out[is_old] = remap_old[slots[is_old]]
+            return out
+
+        arrays = {"pool": np.array(pool_file.name), "pool_records": np.array(first_new + len(fresh)),
+                  "side": np.array(side)}
+        for name, entries in (("top", top), ("bottom", bottom)):
             if entries is not None:
-                arrays.update({f"{side}_values": entries.values, f"{side}_sources": entries.sources,
-                               f"{side}_positions": entries.positions, f"{side}_crops": entries.crops})
-        if crops.backprop is not None:
-            arrays.update({"backprop_rule": np.array(crops.backprop.rule), "backprop_sources": crops.backprop.sources,
-                           "backprop_crops": crops.backprop.crops})
-        path = self.layer_path(layer)
-        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+                arrays.update({f"{name}_values": entries.values, f"{name}_sources": entries.sources,
+                               f"{name}_positions": entries.positions, f"{name}_slots": moved_slots(entries.slots)})
+        if backprop is not None:
+            arrays.update({"backprop_rule": np.array(backprop.rule), "backprop_sources": backprop.sources,
+                           "backprop_slots": moved_slots(backprop.slots)})
+        with atomic_output(self.layer_path(layer)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        self._cache[layer] = (self._stamp(path), crops)
+        for stale in self._generations(layer).values():  # earlier generations, and a killed commit's
+            if stale != pool_file:
+                stale.unlink(missing_ok=True)
+
+    def _pool_of(self, old: LayerCrops | None) -> tuple[int | None, int]:
+        """(generation, records) of the pool file ``old`` was read from; (None, 0) when none."""
+        if old is None or not isinstance(old.pool, np.memmap):
+            return None, 0
+        return int(Path(old.pool.filename).name.split(".")[-2]), len(old.pool)
+
+    def _generations(self, layer: str) -> dict[int, Path]:
+        pattern = re.compile(rf"{re.escape(layer)}\.(\d+)\.pool")
+        return {int(m.group(1)): f for f in self.dir.glob(f"{glob.escape(layer)}.*.pool")
+                if (m := pattern.fullmatch(f.name))}
 
     def commit(self, found: dict[str, LayerCrops], images: dict[int, dict], meta: dict) -> None:
-        """Merge newly found entries (with their crops) into what is stored, under the lock, so
-        several runs can add to one folder; then record their images as seen. Each layer file
-        is replaced whole; the index is written last (a kill in between only makes a later run
-        look at some images again, and the merge drops the repeats)."""
+        """Merge newly found entries (with the pool of their crops) into what is stored, under
+        the lock, so several runs can add to one folder; then record their images as seen.
+        The index is written last (a kill in between only makes a later run look at some
+        images again, and the merge drops the repeats)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with locked(self.dir / "layers"):  # .layers.lock; update_json then takes the index's own
             for layer, new in found.items():
                 old = self.load(layer)
                 k = new.top.k
-                top = merge([new.top] + ([old.top] if old else []), k, True)[0]
-                bottom = None
-                if new.bottom is not None:
-                    bottom = merge([new.bottom] + ([old.bottom] if old and old.bottom is not None else []), k, False)[0]
+
+                def side(fresh: Entries | None, stored: Entries | None, descending: bool) -> Entries | None:
+                    if fresh is None:
+                        return None
+                    tagged = fresh.with_slots(np.where(fresh.slots == NO_CROP, NO_CROP, -fresh.slots - 2))
+                    return merge([tagged] + ([stored] if stored is not None else []), k, descending)[0]
+
+                top = side(new.top, old.top if old else None, True)
+                bottom = side(new.bottom, old.bottom if old else None, False)
                 if old is None or not (_same(top, old.top) and _same(bottom, old.bottom)):
-                    self._save(layer, LayerCrops(top, bottom, old.backprop if old else None))
+                    self._write(layer, old, top, bottom, old.backprop if old else None, new.pool)
 
             def add(data: dict) -> dict:
                 data = data or {"version": FORMAT_VERSION, "images": {}}
                 data.update({key: value for key, value in meta.items() if key != "layers"})
+                data["version"] = FORMAT_VERSION
                 data.setdefault("layers", {}).update(meta.get("layers", {}))
                 data["images"].update({str(i): info for i, info in images.items()})
                 return data
 
             update_json(self.index_path, add, valid_index)
 
-    def set_backprop(self, layer: str, backprop: BackpropCrops) -> None:
-        """Store the attribution crops of a layer's top entries (under the lock, beside them)."""
+    def set_backprop(self, layer: str, rule: str, units: np.ndarray, slots: np.ndarray, sources: np.ndarray,
+                     crops: np.ndarray) -> None:
+        """Store attribution crops made with ``rule`` for the top entries (``units``, ``slots``)
+        of ``sources`` (under the lock, beside them); those of another rule are dropped."""
         with locked(self.dir / "layers"):
             stored = self.load(layer)
-            if stored is not None:
-                self._save(layer, LayerCrops(stored.top, stored.bottom, backprop))
+            if stored is None:
+                return
+            old = stored.backprop if stored.backprop is not None and stored.backprop.rule == rule else None
+            table = old.sources.copy() if old else np.full_like(stored.top.sources, EMPTY)
+            where = old.slots.copy() if old else np.full_like(stored.top.sources, NO_CROP)
+            table[units, slots] = sources
+            where[units, slots] = -np.arange(len(units)) - 2
+            self._write(layer, stored, stored.top, stored.bottom, BackpropCrops(rule, table, where), crops)
 
     def unit_backprop(self, layer: str, unit: int) -> np.ndarray | None:
         """The attribution crops of a unit's filled top slots, best first (black where one is
@@ -260,7 +367,7 @@ class CropStore:
             return None
         filled = stored.top.sources[unit] != EMPTY
         fresh = stored.backprop.sources[unit] == stored.top.sources[unit]
-        return np.where(fresh[:, None, None, None], stored.backprop.crops[unit], 0)[filled]
+        return stored.crops(np.where(fresh, stored.backprop.slots[unit], NO_CROP)[filled])
 
     def unit(self, layer: str, unit: int, bottom: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """(crops (n, S, S, 3), values (n,)) of the filled slots of one unit, best first; None
@@ -270,7 +377,33 @@ class CropStore:
         if entries is None or unit >= len(entries.values):
             return None
         filled = entries.sources[unit] != EMPTY
-        return entries.crops[unit][filled], entries.values[unit][filled]
+        return stored.crops(entries.slots[unit][filled]), entries.values[unit][filled]
+
+
+def _from_format_1(z) -> LayerCrops:
+    """A format-1 layer file (its crops inside): the same entries, with the crops as an
+    in-memory pool that the next commit writes out."""
+    blocks, sides = [], []
+    for name in ("top", "bottom"):
+        if f"{name}_values" not in z.files:
+            sides.append(None)
+            continue
+        crops = z[f"{name}_crops"]
+        start = sum(len(b) for b in blocks)
+        blocks.append(crops.reshape(-1, *crops.shape[2:]))
+        slots = start + np.arange(crops.shape[0] * crops.shape[1]).reshape(crops.shape[:2])
+        sources = z[f"{name}_sources"]
+        sides.append(Entries(z[f"{name}_values"], sources, z[f"{name}_positions"],
+                             np.where(sources == EMPTY, NO_CROP, slots)))
+    backprop = None
+    if "backprop_sources" in z.files:
+        crops = z["backprop_crops"]
+        start = sum(len(b) for b in blocks)
+        blocks.append(crops.reshape(-1, *crops.shape[2:]))
+        sources = z["backprop_sources"]
+        slots = start + np.arange(crops.shape[0] * crops.shape[1]).reshape(crops.shape[:2])
+        backprop = BackpropCrops(str(z["backprop_rule"]), sources, np.where(sources == EMPTY, NO_CROP, slots))
+    return LayerCrops(sides[0], sides[1], backprop, np.concatenate(blocks))
 
 
 def _same(a: Entries | None, b: Entries | None) -> bool:
