@@ -133,11 +133,9 @@ class CropJob:
             for name in self.layers:
                 a = acts[name]
                 flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[3]])  # (B, positions, C)
-                sides = [tf.argmax(flat, 1, output_type=tf.int32)]
+                out[name] = [(tf.reduce_max(flat, 1), tf.argmax(flat, 1, output_type=tf.int32))]
                 if self.signed[name]:  # a layer that cannot go negative has no "lowest" row
-                    sides.append(tf.argmin(flat, 1, output_type=tf.int32))
-                # one pass finds where; the value there is a gather, not a second reduction
-                out[name] = [(tf.experimental.numpy.take_along_axis(flat, at[:, None, :], axis=1)[:, 0], at) for at in sides]
+                    out[name].append((tf.reduce_min(flat, 1), tf.argmin(flat, 1, output_type=tf.int32)))
             return out
 
         self._extremes = extremes
@@ -217,7 +215,8 @@ class CropJob:
         seen = {int(i) for i in self.store.index().get("images", {})}
         report = CropRun()
         start = time.perf_counter()
-        images: list[Loaded] = []
+        items: list[Loaded] = []  # the chunk's images
+        found: dict[str, list] = {name: [] for name in self.layers}  # their statistics: per layer, per batch
         for item in self.load(sources, every, seen):
             if item.error is not None:
                 report.bad += 1
@@ -228,28 +227,32 @@ class CropJob:
                 report.skipped += 1
             else:
                 seen.add(item.id)
-                images.append(item)
+                items.append(item)
+                if len(items) % batch == 0:  # the network runs while the loader reads ahead
+                    self._forward(items[-batch:], found)
             if on_image is not None:
                 on_image(1)
-            if len(images) >= chunk:
-                self._chunk(images, batch)
-                report.images += len(images)
-                images = []
-        if images:
-            self._chunk(images, batch)
-            report.images += len(images)
+            if len(items) >= chunk:
+                self._save(items, found, batch)
+                report.images += len(items)
+                items, found = [], {name: [] for name in self.layers}
+        if items:
+            self._save(items, found, batch)
+            report.images += len(items)
         report.seconds = time.perf_counter() - start
         return report
 
-    def _chunk(self, items: list[Loaded], batch: int) -> None:
-        """Find the chunk's best entries (metadata only), cut the crops of those that will be
-        kept, and commit them."""
-        found: dict[str, list] = {name: [] for name in self.layers}  # per layer: per batch, per side
-        for b in range(0, len(items), batch):
-            part = items[b:b + batch]
-            stats = self._extremes(tf.constant(np.stack([item.image for item in part]).astype(np.float32)))
-            for name in self.layers:
-                found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
+    def _forward(self, part: list[Loaded], found: dict[str, list]) -> None:
+        """One batch through the network: each unit's extremes and where, added to ``found``."""
+        stats = self._extremes(tf.constant(np.stack([item.image for item in part]).astype(np.float32)))
+        for name in self.layers:
+            found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
+
+    def _save(self, items: list[Loaded], found: dict[str, list], batch: int) -> None:
+        """From a chunk's statistics, its best entries (metadata only); cut the crops of those
+        that will be kept, and commit them."""
+        if len(items) % batch:  # the last, smaller batch
+            self._forward(items[-(len(items) % batch):], found)
         ids = np.array([item.id for item in items], np.int64)
         cutter = CropCutter({item.id: item.image for item in items}, self.side)
         layers = {}
