@@ -50,6 +50,8 @@ class DashboardView:
     patterns: dict | None = None  # pattern mode: unit -> optimized image of the current layer
     backprop: "BackpropRequest | None" = None  # what the gradient pane wants now; None: it is off
     gradient: "GradientImage | None" = None  # the newest map the worker made (maybe of an older request)
+    dream: np.ndarray | None = None  # dream mode: the dream of the frame, fitted like ``frame``
+    dream_note: str = ""  # what dreams, for the input pane's title
 
     @property
     def layer(self) -> str:
@@ -226,11 +228,14 @@ def field_box(view: DashboardView, unit_map: np.ndarray) -> tuple[int, int, int,
 
 
 def draw_input(canvas: np.ndarray, view: DashboardView) -> None:
-    title(canvas, L.INPUT, f"input: {view.source}")
+    if view.state.dream:
+        title(canvas, L.INPUT, f"dream: {view.dream_note}" if view.dream is not None else "dream: starting...")
+    else:
+        title(canvas, L.INPUT, f"input: {view.source}")
     if view.frame is None:
         placeholder(canvas, L.INPUT, ["waiting for the first frame..."])
         return
-    paste(canvas, view.frame, L.INPUT)
+    paste(canvas, view.dream if view.state.dream and view.dream is not None else view.frame, L.INPUT)
     acts = view.activations
     if acts is not None:
         x0, y0, x1, y1 = field_box(view, acts[..., view.state.unit])

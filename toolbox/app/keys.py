@@ -30,6 +30,7 @@ class Action(str, Enum):
     BACKPROP = "backprop"
     BACKPROP_FILTER = "backprop_filter"
     FREEZE_BACKPROP = "freeze_backprop"
+    DREAM = "dream"
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
@@ -48,6 +49,7 @@ HELP_TEXT: dict[Action, str] = {
     Action.BACKPROP: "gradient pane: off / gradient / guided / deconv",
     Action.BACKPROP_FILTER: "gradient pane's filter: raw / gray / norm / norm-blur",
     Action.FREEZE_BACKPROP: "gradient pane: keep explaining this unit / follow the selection",
+    Action.DREAM: "input pane: the frame / a live DeepDream of it",
 }
 
 # X11 key codes as cv2.waitKeyEx reports them (Qt and GTK backends on Linux).

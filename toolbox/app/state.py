@@ -35,6 +35,7 @@ class ViewState:
     backprop: int = 0  # index into BACKPROP_MODES: what the gradient pane computes (0: nothing)
     backprop_filter: int = 0  # index into BACKPROP_FILTERS
     frozen: tuple[int, int] | None = None  # (layer, unit) the gradient pane keeps explaining
+    dream: bool = False  # the input pane shows a live DeepDream of the frame
 
     @property
     def zoom_mode(self) -> str:
@@ -87,6 +88,8 @@ def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int 
         return replace(state, backprop=(state.backprop + 1) % len(BACKPROP_MODES))
     if action is Action.BACKPROP_FILTER:
         return replace(state, backprop_filter=(state.backprop_filter + 1) % len(BACKPROP_FILTERS))
+    if action is Action.DREAM:
+        return replace(state, dream=not state.dream)
     if action is Action.FREEZE_BACKPROP:
         return replace(state, frozen=None if state.frozen is not None else (state.layer, state.unit))
     return state  # NEXT_IMAGE, PREV_IMAGE, SAVE act on the input or files, not on the state

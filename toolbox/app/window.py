@@ -21,8 +21,8 @@ from toolbox.app.keys import Action, KeyMap
 from toolbox.app.layout import GRID, grid_geometry
 from toolbox.app.sources import open_source
 from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, SCALE_MODES, ViewState, apply, select
-from toolbox.app.worker import (BackpropRequest, FrameRequest, FrameResult, LayerPatterns, NetworkWorker,
-                                PatternRequest, UnitCrops, UnitImage, UnitRequest, WorkerError, frozen)
+from toolbox.app.worker import (BackpropRequest, DreamRequest, FrameRequest, FrameResult, LayerPatterns,
+                                NetworkWorker, PatternRequest, UnitCrops, UnitImage, UnitRequest, WorkerError, frozen)
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings
@@ -68,6 +68,7 @@ class LiveSession:
     crops: UnitCrops | None = None
     patterns: LayerPatterns | None = None
     patterns_requested: str | None = None
+    raw: np.ndarray | None = None  # the source frame last sent (dream mode dreams on it)
 
 
 class LiveApp:
@@ -84,7 +85,15 @@ class LiveApp:
         self._canvas = new_canvas()  # redrawn in place every frame, shown or saved at once
         first = settings.live.layer or self.net.spec.dream_layers[0][0]
         first = self.net.spec.layer(first).name
-        self.initial_state = ViewState(layer=self.layers.index(first),
+        live = settings.live
+        if live.dream_layers:
+            from toolbox.optvis.objectives import parse_layer_weights
+
+            self.dream_layers = tuple((self.net.spec.layer(name).name, w)
+                                      for name, w in parse_layer_weights(live.dream_layers).items())
+        else:
+            self.dream_layers = None  # the selected layer
+        self.initial_state = ViewState(layer=self.layers.index(first), dream=live.dream,
                                        scale=SCALE_MODES.index(settings.live.grid_scale),
                                        backprop=BACKPROP_MODES.index(settings.live.backprop),
                                        backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter))
@@ -105,8 +114,29 @@ class LiveApp:
         layer, unit = state.explained
         return BackpropRequest(self.layers[layer], unit, state.backprop_mode, state.backprop_filter_name)
 
-    def request(self, frame_id: int, image: np.ndarray, state: ViewState) -> FrameRequest:
-        return FrameRequest(frame_id, image, self.backprop_request(state))
+    def dream_request(self, state: ViewState) -> DreamRequest | None:
+        """What dream mode dreams: live.dream_layers, else the selected layer."""
+        if not state.dream:
+            return None
+        live = self.settings.live
+        layers = self.dream_layers or ((self.layers[state.layer], 1.0),)
+        return DreamRequest(layers, live.dream_steps, live.dream_step_size, live.dream_blend, self.settings.images.fit,
+                            self.settings.dream.objective)
+
+    def dream_frame(self, raw: np.ndarray | None) -> np.ndarray | None:
+        """The source frame scaled for dreaming (longer side at most live.dream_side)."""
+        if raw is None:
+            return None
+        from toolbox.optvis.live_dream import dream_size
+
+        h, w = dream_size(*raw.shape[:2], self.settings.live.dream_side, self.net.spec.min_size)
+        return frozen(raw if raw.shape[:2] == (h, w) else cv2.resize(raw, (w, h), interpolation=cv2.INTER_AREA))
+
+    def request(self, frame_id: int, image: np.ndarray, state: ViewState,
+                raw: np.ndarray | None = None) -> FrameRequest:
+        dream = self.dream_request(state)
+        return FrameRequest(frame_id, image, self.backprop_request(state), dream,
+                            self.dream_frame(raw) if dream is not None else None)
 
     def view(self, session: LiveSession) -> DashboardView:
         state, latest, ui = session.state, session.latest, session.unit_image
@@ -131,7 +161,14 @@ class LiveApp:
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
             source=self.source.label,
             message=session.message, help_lines=self.help_lines,
-            backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient)
+            backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient,
+            dream=None if latest is None else latest.dream, dream_note=self._dream_note(state))
+
+    def _dream_note(self, state: ViewState) -> str:
+        want = self.dream_request(state)
+        if want is None:
+            return ""
+        return f"{', '.join(name for name, _ in want.layers)}, {want.steps} steps/frame"
 
     # -- the window -----------------------------------------------------------------------
 
@@ -185,17 +222,19 @@ class LiveApp:
         latest, still = session.latest, session.state.paused or not self.source.live
         if latest is None or not still:
             self._resend(session)
-        elif latest.backprop != self.backprop_request(session.state):
-            self._send(session, latest.image)
+        elif session.state.dream or latest.backprop != self.backprop_request(session.state):
+            self._send(session, latest.image, session.raw)  # a still picture keeps dreaming
 
     def _resend(self, session: LiveSession) -> None:
         """Send the source's current frame, whatever the worker is doing (latest wins)."""
-        self._send(session, self.prepare(self.source.read()))
+        raw = self.source.read()
+        self._send(session, self.prepare(raw), raw)
 
-    def _send(self, session: LiveSession, image: np.ndarray) -> None:
+    def _send(self, session: LiveSession, image: np.ndarray, raw: np.ndarray | None = None) -> None:
         session.frame_id += 1
         session.waiting_for = session.frame_id
-        self.worker.frames.put(self.request(session.frame_id, image, session.state))
+        session.raw = raw
+        self.worker.frames.put(self.request(session.frame_id, image, session.state, raw))
 
     def _collect(self, session: LiveSession) -> None:
         while not self.worker.results.empty():
@@ -301,7 +340,8 @@ class LiveApp:
                 for i in range(frames):
                     if i:
                         self.source.step(1)
-                    session.latest = self.worker.observe(self.request(i, self.prepare(self.source.read()), state))
+                    raw = self.source.read()
+                    session.latest = self.worker.observe(self.request(i, self.prepare(raw), state, raw))
                     canvas = draw_dashboard(self.view(session), self._canvas)
                     if out_dir is not None:
                         path = out_dir / f"dashboard_{i:04d}.png"

@@ -58,10 +58,25 @@ class GradientImage:
 
 
 @dataclass(frozen=True)
+class DreamRequest:
+    """Dream mode: dream ``layers`` ((name, weight), ...) on the frame, ``steps`` per frame,
+    starting from the previous dream carried along the optical flow (see optvis.live_dream)."""
+
+    layers: tuple[tuple[str, float], ...]
+    steps: int
+    step_size: float
+    blend: float
+    fit: str  # how the dream is fitted to the input pane's square (as the frame is)
+    objective: str = "l2"  # l2 or abs-square (dream.objective)
+
+
+@dataclass(frozen=True)
 class FrameRequest:
     frame_id: int
     image: np.ndarray  # the network's square input, RGB uint8
     backprop: BackpropRequest | None = None  # None: the gradient pane is off (the Probe alone)
+    dream: DreamRequest | None = None  # None: no dream
+    frame: np.ndarray | None = None  # dream mode: the source frame (scaled to live.dream_side), RGB uint8
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class FrameResult:
     observation: Observation
     seconds: float  # network time for this frame
     gradient: GradientImage | None = None  # the gradient pane's map, when the request asked for one
+    dream: np.ndarray | None = None  # dream mode: the frame's dream, fitted to the square like ``image``
 
     @property
     def backprop(self) -> BackpropRequest | None:
@@ -170,6 +186,8 @@ class NetworkWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._run = None  # (layer, unit, AscentRun) being refined
+        self._dreamers: dict = {}  # (layers, objective) -> DeepDream (compiled once for each)
+        self._live_dream = None  # (DreamRequest, LiveDream) of the last dreamed frame
 
     # -- synchronous use (headless mode, benchmarks) --------------------------------------
 
@@ -181,7 +199,29 @@ class NetworkWorker:
             observation, gradient = self.probe(request.image), None
         else:
             observation, gradient = self._explain(request.image, request.backprop)
-        return FrameResult(request.frame_id, request.image, observation, time.perf_counter() - start, gradient)
+        dream = None
+        if request.dream is not None and request.frame is not None:
+            dream = frozen(self.network.fit_input(self._dream(request.dream)(request.frame), request.dream.fit))
+        else:
+            self._live_dream = None  # dream mode ended: the next dream starts afresh
+        return FrameResult(request.frame_id, request.image, observation, time.perf_counter() - start, gradient,
+                           dream)
+
+    def _dream(self, want: DreamRequest):
+        """The LiveDream for ``want``: the last one while the request stays the same (its
+        previous dream carries on), a fresh one when it changes."""
+        from toolbox.optvis.dream import DeepDream
+        from toolbox.optvis.live_dream import LiveDream
+        from toolbox.optvis.objectives import DREAM_OBJECTIVES
+
+        if self._live_dream is None or self._live_dream[0] != want:
+            key = (want.layers, want.objective)
+            if key not in self._dreamers:
+                self._dreamers[key] = DeepDream(self.network, DREAM_OBJECTIVES[want.objective](dict(want.layers)))
+            dreamer = self._dreamers[key]
+            self._live_dream = (want, LiveDream(self.network, dreamer.objective, want.steps, want.step_size,
+                                                want.blend, side=10**6, dreamer=dreamer))
+        return self._live_dream[1]
 
     def _explain(self, image: np.ndarray, want: BackpropRequest) -> tuple[Observation, GradientImage]:
         """One forward and one backward pass give the activations, the probabilities and the

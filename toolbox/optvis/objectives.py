@@ -102,9 +102,70 @@ def deepdream(layers: str | Mapping[str, float]) -> Objective:
         frozenset(weights), f"deepdream({', '.join(weights)})")
 
 
-def class_logit(index: int) -> Objective:
-    """The score of one class before softmax."""
-    return Objective(lambda c: c.acts[LOGITS][:, index], frozenset([LOGITS]), f"class_logit({index})")
+def deepdream_abs_square(layers: str | Mapping[str, float]) -> Objective:
+    """cnn-vis' other DeepDream objective: weighted sum over layers of the mean of
+    ``|a| + a**2``. The linear term keeps a gradient on weak activations that the square
+    alone would leave nearly flat, so quieter features grow too."""
+    weights = {layers: 1.0} if isinstance(layers, str) else dict(layers)
+
+    def fn(c: Context) -> tf.Tensor:
+        return tf.add_n([w * tf.reduce_mean(tf.abs(c.acts[n]) + tf.square(c.acts[n]), axis=[1, 2, 3])
+                         for n, w in weights.items()])
+
+    return Objective(fn, frozenset(weights), f"deepdream_abs_square({', '.join(weights)})")
+
+
+DREAM_OBJECTIVES: dict[str, Callable[[str | Mapping[str, float]], Objective]] = {
+    "l2": deepdream, "abs-square": deepdream_abs_square}
+
+
+def parse_layer_weights(text: str) -> dict[str, float]:
+    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0} (the --layers of dreams)."""
+    from toolbox.errors import UserError
+
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
+    if not weights:
+        raise UserError("--layers needs at least one layer name")
+    return weights
+
+
+def class_logit(index: int | None = None) -> Objective:
+    """The score of one class before softmax; ``None``: the class in each row's unit slot
+    (``Context.units``), so one compiled step makes images of many classes at once."""
+    if index is not None:
+        return Objective(lambda c: c.acts[LOGITS][:, index], frozenset([LOGITS]), f"class_logit({index})")
+    return Objective(lambda c: tf.gather(c.acts[LOGITS], c.units, axis=1, batch_dims=1), frozenset([LOGITS]),
+                     "class_logit(per row)")
+
+
+def class_log_probability(index: int | None = None) -> Objective:
+    """log softmax of one class (or each row's class, as ``class_logit(None)``): unlike the
+    logit it also pushes every other class down, which is what flips a prediction."""
+
+    def fn(c: Context) -> tf.Tensor:
+        log_p = tf.nn.log_softmax(c.acts[LOGITS], axis=-1)
+        return log_p[:, index] if index is not None else tf.gather(log_p, c.units, axis=1, batch_dims=1)
+
+    return Objective(fn, frozenset([LOGITS]), f"class_log_probability({index})")
+
+
+def feature_match(layer: str, target: tf.Tensor) -> Objective:
+    """Minus the squared distance of the layer's features to ``target`` (h, w, C), divided
+    by the target's squared norm (Mahendran & Vedaldi 2015's normalized loss): 0 at a
+    perfect match, -1 for an image whose features are all zero."""
+    t = tf.convert_to_tensor(target, tf.float32)
+    norm = tf.maximum(tf.reduce_sum(tf.square(t)), 1e-12)
+
+    def fn(c: Context) -> tf.Tensor:
+        return -tf.reduce_sum(tf.square(c.acts[layer] - t[None]), axis=[1, 2, 3]) / norm
+
+    return Objective(fn, frozenset([layer]), f"feature_match({layer})")
 
 
 def guide(layer: str, guide_acts: tf.Tensor) -> Objective:

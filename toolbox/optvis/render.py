@@ -37,7 +37,10 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 class Ascent:
     """Compiled gradient ascent of ``objective`` on ``network`` with ``preset``."""
 
-    def __init__(self, network: Network, objective: Objective, preset: Preset, pre_relu: bool = True) -> None:
+    def __init__(self, network: Network, objective: Objective, preset: Preset, pre_relu: bool = True,
+                 project: Callable[[tf.Tensor], tf.Tensor] | None = None) -> None:
+        """``project``: applied to the values after every update (a constraint set such as
+        "within epsilon of a photo"); it may read ``tf.Variable``s that change between runs."""
         self.network, self.objective, self.preset = network, objective, preset
         param, transform, update = preset.param, preset.transform, preset.update
         view = network.view(objective.layers, pre_relu)
@@ -59,6 +62,8 @@ class Ascent:
                 total = tf.reduce_sum(objective_values)
             grad = tape.gradient(total, values)
             values, m, v = update.apply(values, grad, m, v, t)
+            if project is not None:
+                values = project(values)
             return values, m, v, objective_values
 
         @tf.function(input_signature=[values_spec, tf.TensorSpec([None], tf.int32), int_spec])
@@ -72,15 +77,18 @@ class Ascent:
     def trace_count(self) -> int:
         return self._step.experimental_get_tracing_count()
 
-    def start(self, units: Sequence[int], size: int, steps: int, seed: int = 0) -> "AscentRun":
-        """An optimization to advance step by step (the live window interleaves it with frames)."""
-        return AscentRun(self, list(units), size, steps, seed)
+    def start(self, units: Sequence[int], size: int, steps: int, seed: int = 0,
+              init: np.ndarray | None = None) -> "AscentRun":
+        """An optimization to advance step by step (the live window interleaves it with frames).
+        ``init``: the values to start from (the param's shape) instead of its random start."""
+        return AscentRun(self, list(units), size, steps, seed, init)
 
     def run(self, units: Sequence[int], size: int, steps: int, seed: int = 0,
             on_step: StepCallback | None = None, on_image: ImageCallback | None = None,
-            image_every: int = 0, should_stop: Callable[[], bool] | None = None) -> Rendered:
+            image_every: int = 0, should_stop: Callable[[], bool] | None = None,
+            init: np.ndarray | None = None) -> Rendered:
         """Optimize one image per entry of ``units`` (use [0] when the objective names its units)."""
-        run = self.start(units, size, steps, seed)
+        run = self.start(units, size, steps, seed, init)
         while not run.done:
             if should_stop is not None and should_stop():
                 break
@@ -95,10 +103,14 @@ class Ascent:
 class AscentRun:
     """The state of one optimization: values, Adam moments, the per-step random seeds."""
 
-    def __init__(self, ascent: Ascent, units: list[int], size: int, steps: int, seed: int) -> None:
+    def __init__(self, ascent: Ascent, units: list[int], size: int, steps: int, seed: int,
+                 init: np.ndarray | None = None) -> None:
         rng = np.random.default_rng(seed)
         self._ascent = ascent
-        self._values = tf.constant(ascent.preset.param.init(len(units), size, rng))
+        start = ascent.preset.param.init(len(units), size, rng)
+        if init is not None:
+            start = np.asarray(init, np.float32).reshape(start.shape)
+        self._values = tf.constant(start)
         self._m, self._v = tf.zeros_like(self._values), tf.zeros_like(self._values)
         self._units, self._size = tf.constant(units, tf.int32), tf.constant(size, tf.int32)
         self._seeds = rng.integers(0, 2**31 - 1, size=(steps, 2), dtype=np.int32)

@@ -10,18 +10,21 @@ import numpy as np
 
 from toolbox.images import VideoWriter, ensure_min_side, resize, write_gif, write_image
 from toolbox.nets import Network
-from toolbox.optvis import DeepDream, DreamSchedule, Objective, deepdream, guide
+from toolbox.optvis import DeepDream, DreamSchedule, Objective, guide
 from toolbox.optvis.dream import octave_sizes
+from toolbox.optvis.objectives import DREAM_OBJECTIVES
 from toolbox.settings import DreamSettings
 
 GIF_SIDE = 480  # GIF frames are scaled down to at most this side
 
 
-def dream_objective(network: Network, layers: dict[str, float] | None, guide_image: np.ndarray | None):
-    """DeepDream on weighted layers, or, with a guide image, towards the guide's features."""
+def dream_objective(network: Network, layers: dict[str, float] | None, guide_image: np.ndarray | None,
+                    kind: str = "l2"):
+    """DeepDream on weighted layers (``kind``: l2 or abs-square, see DREAM_OBJECTIVES), or,
+    with a guide image, towards the guide's features."""
     layers = {network.spec.layer(name).name: w for name, w in (layers or dict(network.spec.dream_layers)).items()}
     if guide_image is None:
-        return deepdream(layers)
+        return DREAM_OBJECTIVES[kind](layers)
     acts = network.activations(network.fit_input(guide_image)[None], list(layers))
     return Objective.sum(w * guide(name, acts[name][0]) for name, w in layers.items())
 
@@ -40,7 +43,7 @@ def dream_to_files(network: Network, image: np.ndarray, output: str | Path, sett
     """Dream on ``image`` into ``output`` (same size); with ``zoom_frames``, also OUTPUT.mp4
     (and OUTPUT.gif), each frame dreamed for one octave from the zoomed previous one. Ctrl-C
     during the video keeps the frames made so far (a playable MP4)."""
-    dreamer = DeepDream(network, dream_objective(network, layers, guide_image))
+    dreamer = DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
     h, w = image.shape[:2]
     work = ensure_min_side(image, network.spec.min_size)
     schedule = DreamSchedule(settings.octaves, settings.octave_scale, settings.steps, settings.step_size,
