@@ -1,0 +1,152 @@
+"""`deepvis atlas`: the static site, opened from the file system in a real headless Chromium
+(the system's chromium and chromedriver, driven by Selenium): every link of the index
+resolves, images load, "not computed yet" where assets are missing, arrow keys move.
+
+Assets: lite0 block2_add and block4_dw_relu, units 0-3 optimized (48 px, 8 steps), crops of
+6 photos; block3_project_bn has nothing, so its pages say so.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES
+
+MODEL = "efficientnet_lite0"
+LAYERS = [("block2_add", 24), ("block3_project_bn", 40), ("block4_dw_relu", 240)]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory, cache_dir) -> Path:
+    from toolbox.cli import main
+
+    photos = tmp_path_factory.mktemp("atlas-photos")
+    for p in sorted(EXAMPLES.glob("*.*")):
+        if p.suffix != ".md":
+            shutil.copy(p, photos / p.name)
+    settings = tmp_path_factory.mktemp("atlas-settings") / "settings.yaml"
+    settings.write_text(f"cache_dir: {cache_dir}\n")
+    out = tmp_path_factory.mktemp("atlas-assets")
+    assert main(["precompute", "--model", MODEL, "--layers", "block2_add,block4_dw_relu", "--units", "0-3",
+                 "--unit-images", "--crops", str(photos), "--size", "48", "--steps", "8", "--batch", "4",
+                 "-o", str(out), "--settings", str(settings)]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(assets, tmp_path_factory) -> Path:
+    from toolbox.atlas import write_atlas
+
+    out = tmp_path_factory.mktemp("site")
+    report = write_atlas(MODEL, LAYERS, assets, out)
+    assert report.layers == 3 and report.units == 24 + 40 + 240
+    assert report.unit_images == 8 and report.units_with_crops == 24 + 240
+    return out
+
+
+def test_pages_have_stable_urls_and_say_what_is_missing(site):
+    assert (site / "index.html").is_file() and (site / "style.css").is_file() and (site / "keys.js").is_file()
+    for layer, channels in LAYERS:
+        assert (site / layer / "index.html").is_file()
+        assert all((site / layer / f"{u}.html").is_file() for u in range(channels))
+    unit = (site / "block2_add" / "0.html").read_text()
+    assert 'src="img/0.png"' in unit and 'src="crops/0_top.png"' in unit and 'src="crops/0_bottom.png"' in unit
+    assert "objective reached" in unit and 'data-right="1.html"' in unit
+    assert 'data-down="../block3_project_bn/0.html"' in unit
+    assert "not computed yet" in (site / "block2_add" / "5.html").read_text()  # no optimized image
+    assert "bottom images" not in (site / "block4_dw_relu" / "0.html").read_text()  # ReLU6: no lowest side
+    empty = (site / "block3_project_bn" / "39.html").read_text()
+    assert empty.count("not computed yet") >= 2 and 'data-right=' not in empty  # last unit: no next
+    assert 'data-down="../block4_dw_relu/39.html"' in empty
+    assert "http" not in unit.replace("http-equiv", "")  # nothing fetched from anywhere
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not chromedriver:
+        pytest.skip("needs chromium and chromium-driver from apt (.ci/run installs them)")
+    options = Options()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    yield driver
+    driver.quit()
+
+
+def _loaded(driver) -> list[tuple[str, int]]:
+    """(src, natural width) of every image on the page, after scrolling each into view."""
+    return driver.execute_script("""
+        var images = Array.from(document.images);
+        images.forEach(function (img) { img.loading = "eager"; img.scrollIntoView(); });
+        return images.map(function (img) { return [img.getAttribute("src"), img.complete ? img.naturalWidth : -1]; });
+    """)
+
+
+def test_in_chromium_every_index_link_resolves_and_images_load(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get((site / "index.html").as_uri())
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"{MODEL}: unit atlas"
+    links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
+    assert len(links) == len(LAYERS)
+    for link in links:
+        browser.get(link)
+        heading = browser.find_element(By.TAG_NAME, "h1").text
+        assert heading in {name for name, _ in LAYERS}, link
+        cells = browser.find_elements(By.CSS_SELECTOR, ".grid a")
+        assert len(cells) == dict(LAYERS)[heading]
+        WebDriverWait(browser, 10).until(lambda d: all(w != -1 for _, w in _loaded(d)))
+        images = _loaded(browser)
+        assert all(w > 0 for _, w in images), images
+        assert len(images) == (4 if heading != "block3_project_bn" else 0)
+        assert len(browser.find_elements(By.CSS_SELECTOR, ".grid .missing")) == len(cells) - len(images)
+    browser.get((site / "block2_add" / "2.html").as_uri())
+    WebDriverWait(browser, 10).until(lambda d: all(w != -1 for _, w in _loaded(d)))
+    images = dict(_loaded(browser))
+    assert images["img/2.png"] == 48 and images["crops/2_top.png"] > 48 and images["crops/2_bottom.png"] > 48
+
+
+def test_in_chromium_arrow_keys_move_between_units_and_layers(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get((site / "block2_add" / "0.html").as_uri())
+
+    def press(key, expect: str) -> None:
+        browser.find_element(By.TAG_NAME, "body").send_keys(key)
+        WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith(expect))
+
+    press(Keys.ARROW_RIGHT, "block2_add/1.html")
+    press(Keys.ARROW_RIGHT, "block2_add/2.html")
+    press(Keys.ARROW_LEFT, "block2_add/1.html")
+    press(Keys.ARROW_DOWN, "block3_project_bn/1.html")
+    assert "not computed yet" in browser.find_element(By.TAG_NAME, "body").text
+    press(Keys.ARROW_DOWN, "block4_dw_relu/1.html")
+    press(Keys.ARROW_UP, "block3_project_bn/1.html")
+    press("u", "block2_add/1.html")
+    press(Keys.ESCAPE, "block2_add/index.html")
+    press(Keys.ARROW_RIGHT, "block2_add/0.html")
+
+
+def test_the_command_writes_the_whole_network(assets, cache_dir, tmp_path, capsys):
+    from toolbox.cli import main
+
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(f"cache_dir: {cache_dir}\n")
+    site = tmp_path / "site"
+    assert main(["atlas", "--model", MODEL, "--assets", str(assets), "-o", str(site), "--settings", str(settings)]) == 0
+    assert "wrote 5184 unit pages of 21 layers (8 with optimized images" in capsys.readouterr().out
+    assert (site / "head_relu" / "1279.html").is_file() and (site / "block2_add" / "img" / "3.png").is_file()
+    assert main(["atlas", "--model", MODEL, "--assets", str(tmp_path / "none"), "-o", str(site),
+                 "--settings", str(settings)]) == 2

@@ -1,0 +1,361 @@
+"""`deepvis precompute`: a whole network's assets as independent tasks, resumable, and the
+same whatever runs them.
+
+The plan is a list of tasks with fixed boundaries that depend only on what is asked for,
+never on how many workers run it:
+
+- unit images: one task per layer and batch of ``units.batch`` units, in unit order; the
+  batch that starts at position ``i`` of the layer's unit list is seeded ``seed + i``,
+  exactly as ``deepvis units`` seeds it, so a task makes the same PNG bytes wherever and
+  whenever it runs (batch composition changes a unit's image, so the boundaries are fixed);
+- crops: one task per shard of ``precompute.shard`` sources (in the sorted order
+  ``find_sources`` gives), covering every chosen layer; its top K per unit merge exactly
+  (``crops.merge``), so the order in which shards finish does not matter.
+
+A :class:`Worker` (one per process: in this one, or a Ray actor) holds the network and turns
+a task into a result in memory; only the driver writes, through the asset owners
+(:class:`UnitImageFolder`, :class:`CropStore`), and then records the task as done:
+
+    <asset folder>/precompute/done/<task id>.json   {"task", "kind", "seconds", "worker", ...}
+
+A re-run skips every task with a record. A task id names its content and parameters
+(layer, units, preset, size, steps, seed; or the shard's sources, layers, K, side), so
+changed parameters make new tasks rather than wrongly skipping. A task killed before its
+record is written is simply done again (its files are replaced whole; the crop merge drops
+repeated images).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from toolbox.files import atomic_write, update_json
+
+log = logging.getLogger(__name__)
+
+RECORDS = "precompute"
+
+
+@dataclass(frozen=True)
+class UnitParams:
+    preset: str
+    size: int
+    steps: int
+    batch: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class CropParams:
+    k: int
+    side: int
+    every: int
+    batch: int
+    max_pixels: int
+    fit: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One independent piece of work. ``units`` task: ``layer`` and its ``units``, first
+    seeded ``seed``; ``crops`` task: ``sources`` [(path, is_video)] for ``layers``."""
+
+    id: str
+    kind: str  # "units" | "crops"
+    layer: str = ""
+    units: tuple[int, ...] = ()
+    seed: int = 0
+    sources: tuple[tuple[str, bool], ...] = ()
+    layers: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        """How much work it is: units, or sources."""
+        return len(self.units) if self.kind == "units" else len(self.sources)
+
+    def describe(self) -> str:
+        if self.kind == "units":
+            return f"{self.layer} units {self.units[0]}-{self.units[-1]}"
+        return f"crops of {len(self.sources)} sources"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams) -> list[Task]:
+    """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds)."""
+    tasks = []
+    for layer, units in layers.items():
+        units = list(units)
+        for start in range(0, len(units), p.batch):
+            chunk = tuple(units[start:start + p.batch])
+            seed = p.seed + start
+            digest = _digest(layer, chunk, p.preset, p.size, p.steps, seed)
+            tid = f"units-{layer}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"
+            tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed))
+    return tasks
+
+
+def plan_crop_tasks(sources: Sequence[tuple[str, bool]], layers: Sequence[str], shard: int,
+                    p: CropParams) -> list[Task]:
+    """The sources in shards of ``shard``, each for every layer."""
+    tasks = []
+    for start in range(0, len(sources), shard):
+        part = tuple((str(path), bool(video)) for path, video in sources[start:start + shard])
+        tid = f"crops-{start:07d}-{_digest(part, list(layers), p.k, p.side, p.every, p.fit)}"
+        tasks.append(Task(tid, "crops", sources=part, layers=tuple(layers)))
+    return tasks
+
+
+class TaskRecords:
+    """Which tasks of a plan are done, recorded in the asset folder."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.dir = Path(root) / RECORDS / "done"
+
+    def path(self, task: Task) -> Path:
+        return self.dir / f"{task.id}.json"
+
+    def done(self, task: Task) -> bool:
+        return self.path(task).is_file()
+
+    def mark(self, task: Task, **info: Any) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        record = {"task": task.id, "kind": task.kind, "what": task.describe(), **info}
+        atomic_write(self.path(task), (json.dumps(record, indent=1) + "\n").encode())
+
+
+# -- the worker: network in, results out (no files of the asset folder) -----------------------
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    """Runs tasks on one network; keeps what it compiled (an ascent per layer, a crop job per
+    set of layers) between tasks."""
+
+    def __init__(self, network, unit_params: UnitParams | None, crop_params: CropParams | None) -> None:
+        self.network, self.unit_params, self.crop_params = network, unit_params, crop_params
+        self._ascents: dict[str, Any] = {}
+        self._crop_jobs: dict[tuple[str, ...], Any] = {}
+
+    def run(self, task: Task, known: dict | None = None, on_step: Callable[[], None] | None = None) -> dict:
+        """The task's result. For crops, ``known`` says what the store holds already
+        (``Committer.known``): images seen (skipped here) and per layer the K-th value of each
+        side, below which an entry cannot enter (left out here; the merge would drop it), which
+        keeps results small once the store has filled. Neither changes what the store ends with."""
+        start = time.perf_counter()
+        result = self._units(task, on_step) if task.kind == "units" else self._crops(task, known or {})
+        result.update(seconds=time.perf_counter() - start, worker=worker_name())
+        return result
+
+    def _units(self, task: Task, on_step: Callable[[], None] | None) -> dict:
+        from toolbox.optvis import Ascent, channel, get_preset
+
+        p = self.unit_params
+        assert p is not None
+        if task.layer not in self._ascents:
+            self._ascents[task.layer] = Ascent(self.network, channel(task.layer), get_preset(p.preset))
+        rendered = self._ascents[task.layer].run(list(task.units), p.size, p.steps, seed=task.seed,
+                                                 on_step=(lambda *_: on_step()) if on_step else None)
+        return {"images": rendered.images, "objective": [float(v) for v in rendered.objective]}
+
+    def _crops(self, task: Task, known: dict) -> dict:
+        from toolbox.assets.crop_job import CropJob, Source
+
+        p = self.crop_params
+        assert p is not None
+        capture = capture_store(known.get("seen", ()))
+        floors = known.get("floors", {})
+        job = self._crop_jobs.get(task.layers)
+        if job is None:
+            job = CropJob(self.network, task.layers, capture, p.k, p.side, p.max_pixels, p.fit)
+            self._crop_jobs[task.layers] = job
+        job.store = capture
+        bad: list[str] = []
+        sources = [Source(Path(path), video) for path, video in task.sources]
+        report = job.run(sources, p.every, p.batch, chunk=1 << 62, on_bad=lambda e: bad.append(str(e)))
+        found = {layer: pack(crops, floors.get(layer)) for layer, crops in capture.found.items()}
+        return {"found": found, "images": capture.images, "meta": job.meta, "bad": bad, "looked_at": report.images}
+
+
+def _capture_store_class():
+    from toolbox.assets.crops import CropStore
+
+    class Captured(CropStore):
+        """A crop store that starts empty and keeps a crops pass's commit in memory: the
+        worker's side of a crops task (the driver commits it into the real store)."""
+
+        def __init__(self, seen: Sequence[int]) -> None:
+            super().__init__(Path(tempfile.gettempdir()) / "deepvis-never-written")
+            self.seen = {str(i): {} for i in seen}
+            self.found: dict = {}
+            self.images: dict = {}
+
+        def index(self) -> dict:
+            return {"images": self.seen}
+
+        def load(self, layer: str):
+            return None
+
+        def commit(self, found: dict, images: dict, meta: dict) -> None:
+            if self.found:  # one commit per task: the task's shard is one chunk
+                raise RuntimeError("a crops task committed twice")
+            self.found, self.images = dict(found), dict(images)
+
+    return Captured
+
+
+def capture_store(seen: Sequence[int] = ()):
+    """An empty crop store that keeps one commit in memory (its class is made on first use:
+    crops.py is imported only when there are crops to make)."""
+    return _capture_store_class()(seen)
+
+
+def pack(crops, floor: tuple | None):
+    """A layer's new entries for the trip to the driver: the entries that cannot reach the
+    stored K-th value (``floor``) emptied (the merge would drop them), and a pool of only the
+    crops of the entries left, as a plain in-memory LayerCrops."""
+    from toolbox.assets.crops import EMPTY, NO_CROP, Entries, LayerCrops
+
+    sides, slots = [], []
+    for index, entries in enumerate((crops.top, crops.bottom)):
+        if entries is None:
+            sides.append(None)
+            continue
+        keep = (entries.sources != EMPTY) & (entries.slots != NO_CROP)
+        bound = None if floor is None else floor[index]
+        if bound is not None and len(bound) == len(entries.values):
+            keep &= (entries.values >= bound[:, None]) if index == 0 else (entries.values <= bound[:, None])
+        blank = -np.inf if index == 0 else np.inf
+        sides.append(Entries(np.where(keep, entries.values, blank).astype(np.float32),
+                             np.where(keep, entries.sources, EMPTY), entries.positions,
+                             np.where(keep, entries.slots, NO_CROP)))
+        slots.append(entries.slots[keep])
+    used = np.unique(np.concatenate(slots)) if slots else np.zeros(0, np.int64)
+    pool = np.array(crops.pool[used]) if len(used) else np.zeros((0, *crops.pool.shape[1:]), np.uint8)
+
+    def renumbered(entries):
+        if entries is None:
+            return None
+        have = entries.slots != NO_CROP
+        out = np.full_like(entries.slots, NO_CROP)
+        out[have] = np.searchsorted(used, entries.slots[have])
+        return entries.with_slots(out)
+
+    return LayerCrops(renumbered(sides[0]), renumbered(sides[1]), None, pool)
+
+
+# -- the driver's side: commit results, record tasks ----------------------------------------
+
+
+class Committer:
+    """Writes a task's result into the asset folder, then records the task as done."""
+
+    def __init__(self, root: str | Path, model: str, unit_params: UnitParams | None) -> None:
+        from toolbox.assets.crops import CropStore
+        from toolbox.assets.unit_images import UnitImageFolder
+
+        self.folder, self.store = UnitImageFolder(root), CropStore(root)
+        self.model, self.unit_params = model, unit_params
+        self.records = TaskRecords(root)
+        self.bad = 0
+
+    def __call__(self, task: Task, result: dict) -> None:
+        if task.kind == "units":
+            p = self.unit_params
+            assert p is not None
+            for unit, image in zip(task.units, result["images"]):
+                self.folder.save(task.layer, unit, image)
+            self.folder.record(self.model, task.layer, dict(zip(task.units, result["objective"])),
+                               preset=p.preset, size=p.size, steps=p.steps)
+        else:
+            for message in result["bad"]:
+                log.warning("skipped: %s", message)
+            self.bad += len(result["bad"])
+            if result["found"] or result["images"]:
+                self.store.commit(result["found"], {int(k): v for k, v in result["images"].items()}, result["meta"])
+        self.records.mark(task, seconds=round(result["seconds"], 3), worker=result["worker"])
+
+    def known(self, task: Task) -> dict | None:
+        """For a crops task, what the store holds already: the images seen, and per layer the
+        K-th value stored on each side (what a new entry must reach)."""
+        if task.kind != "crops":
+            return None
+        floors = {}
+        for layer in task.layers:
+            stored = self.store.load(layer)
+            if stored is not None:
+                floors[layer] = (stored.top.values[:, -1].copy(),
+                                 None if stored.bottom is None else stored.bottom.values[:, -1].copy())
+        return {"floors": floors, "seen": [int(i) for i in self.store.index().get("images", {})]}
+
+    def finish(self) -> None:
+        """Put the crop index's images in id order, so the index does not depend on the order
+        in which shards finished."""
+        if not self.store.index_path.is_file():
+            return
+        from toolbox.assets.crops import valid_index
+
+        def ordered(data: dict) -> dict:
+            data["images"] = dict(sorted(data.get("images", {}).items(), key=lambda kv: int(kv[0])))
+            return data
+
+        update_json(self.store.index_path, ordered, valid_index)
+
+
+@dataclass
+class Outcome:
+    """What a run did, for its summary line."""
+
+    planned: int = 0
+    skipped: int = 0  # done by an earlier run
+    done: int = 0
+    retried: int = 0
+    seconds: float = 0.0
+    startup: float = 0.0  # of those, until every worker had loaded the network (Ray)
+    workers: int = 1
+    unit_images: int = 0
+    crop_sources: int = 0
+
+
+def run_in_process(worker: Worker, tasks: Sequence[Task], commit: Committer,
+                   on_done: Callable[[Task, dict], None] | None = None) -> Outcome:
+    """Every task, one after the other, in this process. Ctrl-C (KeyboardInterrupt) stops it;
+    the tasks committed so far are kept."""
+    outcome = Outcome(planned=len(tasks))
+    start = time.perf_counter()
+    for task in tasks:
+        result = worker.run(task, commit.known(task))
+        commit(task, result)
+        outcome.done += 1
+        if on_done is not None:
+            on_done(task, result)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def remaining(tasks: Sequence[Task], records: TaskRecords) -> list[Task]:
+    return [t for t in tasks if not records.done(t)]
+
+
+def source_list(specs: Sequence[str]) -> list[tuple[str, bool]]:
+    """The sources of ``--crops`` as (path, is_video), in a stable order."""
+    from toolbox.assets.crop_job import find_sources
+
+    return [(str(s.path), s.video) for s in find_sources(specs)]
+

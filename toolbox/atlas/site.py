@@ -1,0 +1,281 @@
+"""The atlas: every unit of a network on a stable, linkable page, as plain files.
+
+    SITE/index.html              the layers, with how much of each is computed
+    SITE/style.css, SITE/keys.js one stylesheet; the arrow keys (and o/u) move between pages
+    SITE/<layer>/index.html      every unit's optimized image (lazy-loaded thumbnails)
+    SITE/<layer>/<unit>.html     one unit: optimized image, top and bottom crops (and their
+                                 backprop crops when stored), values, neighbours
+    SITE/<layer>/img/<unit>.png  the unit's optimized image (a copy: the site stands alone)
+    SITE/<layer>/crops/<unit>_{top,bottom,backprop}.png  its crops side by side
+
+Every link is relative, so the site works from the file system (file://) and anywhere it is
+copied or served. What the asset folder lacks is shown as "not computed yet". The assets are
+read through their owners in ``toolbox.assets``; the site is written through
+``toolbox.files`` / ``toolbox.images``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from toolbox.assets.crops import CropStore
+from toolbox.assets.unit_images import UnitImageFolder, valid_index
+from toolbox.files import atomic_write, check_output_dir, clean_stray_parts
+from toolbox.images import write_image
+
+log = logging.getLogger(__name__)
+
+STYLE = """\
+body { background: #16181c; color: #dde1e6; font: 15px/1.45 system-ui, sans-serif; margin: 0 auto;
+       max-width: 1100px; padding: 12px 20px 40px; }
+a { color: #8cc4ff; text-decoration: none; } a:hover { text-decoration: underline; }
+nav { display: flex; gap: 16px; flex-wrap: wrap; align-items: baseline; padding: 6px 0 10px;
+      border-bottom: 1px solid #333a44; margin-bottom: 14px; }
+nav .here { font-weight: 600; color: #fff; }
+h1 { font-size: 22px; margin: 6px 0 10px; } h2 { font-size: 16px; margin: 22px 0 8px; color: #b8c0cc; }
+table { border-collapse: collapse; } td, th { padding: 3px 12px 3px 0; text-align: left; }
+th { color: #98a2b0; font-weight: 500; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 1fr)); gap: 8px; }
+.grid a { display: block; text-align: center; font-size: 12px; color: #aab3bf; }
+.grid img, .grid .missing { width: 88px; height: 88px; display: block; margin: 0 auto 2px; border-radius: 3px; }
+.missing { background: #23272e; color: #77808c; font-size: 12px; display: flex; align-items: center;
+           justify-content: center; text-align: center; border: 1px dashed #3a414b; }
+.unit { display: flex; gap: 28px; flex-wrap: wrap; align-items: flex-start; }
+.unit .optimized { width: 256px; height: 256px; image-rendering: auto; border-radius: 4px; }
+.unit .missing.big { width: 256px; height: 256px; font-size: 15px; }
+.missing.row { width: 480px; height: 96px; }
+.strip { image-rendering: pixelated; height: 96px; border-radius: 3px; display: block; }
+.values { color: #98a2b0; font-size: 12px; font-variant-numeric: tabular-nums; margin: 2px 0 0; }
+.keys { color: #77808c; font-size: 12px; margin-top: 30px; }
+"""
+
+KEYS_JS = """\
+// Arrow keys move between pages like the live window: left/right the previous/next unit,
+// up/down (or u/o) the previous/next layer, Escape up to the layer or the index.
+document.addEventListener("keydown", function (event) {
+  if (event.altKey || event.ctrlKey || event.metaKey) return;
+  var go = {ArrowLeft: "left", ArrowRight: "right", ArrowUp: "up", ArrowDown: "down",
+            u: "up", o: "down", Escape: "parent"}[event.key];
+  var target = go && document.body.dataset[go];
+  if (target) { event.preventDefault(); window.location.href = target; }
+});
+"""
+
+NOT_COMPUTED = "not computed yet"
+
+
+@dataclass
+class AtlasReport:
+    layers: int = 0
+    units: int = 0  # pages
+    unit_images: int = 0  # units with an optimized image
+    units_with_crops: int = 0
+
+
+def _page(title: str, body: str, depth: int, links: dict[str, str]) -> bytes:
+    up = "../" * depth
+    data = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in links.items() if v)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<title>{html.escape(title)}</title>\n<link rel="stylesheet" href="{up}style.css">\n'
+            f'<script src="{up}keys.js" defer></script>\n</head>\n<body {data}>\n{body}\n'
+            f'<p class="keys">keys: &larr; &rarr; previous/next unit, &uarr; &darr; (or u/o) previous/next '
+            f'layer, Esc up</p>\n</body>\n</html>\n').encode()
+
+
+def _href(*parts: str) -> str:
+    return "/".join(quote(p) for p in parts)
+
+
+def _missing(text: str = NOT_COMPUTED, kind: str = "") -> str:
+    return f'<div class="missing{" " + kind if kind else ""}">{text}</div>'
+
+
+def _strip(crops: np.ndarray, gap: int = 2) -> np.ndarray:
+    """Crops (n, S, S, 3) side by side with a dark gap."""
+    n, s = crops.shape[:2]
+    out = np.full((s, n * s + (n - 1) * gap, 3), 22, np.uint8)
+    for i, crop in enumerate(crops):
+        out[:, i * (s + gap):i * (s + gap) + s] = crop
+    return out
+
+
+def _objectives(folder: UnitImageFolder, model: str, layer: str) -> dict[str, dict]:
+    path = folder.objectives_path(layer)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data["units"] if valid_index(data) and data["model"] == model else {}
+
+
+def _copy(source: Path, target: Path) -> None:
+    """``source``'s bytes at ``target`` (skipped when they are there already)."""
+    data = source.read_bytes()
+    try:
+        if target.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    atomic_write(target, data)
+
+
+class _Layer:
+    """What the asset folder holds for one layer."""
+
+    def __init__(self, name: str, channels: int, folder: UnitImageFolder, store: CropStore, model: str) -> None:
+        self.name, self.channels = name, channels
+        self.objectives = _objectives(folder, model, name)
+        self.images = {u for u in range(channels) if folder.image_path(name, u).is_file()}
+        stored = store.load(name)
+        self.crops = stored
+        self.field = store.index().get("layers", {}).get(name, {}).get("field")
+
+
+def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Path, site: str | Path,
+                on_layer: Callable[[int], None] | None = None) -> AtlasReport:
+    """Write the site of ``model``'s ``layers`` [(name, channels)] from the asset folder
+    ``assets`` (unit images and crops) into ``site``."""
+    site = check_output_dir(site)
+    clean_stray_parts(site)
+    folder, store = UnitImageFolder(assets), CropStore(assets)
+    index = store.index()
+    if index and index.get("model") not in (None, model):
+        index = {}
+    looked_at = len(index.get("images", {}))
+    atomic_write(site / "style.css", STYLE.encode())
+    atomic_write(site / "keys.js", KEYS_JS.encode())
+    report = AtlasReport()
+    names = [name for name, _ in layers]
+    infos = []
+    for li, (name, channels) in enumerate(layers):
+        layer = _Layer(name, channels, folder, store, model)
+        infos.append(layer)
+        _write_layer(site, model, layer, li, names, layers, folder, store, report)
+        if on_layer is not None:
+            on_layer(1)
+    rows = "".join(
+        f'<tr><td><a href="{_href(layer.name, "index.html")}">{html.escape(layer.name)}</a></td>'
+        f'<td class="num">{layer.channels}</td><td class="num">{len(layer.images)} / {layer.channels}</td>'
+        f'<td>{"yes" if layer.crops is not None else NOT_COMPUTED}</td></tr>\n' for layer in infos)
+    body = (f'<nav><span class="here">{html.escape(model)}</span></nav>\n'
+            f'<h1>{html.escape(model)}: unit atlas</h1>\n'
+            f'<p>{len(infos)} layers, {sum(layer.channels for layer in infos)} units; '
+            f'{report.unit_images} optimized images, crops from {looked_at} images.</p>\n'
+            f'<table>\n<tr><th>layer</th><th>units</th><th>optimized images</th><th>crops</th></tr>\n'
+            f'{rows}</table>')
+    first = _href(names[0], "index.html") if names else ""
+    atomic_write(site / "index.html", _page(f"{model} atlas", body, 0, {"right": first, "down": first}))
+    report.layers = len(infos)
+    return report
+
+
+def _write_layer(site: Path, model: str, layer: _Layer, li: int, names: list[str],
+                 layers: Sequence[tuple[str, int]], folder: UnitImageFolder, store: CropStore,
+                 report: AtlasReport) -> None:
+    out = site / layer.name
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    (out / "crops").mkdir(exist_ok=True)
+    prev_layer = names[li - 1] if li > 0 else None
+    next_layer = names[li + 1] if li + 1 < len(names) else None
+    cells = []
+    for unit in range(layer.channels):
+        if unit in layer.images:
+            _copy(folder.image_path(layer.name, unit), out / "img" / f"{unit}.png")
+            thumb = f'<img loading="lazy" src="img/{unit}.png" alt="{html.escape(layer.name)} unit {unit}">'
+            report.unit_images += 1
+        else:
+            thumb = _missing()
+        cells.append(f'<a href="{unit}.html">{thumb}{unit}</a>')
+        _write_unit(out, model, layer, unit, prev_layer, next_layer, layers, li, store, report)
+    before = after = ""
+    if prev_layer:
+        before = f'<a href="{_href("..", prev_layer, "index.html")}">&larr; {html.escape(prev_layer)}</a>'
+    if next_layer:
+        after = f'<a href="{_href("..", next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
+    nav = (f'<nav><a href="../index.html">{html.escape(model)}</a>{before}'
+           f'<span class="here">{html.escape(layer.name)}</span>{after}</nav>')
+    body = (f'{nav}\n<h1>{html.escape(layer.name)}</h1>\n<p>{layer.channels} units; {len(layer.images)} optimized '
+            f'images; crops: {"stored" if layer.crops is not None else NOT_COMPUTED}.</p>\n'
+            f'<div class="grid">\n' + "\n".join(cells) + "\n</div>")
+    links = {"up": _href("..", prev_layer, "index.html") if prev_layer else "",
+             "down": _href("..", next_layer, "index.html") if next_layer else "",
+             "right": "0.html", "parent": "../index.html"}
+    atomic_write(out / "index.html", _page(f"{model} {layer.name}", body, 1, links))
+
+
+def _values(values: np.ndarray) -> str:
+    return " ".join(f"{v:.3g}" for v in values)
+
+
+def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_layer: str | None, next_layer: str | None,
+                layers: Sequence[tuple[str, int]], li: int, store: CropStore, report: AtlasReport) -> None:
+    name = layer.name
+    image = (f'<img class="optimized" src="img/{unit}.png" alt="optimized image of {html.escape(name)} unit {unit}">'
+             if unit in layer.images else _missing(f"optimized image:<br>{NOT_COMPUTED}", "big"))
+    stats = []
+    entry = layer.objectives.get(str(unit))
+    if entry:
+        stats.append(("objective reached", f"{entry.get('objective', float('nan')):.4g}"))
+        stats.append(("made with", f"{entry.get('preset', '?')}, {entry.get('size', '?')} px, "
+                                   f"{entry.get('steps', '?')} steps"))
+    sections = []
+    if layer.crops is not None:
+        report.units_with_crops += 1
+        for side, title in (("top", "top images"), ("bottom", "bottom images (what turns it off)")):
+            got = store.unit(name, unit, bottom=side == "bottom")
+            if got is None:
+                if side == "top":
+                    sections.append(f"<h2>{title}</h2>{_missing(kind='row')}")
+                continue
+            crops, values = got
+            if not len(crops):
+                sections.append(f"<h2>{title}</h2><p>none</p>")
+                continue
+            write_image(out / "crops" / f"{unit}_{side}.png", _strip(crops))
+            sections.append(f'<h2>{title}</h2><img class="strip" src="crops/{unit}_{side}.png" '
+                            f'alt="{side} crops of {html.escape(name)} unit {unit}">'
+                            f'<p class="values">values: {_values(values)}</p>')
+            stats.append((f"{side} values", f"{values[0]:.4g} .. {values[-1]:.4g} (mean {values.mean():.4g}, "
+                                            f"{len(values)} images)"))
+            if side == "top":
+                backprop = store.unit_backprop(name, unit)
+                if backprop is not None and len(backprop):
+                    rule = layer.crops.backprop.rule if layer.crops.backprop else "backprop"
+                    write_image(out / "crops" / f"{unit}_backprop.png", _strip(backprop))
+                    sections.append(f'<h2>{html.escape(rule)} backprop of the top images</h2><img class="strip" '
+                                    f'src="crops/{unit}_backprop.png" alt="{html.escape(rule)} crops">')
+    else:
+        sections.append(f"<h2>top and bottom images</h2>{_missing(kind='row')}")
+    if layer.field:
+        stats.append(("receptive field", f"{layer.field[0]} px, stride {layer.field[1]}"))
+    table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in stats)
+    prev_unit = f"{unit - 1}.html" if unit > 0 else ""
+    next_unit = f"{unit + 1}.html" if unit + 1 < layer.channels else ""
+
+    def other(layer_name: str | None, index: int) -> str:  # the same unit number there, or its last unit
+        if layer_name is None:
+            return ""
+        channels = layers[index][1]
+        return _href("..", layer_name, f"{min(unit, channels - 1)}.html")
+
+    up, down = other(prev_layer, li - 1), other(next_layer, li + 1)
+    nav = (f'<nav><a href="../index.html">{html.escape(model)}</a><a href="index.html">{html.escape(name)}</a>'
+           + (f'<a href="{prev_unit}" rel="prev">&larr; unit {unit - 1}</a>' if prev_unit else "")
+           + f'<span class="here">unit {unit}</span>'
+           + (f'<a href="{next_unit}" rel="next">unit {unit + 1} &rarr;</a>' if next_unit else "")
+           + (f'<a href="{up}">&uarr; {html.escape(prev_layer)}</a>' if up else "")
+           + (f'<a href="{down}">&darr; {html.escape(next_layer)}</a>' if down else "") + "</nav>")
+    body = (f'{nav}\n<h1>{html.escape(name)} unit {unit}</h1>\n<div class="unit"><div>{image}</div>'
+            f'<div><table>{table or f"<tr><td>{NOT_COMPUTED}</td></tr>"}</table></div></div>\n' + "\n".join(sections))
+    links = {"left": prev_unit, "right": next_unit, "up": up, "down": down, "parent": "index.html"}
+    atomic_write(out / f"{unit}.html", _page(f"{model} {name} unit {unit}", body, 1, links))
+    report.units += 1
