@@ -26,6 +26,15 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           call / a bare compiled tf.GradientTape gradient of the same class score, for gradient,
           guided, deconv and gradcam, and attribution_overhead_lite0 = the worst of them (goal
           <= 1.5); smoothgrad with n samples over n x that floor (goal <= 1)
+  precompute  `deepvis precompute` on lite0 (128 px, 256 steps, batch 16): precompute_units_per_min in
+          this process and with --workers 2 (local Ray, its start included), same run; seconds per crops
+          image; InceptionV3's costs (random weights); atlas_hours_<net>_<N>_workers for whole atlases
+  seedimages  issue 10 on lite0: live_dream_fps_lite0 (dashboards with the input pane dreaming, 320x240
+          frames of a panning camera, 2 steps per frame; goal >= 5) and live_dream_cost against the same
+          dashboards without it; classes_per_min_lite0 (224 px, 256 steps), classes_top1_rate_lite0 (20
+          classes; goal >= 0.9), classes_transfer_top5_lite2; invert_error_<photo>_<layer>;
+          fool_success_rate_lite0 (10 pairs, epsilon 2/255, read back from PNGs; goal >= 0.9) and
+          fool_from_noise_min_probability (5 targets; goal >= 0.99)
 """
 
 from __future__ import annotations
@@ -330,7 +339,10 @@ def part_soak(quick: bool) -> None:
 def part_crops(quick: bool) -> None:
     """`deepvis crops` on lite0, every offered layer, 224 px, over JPEG photos on disk (read,
     hashed and decoded by the loader threads), against a bare batched forward pass of the
-    whole network on the same number of images and the same batch size."""
+    whole network on the same number of images and the same batch size. Two phases: the
+    first images into an empty store (every entry new, every crop cut and written), then a
+    long run's steady state (the store already holds ``filled`` images: what each further
+    chunk of a big dataset costs)."""
     import tempfile
 
     import numpy as np
@@ -338,25 +350,17 @@ def part_crops(quick: bool) -> None:
 
     from toolbox.assets.crop_job import CropJob, Source
     from toolbox.assets.crops import CropStore
-    from toolbox.images import read_image, resize, write_image
+    from toolbox.images import read_image
     from toolbox.settings import Settings
 
     net = load("efficientnet_lite0")
     c = Settings().crops
-    count = 64 if quick else 256
+    first, filled, steady_n = (128, 256, 256) if quick else (256, 1024, 512)
     with tempfile.TemporaryDirectory() as tmp:
-        photos = [read_image(p) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"]
-        paths = []
-        for i in range(count):  # distinct files (a different flip and crop of each photo)
-            photo = photos[i % len(photos)]
-            h, w = photo.shape[:2]
-            cut = photo[i % 17:h - i % 13, i % 11:w - i % 7]
-            image = resize(cut[:, ::-1] if i % 2 else cut, 480, round(480 * cut.shape[0] / cut.shape[1]))
-            paths.append(Path(tmp) / f"p{i:04d}.jpg")
-            write_image(paths[-1], image)
+        paths = _distinct_photos(Path(tmp), filled + steady_n + c.batch)
         sources = [Source(p, False) for p in paths]
         job = CropJob(net, net.spec.layer_names, CropStore(Path(tmp) / "warm"), c.top, c.side, 10**8)
-        job.run(sources[:c.batch], batch=c.batch)  # fields measured, the step compiled
+        job.run(sources[-c.batch:], batch=c.batch)  # fields measured, the step compiled
         model = net.model
 
         @tf.function(input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)])
@@ -366,29 +370,128 @@ def part_crops(quick: bool) -> None:
         batch = tf.constant(np.stack([net.fit_input(read_image(p)) for p in paths[:c.batch]]).astype(np.float32))
         bare(batch)
 
-        def forward() -> float:
+        def forward() -> float:  # seconds per image
             t = time.perf_counter()
-            for _ in range(count // 2 // c.batch):
+            for _ in range(128 // c.batch):
                 bare(batch).numpy()
-            return time.perf_counter() - t
+            return (time.perf_counter() - t) / 128
 
-        def crops(part: list) -> float:
+        def crops(part: list) -> float:  # seconds per image
             t = time.perf_counter()
             job.run(part, batch=c.batch, chunk=c.chunk)
-            return time.perf_counter() - t
+            return (time.perf_counter() - t) / len(part)
 
-        half = count // 2
-        forward_s = [forward()]
         job.store = CropStore(Path(tmp) / "atlas")
-        cold = crops(sources[:half])  # into an empty store: every entry is new, every crop cut
+        forward_s = [forward()]
+        cold = crops(sources[:first])  # into an empty store
         forward_s.append(forward())
-        steady = crops(sources[half:])  # into a store that holds the first half: what a long run does
+        crops(sources[first:filled])  # the store fills up
+        forward_s.append(forward())
+        steady = crops(sources[filled:filled + steady_n])  # chunks of a long run
         forward_s.append(forward())
     bare_s = statistics.median(forward_s)
-    emit("crops_images_per_s", half / steady, "images/s (lite0, all layers, 224 px, store already filled)")
-    emit("crops_overhead", steady / bare_s, "x (per image, over a bare batched forward pass)")
-    emit("crops_overhead_first_images", cold / bare_s, "x (into an empty store)")
-    emit("crops_bare_forward_images_per_s", half / bare_s, "images/s")
+    emit("crops_images_per_s", 1 / steady, f"images/s (lite0, all layers, 224 px, store holding {filled} images)")
+    emit("crops_overhead", steady / bare_s, f"x (per image, over a bare batched forward pass; store holding {filled})")
+    emit("crops_overhead_first_images", cold / bare_s, f"x (the first {first} images, into an empty store)")
+    emit("crops_bare_forward_images_per_s", 1 / bare_s, "images/s")
+
+
+def _distinct_photos(folder: Path, count: int, side: int = 480) -> list[Path]:
+    """``count`` distinct JPEGs (a different flip and crop of each example photo)."""
+    from toolbox.images import read_image, resize, write_image
+
+    photos = [read_image(p) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"]
+    paths = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        cut = photo[i % 17:h - i % 13, i % 11:w - i % 7]
+        paths.append(folder / f"p{i:04d}.jpg")
+        write_image(paths[-1], resize(cut[:, ::-1] if i % 2 else cut, side, round(side * cut.shape[0] / cut.shape[1])))
+    return paths
+
+
+def part_precompute(quick: bool) -> None:
+    """`deepvis precompute` on lite0 with the unit-image defaults (128 px, 256 steps, batch 16;
+    --quick: 32 steps, scaled to 256): units per minute in this process and with 2 Ray workers
+    (a local runtime; its start and the workers' network loads included), the same units in
+    the same run; the cost of a crops image (all layers); InceptionV3's costs (random weights:
+    the speed does not depend on them); and from them the hours of whole atlases (every offered
+    unit, 50,000 images for crops) on 1, 8 and 64 workers, each as fast as this machine."""
+    import tempfile
+
+    from toolbox.assets.precompute import (Committer, CropParams, UnitParams, Worker, plan_crop_tasks,
+                                           plan_unit_tasks, run_in_process)
+    from toolbox.settings import Settings
+
+    s = Settings()
+    steps = 32 if quick else s.units.steps
+    units = {"block9_add": range(16), "block12_add": range(16)}  # 2 tasks: one for each worker
+    count = sum(len(u) for u in units.values())
+    params = UnitParams(s.units.preset, s.units.size, steps, s.units.batch, 0)
+    net = load("efficientnet_lite0")
+    tasks = plan_unit_tasks(units, params)
+    per_min = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        run_in_process(Worker(net, params, None), tasks, Committer(Path(tmp) / "a", net.name, params))
+        per_min["in_process"] = count * 60 / (time.perf_counter() - t) * steps / 256
+        try:
+            from toolbox.assets.cluster import RayRunner
+        except ImportError:
+            RayRunner = None
+        if RayRunner is not None:
+            settings = Settings(model="efficientnet_lite0")
+            t = time.perf_counter()
+            outcome = RayRunner(settings, params, None, workers=2).run(tasks, Committer(Path(tmp) / "b", net.name,
+                                                                                        params))
+            seconds = time.perf_counter() - t
+            per_min["workers2"] = count * 60 / seconds * steps / 256
+            per_min["workers2_started"] = count * 60 / (seconds - outcome.startup) * steps / 256
+            emit("precompute_ray_start_s", outcome.startup, "s (local runtime, 2 workers loading lite0)")
+    emit("precompute_units_per_min", per_min["in_process"], f"units/min in this process (lite0, {count} units, "
+         f"{params.size} px, 256 steps, batch {params.batch})")
+    if "workers2" in per_min:
+        emit("precompute_units_per_min_workers2", per_min["workers2"], "units/min with --workers 2 (Ray start included)")
+        emit("precompute_units_per_min_workers2_started", per_min["workers2_started"],
+             "units/min with --workers 2 once the workers have started")
+        emit("precompute_workers2_over_in_process", per_min["workers2"] / per_min["in_process"], "x")
+    crops = CropParams(s.crops.top, s.crops.side, s.crops.every, s.crops.batch, 10**8, "crop")
+
+    def image_seconds(network, images: int) -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = _distinct_photos(Path(tmp), images + s.crops.batch)
+            worker = Worker(network, None, crops)
+            layers = network.spec.layer_names
+            measured, warm = plan_crop_tasks([(str(p), False) for p in paths], layers, images, crops)
+            worker.run(warm)  # fields measured, the step compiled
+            result = worker.run(measured)
+            return result["seconds"] / images
+
+    lite0_image = image_seconds(net, 32 if quick else 128)
+    emit("precompute_seconds_per_image_lite0", lite0_image, "s (crops, all 21 layers, 224 px, in this process)")
+    from toolbox.optvis import Ascent, channel, get_preset
+
+    inception = load("inception_v3", random_weights=True)
+    ascent = Ascent(inception, channel("mixed4"), get_preset(s.units.preset))
+    few = 8 if quick else 16
+    ascent.run(list(range(params.batch)), params.size, 2)
+    t = time.perf_counter()
+    ascent.run(list(range(params.batch)), params.size, few)
+    inception_unit = (time.perf_counter() - t) / params.batch * 256 / few
+    inception_image = image_seconds(inception, 16 if quick else 48)
+    emit("precompute_seconds_per_unit_inception_v3", inception_unit, f"s ({params.size} px, 256 steps, batch "
+         f"{params.batch}; from {few} steps)")
+    emit("precompute_seconds_per_image_inception_v3", inception_image, "s (crops, all offered layers, 299 px)")
+    lite0_unit = 60 / per_min["in_process"]
+    emit("precompute_seconds_per_unit_lite0", lite0_unit, "s")
+    for name, network, unit_s, image_s in (("lite0", net, lite0_unit, lite0_image),
+                                           ("inception_v3", inception, inception_unit, inception_image)):
+        total_units = sum(layer.channels for layer in network.spec.layers)
+        hours = (total_units * unit_s + 50_000 * image_s) / 3600
+        for workers in (1, 8, 64):
+            emit(f"atlas_hours_{name}_{workers}_workers", hours / workers,
+                 f"h ({total_units} units, 50,000 images; each worker as fast as this machine)")
 
 
 def part_gradients(quick: bool) -> None:
@@ -433,9 +536,111 @@ def part_gradients(quick: bool) -> None:
          f"x ({samples} samples; goal <= 1)")
 
 
+SEED_CLASSES = (1, 15, 18, 22, 31, 76, 107, 130, 207, 281, 301, 309, 323, 340, 437, 483, 948, 963, 980, 985)
+FOOL_TARGETS = (15, 76, 130, 309, 948, 1, 18, 430, 812, 980)
+
+
+def _panning_frames(width: int, height: int, count: int, step: int = 3):
+    """A camera panning across a photo: ``count`` frames of width x height, ``step`` px apart."""
+    from toolbox.images import read_image, resize
+
+    photo = read_image(EXAMPLES / "chelsea.png")
+    photo = resize(photo, round(photo.shape[1] * (height + 40) / photo.shape[0]), height + 40)
+    span = photo.shape[1] - width
+    return [photo[20:20 + height, abs((k * step) % (2 * span) - span):][:, :width] for k in range(count)]
+
+
+def live_dream_rates(net, quick: bool) -> dict[bool, float]:
+    """Dashboards per second without and with dream mode: 320x240 frames of a panning camera,
+    2 steps per frame, drawn as the headless recorder draws them."""
+    from toolbox.app.dashboard import draw_dashboard, new_canvas
+
+    frames = _panning_frames(320, 240, 24 if quick else 60)
+    canvas = new_canvas()
+    rates = {}
+    for dream in (False, True):
+        app = _live_app(net, "block9_add", overrides={"live.dream": dream, "live.dream_steps": 2})
+        session = app.new_session()
+        for warm in frames[:3]:
+            session.latest = app.worker.observe(app.request(0, app.prepare(warm), session.state, warm))
+        start = time.perf_counter()
+        for i, frame in enumerate(frames):
+            session.latest = app.worker.observe(app.request(i, app.prepare(frame), session.state, frame))
+            draw_dashboard(app.view(session), canvas)
+        rates[dream] = len(frames) / (time.perf_counter() - start)
+    return rates
+
+
+def part_seedimages(quick: bool) -> None:
+    """Class images, inversion, fooling images and the live dream on lite0 (issue 10)."""
+    import numpy as np
+
+    from toolbox.images import read_image, write_image
+    from toolbox.optvis.classes import Classifier, class_images, rank_of
+    from toolbox.optvis.fooling import fool_from_noise, fool_photos, psnr
+    from toolbox.optvis.inversion import invert
+
+    net = load("efficientnet_lite0")
+    rates = live_dream_rates(net, quick)
+    emit("live_dream_fps_lite0", rates[True], "fps (320x240 input, 2 steps per frame, block9_add; goal >= 5)")
+    emit("live_fps_lite0_same_frames", rates[False], "fps (the same dashboards without the dream)")
+    emit("live_dream_cost", rates[False] / rates[True], "x (dream frame time / plain frame time)")
+
+    # class images: 20 classes at 224 px, 256 steps (quick: 8 classes, 64 steps)
+    classes = list(SEED_CLASSES[:8] if quick else SEED_CLASSES)
+    steps = 64 if quick else 256
+    start = time.perf_counter()
+    made = class_images(net, classes, size=224, steps=steps, batch=8)
+    seconds = time.perf_counter() - start
+    emit("classes_per_min_lite0", len(classes) * 60 / seconds * steps / 256, "classes/min at 224 px, 256 steps")
+    emit("classes_top1_rate_lite0", made.top1_rate, f"({sum(r == 0 for r in made.ranks)} of {len(classes)}, "
+         f"{steps} steps; goal >= 0.9)")
+    try:
+        lite2 = load("efficientnet_lite2")
+    except Exception as e:  # noqa: BLE001 (offered only where it loads offline)
+        print(f"classes_transfer_top5_lite2: skipped ({e})")
+    else:
+        resized = np.stack([lite2.fit_input(im) for im in made.images])
+        verdict = Classifier(lite2)(resized)
+        top5 = [rank_of(p, c) < 5 for p, c in zip(verdict, classes)]
+        emit("classes_transfer_top5_lite2", float(np.mean(top5)), f"({sum(top5)} of {len(classes)} lite0 class "
+             "images are in lite2's top 5)")
+
+    # inversion: relative feature error per layer on two photos
+    layers = ["stem_relu", "block2_add", "block5_project_bn", "block9_add", "block15_project_bn"]
+    for name in ("chelsea.png", "coffee.png"):
+        photo = net.fit_input(read_image(EXAMPLES / name))
+        for inv in invert(net, photo, layers, steps=64 if quick else 256, tv=0.02):
+            emit(f"invert_error_{Path(name).stem}_{inv.layer}", inv.relative_error, "(relative feature error)")
+
+    # fooling: 10 (photo, target) pairs at epsilon 2/255, judged on the written PNGs read back
+    import tempfile
+
+    photos = [net.fit_input(read_image(p)) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"]
+    pictures = np.stack((photos * 2)[:10])
+    start = time.perf_counter()
+    fooled = fool_photos(net, pictures, FOOL_TARGETS, 2 / 255, confidence=0.9, max_steps=300)
+    emit("fool_seconds_10_pairs", time.perf_counter() - start, f"s ({fooled.steps} steps)")
+    with tempfile.TemporaryDirectory() as tmp:
+        back = []
+        for i, image in enumerate(fooled.images):
+            write_image(Path(tmp) / f"{i}.png", image)
+            back.append(read_image(Path(tmp) / f"{i}.png"))
+    back = np.stack(back)
+    reached = Classifier(net)(back)[np.arange(10), list(FOOL_TARGETS)]
+    quality = [psnr(b, p) for b, p in zip(back, pictures)]
+    ok = [r >= 0.9 and q >= 40 for r, q in zip(reached, quality)]
+    emit("fool_success_rate_lite0", float(np.mean(ok)), "(target p >= 0.9 read back and PSNR >= 40 dB; goal >= 0.9)")
+    emit("fool_min_psnr_db", min(quality), "dB")
+    emit("fool_min_target_probability", float(reached.min()))
+    noise = fool_from_noise(net, FOOL_TARGETS[:5], 224, confidence=0.99, max_steps=300)
+    emit("fool_from_noise_min_probability", float(noise.target_probabilities.min()), "(5 targets; goal >= 0.99)")
+
+
 PARTS: dict[str, Callable[[bool], None]] = {"probe": part_probe, "dream": part_dream, "units": part_units,
                                             "live": part_live, "soak": part_soak, "crops": part_crops,
-                                            "gradients": part_gradients}
+                                            "gradients": part_gradients, "precompute": part_precompute,
+                                            "seedimages": part_seedimages}
 
 
 def main() -> int:

@@ -23,7 +23,8 @@ def deepvis(*args, settings=None):
                           cwd=REPO, timeout=300)
 
 
-COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "crops", "live")
+COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool", "crops",
+            "precompute", "atlas", "live")
 
 
 def test_help_lists_and_explains_every_command():

@@ -215,17 +215,13 @@ def cmd_activations(args: argparse.Namespace) -> None:
 
 
 def parse_layer_weights(text: str) -> dict[str, float]:
-    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0}."""
-    weights = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition(":")
-        try:
-            weights[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
-    if not weights:
-        raise UserError("--layers needs at least one layer name")
-    return weights
+    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0} (one parser, shared with the live dream)."""
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    start_tensorflow_quietly()  # the engine's package brings TensorFlow
+    from toolbox.optvis.objectives import parse_layer_weights as parse
+
+    return parse(text)
 
 
 def parse_units(text: str, channels: int) -> list[int]:
@@ -346,6 +342,106 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     print(f"wrote {' and '.join(display_path(p) for p in written)}")
 
 
+def fraction(text: str) -> float:
+    """'2/255' or '0.0078' -> a float (an argparse type)."""
+    top, slash, bottom = text.partition("/")
+    try:
+        value = float(top) / float(bottom) if slash else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number or a fraction such as 2/255, not '{text[:40]}'") from None
+    return value
+
+
+fraction.__name__ = "float"
+
+
+def _top5(labels, probabilities) -> str:
+    import numpy as np
+
+    order = np.argsort(probabilities)[::-1][:5]
+    return ", ".join(f"{labels[i]} {probabilities[i]:.3f}" for i in order)
+
+
+def cmd_classes(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_dir, clean_stray_parts, display_path
+
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    settings = settings_of(args)
+    c = settings.classes
+    start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
+    from toolbox.optvis.presets import get_preset
+
+    get_preset(c.preset)
+    clean_stray_parts(check_output_dir(args.output))
+    net = _network(settings)
+    from toolbox.nets.memory import check_fits
+    from toolbox.outputs.classes import classes_to_files, parse_classes
+
+    classes = parse_classes(net.labels, args.classes)
+    check_fits(net, c.size, min(c.batch, len(classes)), "--size and --batch")
+    result, paths = classes_to_files(net, classes, args.output, c, args.seed, _progress)
+    for index, rank, p in zip(result.classes, result.ranks, result.probabilities):
+        verdict = "top-1" if rank == 0 else f"rank {rank + 1}"
+        print(f"{index:4d} {net.labels[index]}: {verdict}, p={p[index]:.3f} (top: {net.labels[int(p.argmax())]})")
+    print(f"{sum(r == 0 for r in result.ranks)} of {len(classes)} images are top-1 for {net.name}; "
+          f"wrote {len(paths) - 1} images and {paths[-1].name} to {display_path(args.output)}")
+
+
+def cmd_invert(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_file, clean_stray_parts, display_path
+    from toolbox.images import read_image
+
+    output = args.output or f"{Path(args.image).stem}_invert.png"
+    check_output_file(output, (".png", ".bmp", ".jpg", ".jpeg", ".webp"))
+    clean_stray_parts(Path(output).parent)
+    settings = settings_of(args)
+    image = read_image(args.image, settings.images.max_pixels)
+    net = _network(settings)
+    from toolbox.outputs.invert import invert_to_files, layers_in_order
+
+    layers = layers_in_order(net, args.layers)
+    photo = net.fit_input(image, settings.images.fit)
+    inversions, paths = invert_to_files(net, photo, layers, output, settings.invert, args.seed, _progress)
+    for inv in inversions:
+        print(f"{inv.layer}: relative feature error {inv.relative_error:.4f}")
+    print(f"wrote {', '.join(display_path(p) for p in paths)}")
+
+
+def cmd_fool(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_file, clean_stray_parts, display_path
+    from toolbox.images import read_image
+
+    if args.from_noise == (args.image is not None):
+        raise UserError("give an IMAGE to change, or --from-noise (one of the two)")
+    stem = "noise" if args.from_noise else Path(args.image).stem
+    output = args.output or f"{stem}_fooled.png"
+    lossless = (".png", ".bmp")  # a lossy format would undo a change of a few levels
+    check_output_file(output, lossless)
+    if not args.from_noise:
+        check_output_file(Path(output).with_name(f"{Path(output).stem}_change{Path(output).suffix}"), lossless)
+    clean_stray_parts(Path(output).parent)
+    settings = settings_of(args)
+    image = None if args.from_noise else read_image(args.image, settings.images.max_pixels)
+    net = _network(settings)
+    from toolbox.outputs.attribution import class_index
+    from toolbox.outputs.fool import fool_to_files
+
+    target = class_index(net.labels, args.target)
+    photo = None if image is None else net.fit_input(image, settings.images.fit)
+    report = fool_to_files(net, photo, target, output, settings.fool, args.seed, _progress)
+    if report.before is not None:
+        print(f"before: {_top5(net.labels, report.before)}")
+    print(f"after (read back from {display_path(output)}): {_top5(net.labels, report.after)}")
+    change = "" if report.psnr is None else (f"; PSNR {report.psnr:.1f} dB against the photo, largest change "
+                                             f"{report.max_change}/255")
+    goal = settings.fool.confidence
+    verdict = "reached" if report.reached >= goal else "NOT reached"
+    print(f"target {target} ({net.labels[target]}): p={report.reached:.4f}, {verdict} {goal} in {report.steps} "
+          f"steps{change}")
+    print(f"wrote {' and '.join(display_path(p) for p in report.paths)}")
+
+
 def parse_layers(text: str | None, network) -> list[str]:
     """'a,b' or 'all' (or None: all) -> layer names, each checked against the network."""
     if text is None or text.strip() == "all":
@@ -391,6 +487,91 @@ def cmd_crops(args: argparse.Namespace) -> None:
     print(f"looked at {report.images} images ({rate:.1f}/s), skipped {report.skipped} seen before"
           + (f", {report.bad} unreadable" if report.bad else "") + f"; top {c.top} crops of "
           f"{sum(net.spec.layer(n).channels for n in layers)} units in {store.dir}")
+
+
+def cmd_precompute(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    settings = settings_of(args)
+    p, u, c = settings.precompute, settings.units, settings.crops
+    distributed = bool(p.workers or p.cluster)
+    if distributed:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError("--workers and --cluster need Ray: pip install 'deepvis[cluster]'")
+    start_tensorflow_quietly()  # the asset modules bring TensorFlow
+    from toolbox.assets.precompute import (Committer, CropParams, TaskRecords, UnitParams, Worker, plan_crop_tasks,
+                                           plan_unit_tasks, remaining, run_in_process, source_list)
+
+    sources = source_list(args.crops) if args.crops else []  # a missing source fails before the network loads
+    if args.crops is not None and not sources:
+        raise UserError("--crops found no images")
+    make_units = args.unit_images or not args.crops
+    from toolbox.optvis.presets import get_preset
+
+    if make_units:
+        get_preset(u.preset)
+    net = _unit_folder_network(settings)
+    from toolbox.assets import UnitImageFolder
+
+    folder = UnitImageFolder(settings.unit_images_path(net.name))
+    folder.prepare()
+    layers = parse_layers(args.layers, net)
+    unit_params = UnitParams(u.preset, u.size, u.steps, u.batch, args.seed) if make_units else None
+    crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
+                   if sources else None)
+    tasks = []
+    if unit_params is not None:
+        from toolbox.nets.memory import check_fits
+
+        check_fits(net, u.size, u.batch, "--size and --batch")
+        tasks += plan_unit_tasks({name: parse_units(args.units, net.spec.layer(name).channels) for name in layers},
+                                 unit_params)
+    if crop_params is not None:
+        tasks += plan_crop_tasks(sources, layers, p.shard, crop_params)
+    todo = remaining(tasks, TaskRecords(folder.root))
+    log.info("%d tasks: %d done by an earlier run, %d to do", len(tasks), len(tasks) - len(todo), len(todo))
+    commit = Committer(folder.root, net.name, unit_params)
+    with _progress(len(todo), "precompute", "task") as bar:
+        def done(task, result) -> None:
+            bar.set_postfix_str(f"{task.describe()} ({result['seconds']:.1f} s)", refresh=False)
+            bar.update(1)
+
+        if distributed:
+            from toolbox.assets.cluster import RayRunner
+
+            worker_settings = dataclasses.replace(settings, model=net.name) if settings.model == "auto" else settings
+            outcome = RayRunner(worker_settings, unit_params, crop_params, p.workers, p.cluster, p.threads,
+                                p.retries).run(todo, commit, done)
+        else:
+            outcome = run_in_process(Worker(net, unit_params, crop_params), todo, commit, done)
+    commit.finish()
+    where = f"{outcome.workers} Ray workers" if distributed else "in this process"
+    retried = f", {outcome.retried} retried after a worker died" if outcome.retried else ""
+    bad = f", {commit.bad} unreadable images skipped" if commit.bad else ""
+    print(f"did {outcome.done} of {len(tasks)} tasks ({len(tasks) - len(todo)} done earlier) {where} in "
+          f"{outcome.seconds:.1f} s{retried}{bad}; assets in {folder.root}")
+
+
+def cmd_atlas(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_dir
+
+    settings = settings_of(args)
+    site = check_output_dir(settings.atlas.output_dir)
+    if args.assets and not Path(args.assets).is_dir():
+        raise UserError(f"asset folder not found: {args.assets}")
+    net = _network(settings)
+    from toolbox.atlas import write_atlas
+
+    layers = [(name, net.spec.layer(name).channels) for name in net.spec.layer_names]
+    with _progress(len(layers), "atlas", "layer") as bar:
+        assets = Path(args.assets) if args.assets else settings.unit_images_path(net.name)
+        report = write_atlas(net.name, layers, assets, site, on_layer=bar.update)
+    print(f"wrote {report.units} unit pages of {report.layers} layers ({report.unit_images} with optimized images, "
+          f"{report.units_with_crops} with crops) to {site}; open {site / 'index.html'}")
 
 
 def cmd_live(args: argparse.Namespace) -> None:
@@ -485,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     setting_option(p, ["--step-size"], "dream.step_size", float)
     setting_option(p, ["--tile"], "dream.tile", int)
     setting_option(p, ["--zoom"], "dream.zoom", float)
+    setting_option(p, ["--objective"], "dream.objective")
     p.add_argument("--guide", metavar="IMAGE", help="dream towards the features of this image instead")
     p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default 0)")
     p.add_argument("--zoom-frames", type=bounded(int, 0, 100_000), default=0, metavar="N",
@@ -531,6 +713,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.png", help="the map (default: IMAGE_METHOD.png here)")
     p.add_argument("--seed", type=bounded(int, 0), default=0, help="smoothgrad's noise seed (default 0)")
 
+    p = command("classes", cmd_classes, "images of classes: what the network thinks a magpie looks like",
+                "writes DIR/class_<number>_<label>.png per class and DIR/classes_sheet.png, captioned with the\n"
+                "network's probability for its own image; prints whether each image is top-1.\n"
+                "examples:\n  deepvis classes --classes \"magpie,tarantula,17\" -o classes/\n"
+                "  deepvis classes --classes robin --size 128 --steps 128")
+    p.add_argument("--classes", "-c", required=True, metavar="LIST",
+                   help="labels (any case) or numbers, separated by commas")
+    p.add_argument("-o", "--output", default="classes", metavar="DIR", help="output folder (default: classes)")
+    setting_option(p, ["--size"], "classes.size", int)
+    setting_option(p, ["--steps"], "classes.steps", int)
+    setting_option(p, ["--preset"], "classes.preset")
+    setting_option(p, ["--batch"], "classes.batch", int)
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default 0)")
+
+    p = command("invert", cmd_invert, "feature inversion: what a layer still knows about a photo",
+                "for each layer an image whose features there match the photo's (the photo is fitted to the\n"
+                "network's input first); writes OUT_<layer>.png per layer and OUT, a sheet of the photo and the\n"
+                "inversions, shallow to deep. Prints each layer's relative feature error ||f(x)-f(photo)||/||f(photo)||.\n"
+                "example:\n  deepvis invert examples/chelsea.png --layers stem_relu,block5_project_bn,block9_add -o inv.png")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--layers", "-l", required=True, help="layers, separated by commas (see: deepvis layers)")
+    p.add_argument("-o", "--output", metavar="OUT.png", help="the sheet (default: IMAGE_invert.png here)")
+    setting_option(p, ["--steps"], "invert.steps", int)
+    setting_option(p, ["--tv"], "invert.tv", float)
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="random seed (default 0)")
+
+    p = command("fool", cmd_fool, "fooling images: an invisible change that flips the class, or noise the "
+                "network is sure of",
+                "changes the photo (fitted to the network's input) by at most --epsilon per pixel value until the\n"
+                "network predicts --target; writes OUT (lossless: .png or .bmp) and OUT_change.png (the change,\n"
+                "amplified around grey), and prints the top-5 before and after, the latter read back from OUT.\n"
+                "--from-noise instead makes an image from noise that the network assigns to the target.\n"
+                "examples:\n  deepvis fool examples/chelsea.png --target robin -o robin_cat.png\n"
+                "  deepvis fool --from-noise --target tarantula -o tarantula_noise.png")
+    p.add_argument("image", metavar="IMAGE", nargs="?", help="the photo to change (not with --from-noise)")
+    p.add_argument("--target", "-t", required=True, metavar="CLASS", help="a label (any case) or its number")
+    p.add_argument("--from-noise", action="store_true", help="start from noise instead of a photo")
+    p.add_argument("-o", "--output", metavar="OUT.png", help="default: IMAGE_fooled.png (noise_fooled.png) here")
+    setting_option(p, ["--epsilon"], "fool.epsilon", fraction)
+    setting_option(p, ["--confidence"], "fool.confidence", float)
+    setting_option(p, ["--steps"], "fool.steps", int)
+    setting_option(p, ["--amplify"], "fool.amplify", float)
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="--from-noise: the noise's seed (default 0)")
+
     p = command("crops", cmd_crops, "natural exemplars: each unit's top (and bottom) image crops",
                 "For every unit of the chosen layers, keeps the K images where it fires most (and, for signed\n"
                 "layers, least), with the crop of each under the unit's receptive field. Runs add to what is\n"
@@ -551,6 +777,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also store, for every top crop, the same crop of its image's map by this rule (what in the "
                         "crop made the unit fire; one backward pass per unit: slow for whole networks)")
 
+    p = command("precompute", cmd_precompute, "a whole network's unit images and crops, resumable, on one "
+                "machine or a Ray cluster",
+                "Plans the work as tasks (a layer's batch of units; a shard of images for crops), records each\n"
+                "finished task in DIR/precompute/done/, and on a re-run does only what is missing. Results do not\n"
+                "depend on the number of workers. Without --crops it makes unit images; with --crops only crops,\n"
+                "unless --unit-images is given too. Ctrl-C keeps every finished task. Ray is an optional extra:\n"
+                "pip install 'deepvis[cluster]'.\n"
+                "examples:\n  deepvis precompute --layers block9_add,block12_add\n"
+                "  deepvis precompute --unit-images --crops ~/photos --workers 2\n"
+                "  deepvis precompute --layers all --unit-images --crops /shared/val --cluster ray://head:10001 "
+                "-o /shared/atlas")
+    p.add_argument("--layers", help="a,b or all (default: every layer the network offers)")
+    p.add_argument("--units", "-u", default="all", metavar="SPEC",
+                   help="units of each layer, e.g. 0-15 (default all)")
+    p.add_argument("--unit-images", action="store_true", help="make unit images (the default without --crops)")
+    p.add_argument("--crops", nargs="+", metavar="SRC",
+                   help="also (or only) each unit's top crops from these folders, videos, lists or images")
+    setting_option(p, ["--workers", "-w"], "precompute.workers", int)
+    setting_option(p, ["--cluster"], "precompute.cluster", metavar="ADDRESS")
+    setting_option(p, ["--threads"], "precompute.threads", int)
+    setting_option(p, ["--shard"], "precompute.shard", int)
+    setting_option(p, ["-o", "--output"], "units.output_dir", metavar="DIR")
+    setting_option(p, ["--size"], "units.size", int)
+    setting_option(p, ["--steps"], "units.steps", int)
+    setting_option(p, ["--preset"], "units.preset")
+    setting_option(p, ["--batch"], "units.batch", int)
+    setting_option(p, ["--top", "-k"], "crops.top", int)
+    p.add_argument("--seed", type=bounded(int, 0), default=0,
+                   help="random seed, as deepvis units uses it: same seed, same images (default 0)")
+
+    p = command("atlas", cmd_atlas, "a static site of the precomputed assets: every unit on its own page",
+                "Writes SITE/index.html (the layers), SITE/<layer>/index.html (every unit's optimized image) and\n"
+                "SITE/<layer>/<unit>.html (optimized image, top and bottom crops, values, neighbours), from the\n"
+                "folder deepvis precompute / units / crops fill. Works from the file system; arrow keys move.\n"
+                "examples:\n  deepvis atlas -o atlas/ && xdg-open atlas/index.html\n"
+                "  deepvis atlas --model efficientnet_lite0 --assets /shared/atlas -o site/")
+    setting_option(p, ["-o", "--output"], "atlas.output_dir", metavar="SITE_DIR")
+    p.add_argument("--assets", metavar="DIR", help="the asset folder to read (default: units.output_dir, else where "
+                   "deepvis precompute writes for this network)")
+
     p = command("live", cmd_live, "the live toolbox window: every channel of a layer, on webcam, video or images",
                 "inputs: webcam, webcam:N, a video file (loops), a folder of images (cycles), one image.\n"
                 f"keys (default bindings; change them under live.keys in settings.yaml; h in the window lists them):\n"
@@ -564,6 +830,11 @@ def build_parser() -> argparse.ArgumentParser:
     setting_option(p, ["--input", "-i"], "live.input")
     setting_option(p, ["--layer", "-l"], "live.layer")
     setting_option(p, ["--backprop"], "live.backprop", metavar="METHOD")
+    p.add_argument("--dream", action="store_true", default=None, dest=f"{SETTING}live.dream",
+                   help=describe("live.dream") + "; also in headless recordings")
+    SETTING_FLAGS["live.dream"] = "--dream"
+    setting_option(p, ["--dream-layers"], "live.dream_layers")
+    setting_option(p, ["--dream-steps"], "live.dream_steps", int)
     p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,
                    help="unit selected first in headless mode (default 0)")
     p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "

@@ -55,6 +55,9 @@ class DreamSettings:
     tile: int = setting(512, "gradient tile side in pixels; keeps memory bounded on huge photos", lo=32, hi=4096)
     zoom: float = setting(1.05, "zoom per frame of --zoom-frames", above=1.0, hi=4.0)
     fps: int = setting(12, "frames per second of zoom videos", lo=1, hi=120)
+    objective: str = setting("l2", "what the dream amplifies: l2 (mean squared activation) or abs-square "
+                                   "(mean of |a| + a^2, as cnn-vis: weak features grow too)",
+                             choices=("l2", "abs-square"))
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,23 @@ class CropSettings:
 
 
 @dataclass(frozen=True)
+class PrecomputeSettings:
+    workers: int = setting(0, "Ray workers: 0 runs in this process; N starts a local Ray runtime with N workers "
+                              "(with cluster: how many to start there; 0 = one per CPU)", lo=0, hi=100_000)
+    cluster: str | None = setting(None, "address of an existing Ray cluster to run on (e.g. ray://head:10001 or "
+                                        "auto); default: none")
+    threads: int = setting(0, "TensorFlow threads per Ray worker; 0: the machine's cores / workers (cluster: 1)",
+                           lo=0, hi=1024)
+    shard: int = setting(256, "images per crops task (the work one worker takes at a time)", lo=1, hi=1_000_000)
+    retries: int = setting(3, "times a task is given to a new worker after its worker died", lo=0, hi=100)
+
+
+@dataclass(frozen=True)
+class AtlasSettings:
+    output_dir: str = setting("deepvis-atlas", "folder of the static site")
+
+
+@dataclass(frozen=True)
 class AttributeSettings:
     method: str = setting("gradient", "what explains the unit or class", choices=(
         "gradient", "guided", "deconv", "gradcam", "smoothgrad", "integrated"))
@@ -93,12 +113,39 @@ class AttributeSettings:
     batch: int = setting(16, "images per backward pass of smoothgrad and integrated (bounds memory)", lo=1, hi=1024)
 
 
+@dataclass(frozen=True)
+class ClassImageSettings:
+    size: int = setting(224, "side of each class image in pixels", lo=16, hi=2048)
+    steps: int = setting(256, "optimization steps", lo=1, hi=100_000)
+    preset: str = setting("lucid", "lucid, yosinski1, yosinski2, yosinski3 or yosinski4")
+    batch: int = setting(8, "classes optimized at once, one per batch row", lo=1, hi=1024)
+
+
+@dataclass(frozen=True)
+class InvertSettings:
+    steps: int = setting(256, "optimization steps per layer", lo=1, hi=100_000)
+    tv: float = setting(0.02, "weight of the total-variation prior (smoothness) against the feature distance",
+                        lo=0.0, hi=100.0)
+
+
+@dataclass(frozen=True)
+class FoolSettings:
+    epsilon: float = setting(2 / 255, "largest change of any pixel value, as a fraction of the full range "
+                                      "(the option also takes a fraction: 2/255)", above=0.0, hi=1.0)
+    confidence: float = setting(0.99, "stop once the written image's target probability reaches this",
+                                above=0.0, hi=1.0)
+    steps: int = setting(300, "most optimization steps", lo=1, hi=100_000)
+    amplify: float = setting(50.0, "the change is shown this many times larger (around mid-grey)", lo=1.0,
+                             hi=10_000.0)
+
+
 DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "next_layer": ("o",), "prev_layer": ("u",), "up": ("i", "up"), "down": ("k", "down"),
     "left": ("j", "left"), "right": ("l", "right"), "next_image": ("e",), "prev_image": ("w",),
     "pause": ("space",), "switch_source": ("c",), "zoom": ("z",), "save": ("s",), "help": ("h",),
     "quit": ("q", "esc"), "pattern": ("p",), "scale": ("a",), "crops_side": ("t",),
     "backprop": ("b",), "backprop_filter": ("n",), "freeze_backprop": ("d",),
+    "dream": ("g",),
 }
 
 
@@ -123,6 +170,16 @@ class LiveSettings:
     backprop_filter: str = setting("norm-blur", "how the gradient pane shows its map: signed (raw, gray), or "
                                                 "its per-pixel size (norm, norm-blur: where the evidence lies)",
                                    choices=("raw", "gray", "norm", "norm-blur"))
+    dream: bool = setting(False, "start with the input pane dreaming (the dream key toggles it)")
+    dream_layers: str | None = setting(None, '"name[:weight],..." the live dream amplifies; default: the '
+                                             'selected layer')
+    dream_steps: int = setting(2, "dream steps per frame", lo=1, hi=100)
+    dream_step_size: float = setting(0.012, "pixel change per dream step, as a fraction of the full range",
+                                     above=0.0, hi=1.0)
+    dream_blend: float = setting(0.85, "share of the previous dream (warped along the optical flow) in the "
+                                       "start of the next frame's; the rest is the new frame", lo=0.0, hi=1.0)
+    dream_side: int = setting(320, "frames are dreamed with their longer side scaled to at most this", lo=32,
+                              hi=4096)
     keys: dict = setting(DEFAULT_KEYS, "action -> key names; a partial mapping overrides")
 
 
@@ -140,6 +197,11 @@ class Settings:
     crops: CropSettings = field(default_factory=CropSettings)
     live: LiveSettings = field(default_factory=LiveSettings)
     attribute: AttributeSettings = field(default_factory=AttributeSettings)
+    classes: ClassImageSettings = field(default_factory=ClassImageSettings)
+    invert: InvertSettings = field(default_factory=InvertSettings)
+    fool: FoolSettings = field(default_factory=FoolSettings)
+    precompute: PrecomputeSettings = field(default_factory=PrecomputeSettings)
+    atlas: AtlasSettings = field(default_factory=AtlasSettings)
 
     @property
     def cache_path(self) -> Path:
