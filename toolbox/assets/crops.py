@@ -72,10 +72,10 @@ class Entries:
     slots: np.ndarray | None = None  # (U, K) int64: each entry's crop in its pool (NO_CROP: none)
 
     @staticmethod
-    def empty(units: int, k: int, descending: bool, slots: bool = False) -> "Entries":
+    def empty(units: int, k: int, descending: bool) -> "Entries":
         fill = -np.inf if descending else np.inf
         return Entries(np.full((units, k), fill, np.float32), np.full((units, k), EMPTY, np.int64),
-                       np.zeros((units, k, 2), np.int16), np.full((units, k), NO_CROP, np.int64) if slots else None)
+                       np.zeros((units, k, 2), np.int16))
 
     @property
     def k(self) -> int:
@@ -84,9 +84,6 @@ class Entries:
     def rows(self, index: np.ndarray) -> "Entries":
         return Entries(self.values[index], self.sources[index], self.positions[index],
                        None if self.slots is None else self.slots[index])
-
-    def filled(self) -> np.ndarray:
-        return self.sources != EMPTY
 
     def with_slots(self, slots: np.ndarray) -> "Entries":
         return Entries(self.values, self.sources, self.positions, slots)
@@ -250,11 +247,11 @@ class CropStore:
     def _write(self, layer: str, old: LayerCrops | None, top: Entries, bottom: Entries | None,
                backprop: BackpropCrops | None, new: np.ndarray) -> None:
         """Store a layer's entries. Slots >= 0 point into ``old``'s pool, slots below -1 at
-        ``new`` (-2 is new[0], -3 new[1], ...): the new crops that made it in are appended to
+        ``new`` (``_new_slot``): the new crops that made it in are appended to
         the pool file (or all live crops copied into a fresh one), then the .npz is replaced."""
         tables = [e.slots for e in (top, bottom) if e is not None] + ([backprop.slots] if backprop else [])
         used = np.concatenate([t.ravel() for t in tables])
-        fresh = np.unique(-used[used <= -2] - 2)
+        fresh = np.unique(_new_slot(used[used <= -2]))
         kept = np.unique(used[used >= 0])
         side = new.shape[1] if old is None else old.pool.shape[1]
         generation, records = self._pool_of(old)
@@ -281,7 +278,7 @@ class CropStore:
         def moved_slots(slots: np.ndarray) -> np.ndarray:
             out = slots.copy()
             is_new, is_old = slots <= -2, slots >= 0
-            out[is_new] = remap_new[-slots[is_new] - 2]
+            out[is_new] = remap_new[_new_slot(slots[is_new])]
             if remap_old is not None:
                 out[is_old] = remap_old[slots[is_old]]
             return out
@@ -326,7 +323,7 @@ class CropStore:
                 def side(fresh: Entries | None, stored: Entries | None, descending: bool) -> Entries | None:
                     if fresh is None:
                         return None
-                    tagged = fresh.with_slots(np.where(fresh.slots == NO_CROP, NO_CROP, -fresh.slots - 2))
+                    tagged = fresh.with_slots(np.where(fresh.slots == NO_CROP, NO_CROP, _new_slot(fresh.slots)))
                     return merge([tagged] + ([stored] if stored is not None else []), k, descending)[0]
 
                 top = side(new.top, old.top if old else None, True)
@@ -356,7 +353,7 @@ class CropStore:
             table = old.sources.copy() if old else np.full_like(stored.top.sources, EMPTY)
             where = old.slots.copy() if old else np.full_like(stored.top.sources, NO_CROP)
             table[units, slots] = sources
-            where[units, slots] = -np.arange(len(units)) - 2
+            where[units, slots] = _new_slot(np.arange(len(units)))
             self._write(layer, stored, stored.top, stored.bottom, BackpropCrops(rule, table, where), crops)
 
     def unit_backprop(self, layer: str, unit: int) -> np.ndarray | None:
@@ -404,6 +401,12 @@ def _from_format_1(z) -> LayerCrops:
         slots = start + np.arange(crops.shape[0] * crops.shape[1]).reshape(crops.shape[:2])
         backprop = BackpropCrops(str(z["backprop_rule"]), sources, np.where(sources == EMPTY, NO_CROP, slots))
     return LayerCrops(sides[0], sides[1], backprop, np.concatenate(blocks))
+
+
+def _new_slot(index: np.ndarray) -> np.ndarray:
+    """The slot that names crop ``index`` of a commit's new crops (0 -> -2, 1 -> -3, ...:
+    below NO_CROP, so never a pool record); applied to such a slot, the index again."""
+    return -np.asarray(index) - 2
 
 
 def _same(a: Entries | None, b: Entries | None) -> bool:
