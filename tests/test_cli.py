@@ -228,3 +228,13 @@ def test_activations_plot(tmp_path, settings_file):
     assert r.returncode == 0, r.stderr
     chart = read_image(out)
     assert chart.shape[0] > 400 and chart.std() > 10  # two panels, drawn
+
+
+def test_layer_lists_name_each_layer_once_in_the_order_given(tiny):
+    from toolbox.cli import parse_layers
+    from toolbox.errors import UserError
+
+    assert parse_layers("conv_b, conv_a,conv_b", tiny) == ["conv_b", "conv_a"]  # a repeat would crash crops
+    assert parse_layers("all", tiny) == tiny.spec.layer_names
+    with pytest.raises(UserError):
+        parse_layers(" , ", tiny)

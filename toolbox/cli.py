@@ -443,13 +443,14 @@ def cmd_fool(args: argparse.Namespace) -> None:
 
 
 def parse_layers(text: str | None, network) -> list[str]:
-    """'a,b' or 'all' (or None: all) -> layer names, each checked against the network."""
+    """'a,b' or 'all' (or None: all) -> layer names, each checked against the network, each
+    once (a name given twice, or a layer and its alias, in the order first given)."""
     if text is None or text.strip() == "all":
         return network.spec.layer_names
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise UserError("--layers names no layer")
-    return [network.spec.layer(name).name for name in names]
+    return list(dict.fromkeys(network.spec.layer(name).name for name in names))
 
 
 def cmd_crops(args: argparse.Namespace) -> None:
