@@ -293,7 +293,7 @@ def cmd_units(args: argparse.Namespace) -> None:
 
 
 def cmd_attribute(args: argparse.Namespace) -> None:
-    from toolbox.files import check_output_file, clean_stray_parts, display_path
+    from toolbox.files import check_output_file, clean_stray_parts, display_path, sibling_path
     from toolbox.images import IMAGE_SUFFIXES, read_image
 
     if (args.layer is None) == (args.klass is None):
@@ -306,10 +306,8 @@ def cmd_attribute(args: argparse.Namespace) -> None:
         raise UserError(f"--cam-layer is for --method gradcam, not {a.method}")
     output = args.output or f"{Path(args.image).stem}_{a.method}.png"
     check_output_file(output, IMAGE_SUFFIXES)
-    from toolbox.outputs.attribution import overlay_path
-
     if a.method == "gradcam":
-        check_output_file(overlay_path(output), IMAGE_SUFFIXES)
+        check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
     clean_stray_parts(Path(output).parent)
     image = read_image(args.image, settings.images.max_pixels)
     net = _network(settings)
@@ -409,7 +407,7 @@ def cmd_invert(args: argparse.Namespace) -> None:
 
 
 def cmd_fool(args: argparse.Namespace) -> None:
-    from toolbox.files import check_output_file, clean_stray_parts, display_path
+    from toolbox.files import check_output_file, clean_stray_parts, display_path, sibling_path
     from toolbox.images import read_image
 
     if args.from_noise == (args.image is not None):
@@ -419,7 +417,7 @@ def cmd_fool(args: argparse.Namespace) -> None:
     lossless = (".png", ".bmp")  # a lossy format would undo a change of a few levels
     check_output_file(output, lossless)
     if not args.from_noise:
-        check_output_file(Path(output).with_name(f"{Path(output).stem}_change{Path(output).suffix}"), lossless)
+        check_output_file(sibling_path(output, "change"), lossless)
     clean_stray_parts(Path(output).parent)
     settings = settings_of(args)
     image = None if args.from_noise else read_image(args.image, settings.images.max_pixels)

@@ -150,6 +150,12 @@ def check_output_dir(folder: PathLike) -> Path:
     return p
 
 
+def sibling_path(output: PathLike, tag: str) -> Path:
+    """A second output written beside ``output``: OUT.png -> OUT_<tag>.png."""
+    p = _as_path(output)
+    return p.with_name(f"{p.stem}_{tag}{p.suffix}")
+
+
 def check_output_file(path: PathLike, suffixes: Iterable[str]) -> Path:
     """Check before long work that ``path`` can be written: a known suffix (any case), not
     a folder, in a writable folder."""

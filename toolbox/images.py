@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from toolbox.errors import UserError
-from toolbox.files import PartFile, PathLike, atomic_write, display_path, write_error
+from toolbox.files import PartFile, PathLike, atomic_write, display_path
 
 log = logging.getLogger(__name__)
 

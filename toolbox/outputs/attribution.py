@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from toolbox.errors import UserError, closest
+from toolbox.files import sibling_path
 from toolbox.images import write_image
 from toolbox.optvis.attribution import Attribution
 from toolbox.optvis.attribution_display import display, heat_colors, overlay
@@ -30,12 +31,6 @@ def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
     raise UserError(f"unknown class '{text[:60]}'{closest(text.lower(), [label.lower() for label in labels])}")
 
 
-def overlay_path(output: str | Path) -> Path:
-    """OUT.png -> OUT_overlay.png, beside it."""
-    p = Path(output)
-    return p.with_name(f"{p.stem}_overlay{p.suffix}")
-
-
 def attribution_images(attribution: Attribution, image: np.ndarray, filter: str) -> dict[str, np.ndarray]:
     """{"map": ...} and, for a CAM method, {"overlay": ...}: RGB uint8 images of the input's
     size. A CAM's map is its heat in colour (the filters are for gradient-like maps)."""
@@ -47,7 +42,7 @@ def attribution_images(attribution: Attribution, image: np.ndarray, filter: str)
 def attribution_to_files(attribution: Attribution, image: np.ndarray, output: str | Path, filter: str) -> list[Path]:
     """Write the map to ``output`` (and a CAM's overlay beside it); returns the paths written."""
     images = attribution_images(attribution, image, filter)
-    paths = {"map": Path(output), "overlay": overlay_path(output)}
+    paths = {"map": Path(output), "overlay": sibling_path(output, "overlay")}
     for kind, picture in images.items():
         write_image(paths[kind], picture)
     return [paths[kind] for kind in images]

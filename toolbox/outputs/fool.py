@@ -9,17 +9,12 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
+from toolbox.files import sibling_path
 from toolbox.images import read_image, write_image
 from toolbox.nets import Network
 from toolbox.optvis.classes import Classifier
 from toolbox.optvis.fooling import fool_from_noise, fool_photos, psnr
 from toolbox.settings import FoolSettings
-
-def change_path(output: str | Path) -> Path:
-    """OUT.png -> OUT_change.png, beside it (the command line checks the same name early)."""
-    p = Path(output)
-    return p.with_name(f"{p.stem}_change{p.suffix}")
-
 
 def amplified_change(fooled: np.ndarray, photo: np.ndarray, amplify: float) -> np.ndarray:
     """The change, ``amplify`` times larger, around mid-grey (grey: unchanged)."""
@@ -61,8 +56,8 @@ def fool_to_files(network: Network, photo: np.ndarray | None, target: int, outpu
     after = classifier(back[None])[0]
     if photo is None:
         return FoolReport(target, None, after, None, None, fooled.steps, tuple(paths))
-    write_image(change_path(output), amplified_change(back, photo, settings.amplify))
-    paths.append(change_path(output))
+    write_image(sibling_path(output, "change"), amplified_change(back, photo, settings.amplify))
+    paths.append(sibling_path(output, "change"))
     before = classifier(photo[None])[0]
     max_change = int(np.abs(back.astype(np.int16) - photo.astype(np.int16)).max())
     return FoolReport(target, before, after, psnr(back, photo), max_change, fooled.steps, tuple(paths))

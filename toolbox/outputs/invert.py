@@ -11,6 +11,7 @@ import numpy as np
 
 from toolbox.assets.unit_images import contact_sheet
 from toolbox.errors import UserError
+from toolbox.files import sibling_path
 from toolbox.images import write_image
 from toolbox.nets import Network
 from toolbox.optvis.inversion import Inversion, invert
@@ -26,12 +27,6 @@ def layers_in_order(network: Network, text: str) -> list[str]:
     return [n for n in network.spec.layer_names if n in names]
 
 
-def layer_path(output: str | Path, layer: str) -> Path:
-    """OUT.png -> OUT_<layer>.png, beside it."""
-    p = Path(output)
-    return p.with_name(f"{p.stem}_{layer}{p.suffix}")
-
-
 def invert_to_files(network: Network, photo: np.ndarray, layers: list[str], output: str | Path,
                     settings: InvertSettings, seed: int,
                     progress: Callable[[int, str], ContextManager]) -> tuple[list[Inversion], list[Path]]:
@@ -42,7 +37,7 @@ def invert_to_files(network: Network, photo: np.ndarray, layers: list[str], outp
                             on_step=lambda: bar.update(1))
     paths = []
     for inv in inversions:
-        paths.append(layer_path(output, inv.layer))
+        paths.append(sibling_path(output, inv.layer))
         write_image(paths[-1], inv.image)
     captions = ["photo"] + [f"{inv.layer} err {inv.relative_error:.3f}" for inv in inversions]
     write_image(output, contact_sheet([photo] + [inv.image for inv in inversions], captions,
