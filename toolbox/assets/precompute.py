@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 
+from toolbox.assets.crops import CropStore, Entries, LayerCrops, valid_index
 from toolbox.files import atomic_write, update_json
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,6 @@ class TaskRecords:
         return self.path(task).is_file()
 
     def mark(self, task: Task, **info: Any) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
         record = {"task": task.id, "kind": task.kind, "what": task.describe(), **info}
         atomic_write(self.path(task), (json.dumps(record, indent=1) + "\n").encode())
 
@@ -155,9 +154,9 @@ class Worker:
 
     def run(self, task: Task, known: dict | None = None, on_step: Callable[[], None] | None = None) -> dict:
         """The task's result. For crops, ``known`` says what the store holds already
-        (``Committer.known``): images seen (skipped here) and per layer the K-th value of each
-        side, below which an entry cannot enter (left out here; the merge would drop it), which
-        keeps results small once the store has filled. Neither changes what the store ends with."""
+        (``Committer.known``): the images seen (skipped here) and per layer the stored entries
+        without their crops, so the crop job leaves out, and cuts no crop for, what the
+        driver's merge would drop. Neither changes what the store ends with."""
         start = time.perf_counter()
         result = self._units(task, on_step) if task.kind == "units" else self._crops(task, known or {})
         result.update(seconds=time.perf_counter() - start, worker=worker_name())
@@ -179,8 +178,7 @@ class Worker:
 
         p = self.crop_params
         assert p is not None
-        capture = capture_store(known.get("seen", ()))
-        floors = known.get("floors", {})
+        capture = Captured(known.get("seen", ()), known.get("stored", {}))
         job = self._crop_jobs.get(task.layers)
         if job is None:
             job = CropJob(self.network, task.layers, capture, p.k, p.side, p.max_pixels, p.fit)
@@ -188,76 +186,32 @@ class Worker:
         job.store = capture
         bad: list[str] = []
         sources = [Source(Path(path), video) for path, video in task.sources]
-        report = job.run(sources, p.every, p.batch, chunk=1 << 62, on_bad=lambda e: bad.append(str(e)))
-        found = {layer: pack(crops, floors.get(layer)) for layer, crops in capture.found.items()}
-        return {"found": found, "images": capture.images, "meta": job.meta, "bad": bad, "looked_at": report.images}
+        job.run(sources, p.every, p.batch, chunk=1 << 62, on_bad=lambda e: bad.append(str(e)))
+        return {"found": capture.found, "images": capture.images, "meta": job.meta, "bad": bad}
 
 
-def _capture_store_class():
-    from toolbox.assets.crops import CropStore
+class Captured(CropStore):
+    """The worker's side of a crops task: a crop store that holds what the real one does
+    (the images seen, the entries without their crops) and keeps the crops pass's one
+    commit in memory, for the driver to commit into the real store."""
 
-    class Captured(CropStore):
-        """A crop store that starts empty and keeps a crops pass's commit in memory: the
-        worker's side of a crops task (the driver commits it into the real store)."""
+    def __init__(self, seen: Sequence[int], stored: dict[str, LayerCrops]) -> None:
+        super().__init__(Path(tempfile.gettempdir()) / "deepvis-never-written")
+        self.seen = {str(i): {} for i in seen}
+        self.stored = stored
+        self.found: dict = {}
+        self.images: dict = {}
 
-        def __init__(self, seen: Sequence[int]) -> None:
-            super().__init__(Path(tempfile.gettempdir()) / "deepvis-never-written")
-            self.seen = {str(i): {} for i in seen}
-            self.found: dict = {}
-            self.images: dict = {}
+    def index(self) -> dict:
+        return {"images": self.seen}
 
-        def index(self) -> dict:
-            return {"images": self.seen}
+    def load(self, layer: str) -> LayerCrops | None:
+        return self.stored.get(layer)
 
-        def load(self, layer: str):
-            return None
-
-        def commit(self, found: dict, images: dict, meta: dict) -> None:
-            if self.found:  # one commit per task: the task's shard is one chunk
-                raise RuntimeError("a crops task committed twice")
-            self.found, self.images = dict(found), dict(images)
-
-    return Captured
-
-
-def capture_store(seen: Sequence[int] = ()):
-    """An empty crop store that keeps one commit in memory (its class is made on first use:
-    crops.py is imported only when there are crops to make)."""
-    return _capture_store_class()(seen)
-
-
-def pack(crops, floor: tuple | None):
-    """A layer's new entries for the trip to the driver: the entries that cannot reach the
-    stored K-th value (``floor``) emptied (the merge would drop them), and a pool of only the
-    crops of the entries left, as a plain in-memory LayerCrops."""
-    from toolbox.assets.crops import EMPTY, NO_CROP, Entries, LayerCrops
-
-    sides, slots = [], []
-    for index, entries in enumerate((crops.top, crops.bottom)):
-        if entries is None:
-            sides.append(None)
-            continue
-        keep = (entries.sources != EMPTY) & (entries.slots != NO_CROP)
-        bound = None if floor is None else floor[index]
-        if bound is not None and len(bound) == len(entries.values):
-            keep &= (entries.values >= bound[:, None]) if index == 0 else (entries.values <= bound[:, None])
-        blank = -np.inf if index == 0 else np.inf
-        sides.append(Entries(np.where(keep, entries.values, blank).astype(np.float32),
-                             np.where(keep, entries.sources, EMPTY), entries.positions,
-                             np.where(keep, entries.slots, NO_CROP)))
-        slots.append(entries.slots[keep])
-    used = np.unique(np.concatenate(slots)) if slots else np.zeros(0, np.int64)
-    pool = np.array(crops.pool[used]) if len(used) else np.zeros((0, *crops.pool.shape[1:]), np.uint8)
-
-    def renumbered(entries):
-        if entries is None:
-            return None
-        have = entries.slots != NO_CROP
-        out = np.full_like(entries.slots, NO_CROP)
-        out[have] = np.searchsorted(used, entries.slots[have])
-        return entries.with_slots(out)
-
-    return LayerCrops(renumbered(sides[0]), renumbered(sides[1]), None, pool)
+    def commit(self, found: dict, images: dict, meta: dict) -> None:
+        if self.found:  # one commit per task: the task's shard is one chunk
+            raise RuntimeError("a crops task committed twice")
+        self.found, self.images = dict(found), dict(images)
 
 
 # -- the driver's side: commit results, record tasks ----------------------------------------
@@ -267,7 +221,6 @@ class Committer:
     """Writes a task's result into the asset folder, then records the task as done."""
 
     def __init__(self, root: str | Path, model: str, unit_params: UnitParams | None) -> None:
-        from toolbox.assets.crops import CropStore
         from toolbox.assets.unit_images import UnitImageFolder
 
         self.folder, self.store = UnitImageFolder(root), CropStore(root)
@@ -293,29 +246,31 @@ class Committer:
 
     def known(self, task: Task) -> dict | None:
         """For a crops task, what the store holds already: the images seen, and per layer the
-        K-th value stored on each side (what a new entry must reach)."""
+        stored entries without their crops (what a new entry must beat)."""
         if task.kind != "crops":
             return None
-        floors = {}
+        stored = {}
         for layer in task.layers:
-            stored = self.store.load(layer)
-            if stored is not None:
-                floors[layer] = (stored.top.values[:, -1].copy(),
-                                 None if stored.bottom is None else stored.bottom.values[:, -1].copy())
-        return {"floors": floors, "seen": [int(i) for i in self.store.index().get("images", {})]}
+            crops = self.store.load(layer)
+            if crops is not None:
+                stored[layer] = LayerCrops(_metadata(crops.top), _metadata(crops.bottom))
+        return {"stored": stored, "seen": [int(i) for i in self.store.index().get("images", {})]}
 
     def finish(self) -> None:
         """Put the crop index's images in id order, so the index does not depend on the order
         in which shards finished."""
         if not self.store.index_path.is_file():
             return
-        from toolbox.assets.crops import valid_index
 
         def ordered(data: dict) -> dict:
             data["images"] = dict(sorted(data.get("images", {}).items(), key=lambda kv: int(kv[0])))
             return data
 
         update_json(self.store.index_path, ordered, valid_index)
+
+
+def _metadata(entries: Entries | None) -> Entries | None:
+    return None if entries is None else Entries(entries.values, entries.sources, entries.positions)
 
 
 @dataclass
@@ -329,8 +284,6 @@ class Outcome:
     seconds: float = 0.0
     startup: float = 0.0  # of those, until every worker had loaded the network (Ray)
     workers: int = 1
-    unit_images: int = 0
-    crop_sources: int = 0
 
 
 def run_in_process(worker: Worker, tasks: Sequence[Task], commit: Committer,
