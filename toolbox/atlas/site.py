@@ -131,13 +131,15 @@ def _copy(source: Path, target: Path) -> None:
 class _Layer:
     """What the asset folder holds for one layer."""
 
-    def __init__(self, name: str, channels: int, folder: UnitImageFolder, store: CropStore, model: str) -> None:
+    def __init__(self, name: str, channels: int, folder: UnitImageFolder, store: CropStore, index: dict,
+                 model: str) -> None:
+        """``index``: the crop index when it is ``model``'s, else empty (another network's
+        crops are not shown, even where its layer names are the same)."""
         self.name, self.channels = name, channels
         self.objectives = _objectives(folder, model, name)
         self.images = {u for u in range(channels) if folder.image_path(name, u).is_file()}
-        stored = store.load(name)
-        self.crops = stored
-        self.field = store.index().get("layers", {}).get(name, {}).get("field")
+        self.crops = store.load(name) if index else None
+        self.field = index.get("layers", {}).get(name, {}).get("field")
 
 
 def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Path, site: str | Path,
@@ -157,7 +159,7 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
     names = [name for name, _ in layers]
     infos = []
     for li, (name, channels) in enumerate(layers):
-        layer = _Layer(name, channels, folder, store, model)
+        layer = _Layer(name, channels, folder, store, index, model)
         infos.append(layer)
         _write_layer(site, model, layer, li, names, layers, folder, store, report)
         if on_layer is not None:
