@@ -32,7 +32,7 @@ from toolbox.errors import UserError
 from toolbox.files import display_path
 from toolbox.images import IMAGE_SUFFIXES, decode_image, list_images, opencv_path
 from toolbox.nets import Network
-from toolbox.nets.fields import Field, unit_field
+from toolbox.nets.fields import Field
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class CropJob:
         known = known.get("layers", {}) if known.get("model") == network.name else {}
         self.fields: dict[str, Field] = {
             name: Field(*known[name]["field"]) if "field" in known.get(name, {}) else
-            unit_field(network, name).clamped(size) for name in self.layers}
+            network.unit_field(name).clamped(size) for name in self.layers}
         self.signed = {name: not network.non_negative(name) for name in self.layers}
         view = network.view(self.layers)
 

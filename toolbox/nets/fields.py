@@ -12,7 +12,6 @@ pixels that unit can see (a ReLU may hide some of them for one input, hardly for
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +44,8 @@ class Field:
         return Field(largest, self.stride, self.offset_y + shift, self.offset_x + shift)
 
 
-@functools.lru_cache(maxsize=256)
 def unit_field(network: Network, layer: str) -> Field:
+    """The field of ``layer``'s units, measured (ask ``Network.unit_field``: it keeps it)."""
     size, stride = network.receptive_field(layer)
     # an input a multiple of the stride (so "same" padding pads alike everywhere) on which the
     # middle unit's whole field fits inside the image

@@ -3,7 +3,6 @@ option like ``--size 100000`` is refused with a figure instead of attempted."""
 
 from __future__ import annotations
 
-import functools
 import os
 
 from toolbox.errors import UserError
@@ -13,7 +12,6 @@ BYTES_PER_VALUE = 4  # float32
 TAPE_FACTOR = 3  # forward values kept for the backward pass, their gradients, scratch
 
 
-@functools.lru_cache(maxsize=8)
 def _values_per_pixel(network: Network) -> float:
     """Activation values per input pixel summed over every layer of the network, measured
     symbolically at its input size (every layer scales with the input's area)."""

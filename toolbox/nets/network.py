@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import keras
 import numpy as np
@@ -19,6 +19,9 @@ from toolbox.errors import UserError
 from toolbox.images import fit_square
 from toolbox.nets.graph import is_relu, non_negative, pre_activation, pre_softmax, receptive_field
 from toolbox.nets.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from toolbox.nets.fields import Field
 
 LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
 PROBS = "probs"  # the extra output of a view made ``with_probs``
@@ -164,3 +167,11 @@ class Network:
         """(size, stride) in input pixels of one unit of ``layer``."""
         self.spec.layer(layer)
         return self._once(("receptive_field", layer), lambda: receptive_field(self.model, layer))
+
+    def unit_field(self, layer: str) -> Field:
+        """Where in the input a unit of ``layer`` looks (size, stride and offset), measured
+        once (``fields.unit_field``)."""
+        from toolbox.nets.fields import unit_field
+
+        self.spec.layer(layer)
+        return self._once(("unit_field", layer), lambda: unit_field(self, layer))
