@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from toolbox.nets import Network
-from toolbox.optvis import params
+from toolbox.optvis import params, transforms
 from toolbox.optvis.classes import Classifier
 from toolbox.optvis.objectives import class_log_probability
 from toolbox.optvis.presets import Preset
@@ -26,10 +26,6 @@ from toolbox.optvis.render import Ascent
 from toolbox.optvis.updates import Adam
 
 CHECK_EVERY = 5  # steps between two looks at the 8-bit images
-
-
-def _unchanged(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    return images
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,20 +55,19 @@ class Fooler:
         # the box the values must stay in, per pixel; reassigned for every run (shape may change)
         self._lo = tf.Variable(np.zeros((1, 1, 1, 3), np.float32), shape=tf.TensorShape(None), trainable=False)
         self._hi = tf.Variable(np.zeros((1, 1, 1, 3), np.float32), shape=tf.TensorShape(None), trainable=False)
-        preset = Preset("fool", params.pixels(), _unchanged, Adam(lr=lr))
+        preset = Preset("fool", params.pixels(), transforms.unchanged, Adam(lr=lr))
         self._ascent = Ascent(network, class_log_probability(None), preset, pre_relu=False,
                               project=lambda values: tf.clip_by_value(values, self._lo, self._hi))
 
     def run(self, start: np.ndarray, lo: np.ndarray, hi: np.ndarray, targets: Sequence[int], confidence: float,
             max_steps: int, on_step: Callable[[], None] | None = None) -> Fooled:
         """Ascend from ``start`` (uint8 or float pixels in [0, 255]) within [lo, hi] (pixels)."""
-        to_values = lambda pixels: np.asarray(pixels, np.float32) / 255.0 - 0.5  # noqa: E731 (params.pixels)
-        self._lo.assign(to_values(lo))
-        self._hi.assign(to_values(hi))
+        self._lo.assign(params.pixel_values(lo))
+        self._hi.assign(params.pixel_values(hi))
         size = start.shape[1]
         if start.shape[1] != start.shape[2]:
             raise ValueError("fooling works on square images (the network's input view)")
-        run = self._ascent.start(list(targets), size, max_steps, init=to_values(start))
+        run = self._ascent.start(list(targets), size, max_steps, init=params.pixel_values(start))
         images = run.images()
         probabilities = self.classifier(images)
         while not run.done:

@@ -23,15 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from toolbox.nets import Network
-from toolbox.optvis import params
+from toolbox.optvis import params, transforms
 from toolbox.optvis.objectives import feature_match, total_variation
 from toolbox.optvis.presets import Preset
 from toolbox.optvis.render import Ascent
 from toolbox.optvis.updates import Adam
-
-
-def _unchanged(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    return images
 
 
 @dataclass(frozen=True)
@@ -54,8 +50,8 @@ def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: in
     [0, 1]). No random transforms: the features must match the photo's in place."""
     size = photo.shape[0]
     fine_steps = int(round(steps * refine))
-    coarse = Preset("invert", params.fourier(), _unchanged, Adam(lr=lr))
-    fine = Preset("invert-pixels", params.pixels(), _unchanged, Adam(lr=refine_lr))
+    coarse = Preset("invert", params.fourier(), transforms.unchanged, Adam(lr=lr))
+    fine = Preset("invert-pixels", params.pixels(), transforms.unchanged, Adam(lr=refine_lr))
     tick = (lambda *_: on_step()) if on_step else None
     targets = network.activations(np.asarray(photo, np.float32)[None], list(layers))
     out = []
@@ -67,7 +63,7 @@ def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: in
                 [0], size, steps - fine_steps, seed=seed, on_step=tick).images
             if fine_steps:
                 images = Ascent(network, objective, fine, pre_relu=False).run(
-                    [0], size, fine_steps, seed=seed, on_step=tick, init=images.astype(np.float32) / 255.0 - 0.5).images
+                    [0], size, fine_steps, seed=seed, on_step=tick, init=params.pixel_values(images)).images
             image = images[0]
             out.append(Inversion(layer, image, relative_error(network, layer, image, target)))
     return out

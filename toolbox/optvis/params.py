@@ -38,6 +38,12 @@ def _pixels_to_image(values: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(values + 0.5, 0.0, 1.0)
 
 
+def pixel_values(pixels: np.ndarray) -> np.ndarray:
+    """The ``pixels`` parameterization's values of images in [0, 255]: where an ascent
+    that starts from (or is bounded by) a photo starts."""
+    return np.asarray(pixels, np.float32) / 255.0 - 0.5
+
+
 def pixels(sd: float = 0.01) -> Param:
     def init(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
         return (rng.standard_normal((batch, size, size, 3)) * sd).astype(np.float32)

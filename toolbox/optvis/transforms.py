@@ -70,6 +70,11 @@ def rotate(degrees: float) -> Transform:
     return f
 
 
+def unchanged(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """No transform: the image as it is (inversion and fooling optimize the exact image)."""
+    return images
+
+
 def compose(transforms: Sequence[Transform]) -> Transform:
     def f(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         for t, s in zip(transforms, _split(seed, max(len(transforms), 1))):
