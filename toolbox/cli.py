@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from toolbox.errors import UserError
-from toolbox.settings import describe
+from toolbox.settings import describe, parse_layer_weights
 
 log = logging.getLogger("toolbox.cli")
 
@@ -212,16 +212,6 @@ def cmd_activations(args: argparse.Namespace) -> None:
         print(f"{unit:4d} {mean[unit]:9.4f} {peak[unit]:9.4f}")
     if args.plot:
         print(f"wrote {args.plot}")
-
-
-def parse_layer_weights(text: str) -> dict[str, float]:
-    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0} (one parser, shared with the live dream)."""
-    from toolbox.tfstart import start_tensorflow_quietly
-
-    start_tensorflow_quietly()  # the engine's package brings TensorFlow
-    from toolbox.optvis.objectives import parse_layer_weights as parse
-
-    return parse(text)
 
 
 def parse_units(text: str, channels: int) -> list[int]:

@@ -331,6 +331,21 @@ def _nest(flat: Mapping[str, Any], into: dict[str, Any]) -> dict[str, Any]:
     return into
 
 
+def parse_layer_weights(text: str) -> dict[str, float]:
+    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0}: the layers of a dream (dream.layers,
+    live.dream_layers, --layers)."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            weights[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
+    if not weights:
+        raise UserError("--layers needs at least one layer name")
+    return weights
+
+
 def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
                   labels: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (or the defaults), then ``overrides`` ({dotted key: value}; None

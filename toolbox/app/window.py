@@ -25,7 +25,7 @@ from toolbox.app.worker import (BackpropRequest, DreamRequest, FrameRequest, Fra
                                 NetworkWorker, PatternRequest, UnitCrops, UnitImage, UnitRequest, WorkerError, frozen)
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
-from toolbox.settings import Settings
+from toolbox.settings import Settings, parse_layer_weights
 
 WINDOW_TITLE = "deepvis"
 UI_SWITCH_INTERVAL = 0.0005  # seconds; see favour_ui_thread
@@ -87,8 +87,6 @@ class LiveApp:
         first = self.net.spec.layer(first).name
         live = settings.live
         if live.dream_layers:
-            from toolbox.optvis.objectives import parse_layer_weights
-
             self.dream_layers = tuple((self.net.spec.layer(name).name, w)
                                       for name, w in parse_layer_weights(live.dream_layers).items())
         else:

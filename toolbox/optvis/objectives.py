@@ -119,22 +119,6 @@ DREAM_OBJECTIVES: dict[str, Callable[[str | Mapping[str, float]], Objective]] = 
     "l2": deepdream, "abs-square": deepdream_abs_square}
 
 
-def parse_layer_weights(text: str) -> dict[str, float]:
-    """'a:1,b:0.5,c' -> {'a': 1.0, 'b': 0.5, 'c': 1.0} (the --layers of dreams)."""
-    from toolbox.errors import UserError
-
-    weights = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, weight = part.partition(":")
-        try:
-            weights[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
-    if not weights:
-        raise UserError("--layers needs at least one layer name")
-    return weights
-
-
 def class_logit(index: int | None = None) -> Objective:
     """The score of one class before softmax; ``None``: the class in each row's unit slot
     (``Context.units``), so one compiled step makes images of many classes at once."""
