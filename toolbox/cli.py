@@ -101,13 +101,23 @@ def _network(settings):
 
 
 def _unit_folder_network(settings):
-    """The network, after checking that a unit-image folder the user named can be written (a
-    mistake there is an error before the slow start; the default folder needs the network's name)."""
-    if settings.units.output_dir:
-        from toolbox.files import check_output_dir
+    """The network and its unit-image folder, prepared (writable, stray temporaries of killed
+    runs removed). A folder the user named is prepared before the network loads, so a mistake
+    there is an error before the slow start; the default folder needs the network's name."""
+    from toolbox.tfstart import start_tensorflow_quietly
 
-        check_output_dir(settings.units.output_dir)
-    return _network(settings)
+    start_tensorflow_quietly()  # the assets package brings TensorFlow
+    from toolbox.assets import UnitImageFolder
+
+    folder = None
+    if settings.units.output_dir:
+        folder = UnitImageFolder(settings.unit_images_path(""))  # the model's name is not part of it
+        folder.prepare()
+    net = _network(settings)
+    if folder is None:
+        folder = UnitImageFolder(settings.unit_images_path(net.name))
+        folder.prepare()
+    return net, folder
 
 
 def _progress(total: int, what: str, unit: str = "step"):
@@ -260,14 +270,11 @@ def cmd_units(args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
-    from toolbox.assets import UnitImageFolder
     from toolbox.optvis.presets import get_preset
 
     u = settings.units
     get_preset(u.preset)
-    net = _unit_folder_network(settings)
-    folder = UnitImageFolder(settings.unit_images_path(net.name))
-    folder.prepare()
+    net, folder = _unit_folder_network(settings)
     layer = net.spec.layer(args.layer)
     args.layer = layer.name  # ours, also when it was named by an alias
     units = parse_units(args.units, layer.channels)
@@ -449,15 +456,13 @@ def cmd_crops(args: argparse.Namespace) -> None:
     from toolbox.assets.crop_job import count_images, find_sources
 
     sources = find_sources(args.images)  # a missing source fails before the network loads
-    net = _unit_folder_network(settings)
-    from toolbox.assets import UnitImageFolder
+    net, folder = _unit_folder_network(settings)
     from toolbox.assets.crop_job import CropJob
     from toolbox.assets.crops import CropStore
 
-    folder = UnitImageFolder(settings.unit_images_path(net.name))
-    folder.prepare()
     c = settings.crops
     layers = parse_layers(args.layers, net)
+    units = sum(net.spec.layer(n).channels for n in layers)
     store = CropStore(folder.root)
     job = CropJob(net, layers, store, c.top, c.side, settings.images.max_pixels, settings.images.fit)
     bad = BadInputs(args.strict)
@@ -468,14 +473,14 @@ def cmd_crops(args: argparse.Namespace) -> None:
     if args.backprop:
         from toolbox.assets.crop_job import backprop_crops
 
-        with _progress(sum(net.spec.layer(n).channels for n in layers), f"{args.backprop} crops", "unit") as bar:
+        with _progress(units, f"{args.backprop} crops", "unit") as bar:
             made = backprop_crops(net, layers=layers, store=store, rule=args.backprop,
                                   max_pixels=settings.images.max_pixels, fit=settings.images.fit, on_unit=bar.update)
         print(f"made {made} {args.backprop} crops")
     rate = report.images / max(report.seconds, 1e-9)
     print(f"looked at {report.images} images ({rate:.1f}/s), skipped {report.skipped} seen before"
           + (f", {report.bad} unreadable" if report.bad else "") + f"; top {c.top} crops of "
-          f"{sum(net.spec.layer(n).channels for n in layers)} units in {store.dir}")
+          f"{units} units in {store.dir}")
 
 
 def cmd_precompute(args: argparse.Namespace) -> None:
@@ -503,11 +508,7 @@ def cmd_precompute(args: argparse.Namespace) -> None:
 
     if make_units:
         get_preset(u.preset)
-    net = _unit_folder_network(settings)
-    from toolbox.assets import UnitImageFolder
-
-    folder = UnitImageFolder(settings.unit_images_path(net.name))
-    folder.prepare()
+    net, folder = _unit_folder_network(settings)
     layers = parse_layers(args.layers, net)
     unit_params = UnitParams(u.preset, u.size, u.steps, u.batch, args.seed) if make_units else None
     crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
