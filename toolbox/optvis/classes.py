@@ -12,31 +12,26 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-import tensorflow as tf
 
-from toolbox.nets import Network
+from toolbox.nets import Network, Probe
+from toolbox.nets.network import PROBS
 from toolbox.optvis.objectives import class_logit
 from toolbox.optvis.presets import get_preset
 from toolbox.optvis.render import Ascent
 
 
 class Classifier:
-    """The network's class probabilities for uint8 image batches, compiled once (any size)."""
+    """The network's class probabilities for uint8 image batches (a ``Probe`` of no layer,
+    compiled once, any size), a chunk of images at a time."""
 
     def __init__(self, network: Network) -> None:
         self.network = network
-
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def probabilities(pixels):
-            return network.model(network.normalize(pixels), training=False)
-
-        self._probabilities = probabilities
+        self._probe = Probe(network, ())
 
     def __call__(self, images: np.ndarray, batch: int = 16) -> np.ndarray:
         """(n, H, W, 3) uint8 -> (n, classes) probabilities."""
         images = np.asarray(images)
-        out = [self._probabilities(tf.constant(images[i:i + batch], tf.float32)).numpy()
-               for i in range(0, len(images), batch)]
+        out = [self._probe.batch(images[i:i + batch])[PROBS] for i in range(0, len(images), batch)]
         return np.concatenate(out) if out else np.zeros((0, len(self.network.labels)), np.float32)
 
 

@@ -49,9 +49,9 @@ class Fooled:
 class Fooler:
     """Compiled once per network and update size; photos, targets and epsilon change freely."""
 
-    def __init__(self, network: Network, lr: float) -> None:
+    def __init__(self, network: Network, lr: float, classifier: Classifier | None = None) -> None:
         self.network = network
-        self.classifier = Classifier(network)
+        self.classifier = classifier or Classifier(network)
         # the box the values must stay in, per pixel; reassigned for every run (shape may change)
         self._lo = tf.Variable(np.zeros((1, 1, 1, 3), np.float32), shape=tf.TensorShape(None), trainable=False)
         self._hi = tf.Variable(np.zeros((1, 1, 1, 3), np.float32), shape=tf.TensorShape(None), trainable=False)
@@ -85,22 +85,23 @@ class Fooler:
 
 def fool_photos(network: Network, photos: np.ndarray, targets: Sequence[int], epsilon: float,
                 confidence: float = 0.99, max_steps: int = 300, fooler: Fooler | None = None,
-                on_step: Callable[[], None] | None = None) -> Fooled:
+                on_step: Callable[[], None] | None = None, classifier: Classifier | None = None) -> Fooled:
     """Change each photo (n, S, S, 3) uint8 by at most ``epsilon`` (a fraction of the full
-    range) per pixel value so that the network predicts its target."""
+    range) per pixel value so that the network predicts its target. ``classifier``: one the
+    caller already compiled, for a new ``fooler``'s verdicts."""
     photos = np.asarray(photos, np.float32)
     delta = epsilon * 255.0
     lo, hi = np.clip(photos - delta, 0, 255), np.clip(photos + delta, 0, 255)
-    fooler = fooler or Fooler(network, lr=epsilon / 2)
+    fooler = fooler or Fooler(network, lr=epsilon / 2, classifier=classifier)
     return fooler.run(photos, lo, hi, targets, confidence, max_steps, on_step)
 
 
 def fool_from_noise(network: Network, targets: Sequence[int], size: int, confidence: float = 0.99,
                     max_steps: int = 300, seed: int = 0, lr: float = 0.01,
-                    on_step: Callable[[], None] | None = None) -> Fooled:
+                    on_step: Callable[[], None] | None = None, classifier: Classifier | None = None) -> Fooled:
     """Images that start as uniform noise and end, still looking like noise, classified as
     their targets with at least ``confidence`` (unless ``max_steps`` runs out first)."""
     rng = np.random.default_rng(seed)
     start = rng.uniform(0, 255, (len(targets), size, size, 3)).astype(np.float32)
     lo, hi = np.zeros_like(start), np.full_like(start, 255.0)
-    return Fooler(network, lr=lr).run(start, lo, hi, targets, confidence, max_steps, on_step)
+    return Fooler(network, lr, classifier).run(start, lo, hi, targets, confidence, max_steps, on_step)

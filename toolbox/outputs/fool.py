@@ -45,10 +45,10 @@ def fool_to_files(network: Network, photo: np.ndarray | None, target: int, outpu
     with progress(settings.steps, "fooling") as bar:
         if photo is None:
             fooled = fool_from_noise(network, [target], network.spec.input_size, settings.confidence,
-                                     settings.steps, seed=seed, on_step=lambda: bar.update(1))
+                                     settings.steps, seed=seed, on_step=lambda: bar.update(1), classifier=classifier)
         else:
             fooled = fool_photos(network, photo[None], [target], settings.epsilon, settings.confidence,
-                                 settings.steps, on_step=lambda: bar.update(1))
+                                 settings.steps, on_step=lambda: bar.update(1), classifier=classifier)
     image = fooled.images[0]
     write_image(output, image)
     paths = [Path(output)]
