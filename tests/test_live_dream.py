@@ -92,7 +92,7 @@ def test_worker_dreams_frames_in_dream_mode_only(tiny, tmp_path):
     worker = NetworkWorker(tiny, UnitImageFolder(tmp_path / "u"), UnitImageSettings("lucid", 16, 8))
     frame = _texture(48, 64, seed=5)
     square = tiny.fit_input(frame)
-    want = DreamRequest((("conv_b", 1.0),), 2, 0.02, 0.85, "crop")
+    want = DreamRequest((("conv_b", 1.0),), 2, 0.02, 0.85, "crop", 320)
     results = [worker.observe(FrameRequest(i, square, dream=want, frame=frame)) for i in range(3)]
     assert all(r.dream is not None and r.dream.shape == square.shape for r in results)
     assert not results[-1].dream.flags.writeable

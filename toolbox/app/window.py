@@ -119,22 +119,13 @@ class LiveApp:
         live = self.settings.live
         layers = self.dream_layers or ((self.layers[state.layer], 1.0),)
         return DreamRequest(layers, live.dream_steps, live.dream_step_size, live.dream_blend, self.settings.images.fit,
-                            self.settings.dream.objective)
-
-    def dream_frame(self, raw: np.ndarray | None) -> np.ndarray | None:
-        """The source frame scaled for dreaming (longer side at most live.dream_side)."""
-        if raw is None:
-            return None
-        from toolbox.optvis.live_dream import dream_size
-
-        h, w = dream_size(*raw.shape[:2], self.settings.live.dream_side, self.net.spec.min_size)
-        return frozen(raw if raw.shape[:2] == (h, w) else cv2.resize(raw, (w, h), interpolation=cv2.INTER_AREA))
+                            live.dream_side, self.settings.dream.objective)
 
     def request(self, frame_id: int, image: np.ndarray, state: ViewState,
                 raw: np.ndarray | None = None) -> FrameRequest:
         dream = self.dream_request(state)
         return FrameRequest(frame_id, image, self.backprop_request(state), dream,
-                            self.dream_frame(raw) if dream is not None else None)
+                            frozen(raw) if dream is not None and raw is not None else None)
 
     def view(self, session: LiveSession) -> DashboardView:
         state, latest, ui = session.state, session.latest, session.unit_image

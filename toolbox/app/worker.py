@@ -67,6 +67,7 @@ class DreamRequest:
     step_size: float
     blend: float
     fit: str  # how the dream is fitted to the input pane's square (as the frame is)
+    side: int  # frames are dreamed with their longer side at most this (live.dream_side)
     objective: str = "l2"  # l2 or abs-square (dream.objective)
 
 
@@ -76,7 +77,7 @@ class FrameRequest:
     image: np.ndarray  # the network's square input, RGB uint8
     backprop: BackpropRequest | None = None  # None: the gradient pane is off (the Probe alone)
     dream: DreamRequest | None = None  # None: no dream
-    frame: np.ndarray | None = None  # dream mode: the source frame (scaled to live.dream_side), RGB uint8
+    frame: np.ndarray | None = None  # dream mode: the source frame, RGB uint8
 
 
 @dataclass(frozen=True)
@@ -220,7 +221,7 @@ class NetworkWorker:
                 self._dreamers[key] = DeepDream(self.network, DREAM_OBJECTIVES[want.objective](dict(want.layers)))
             dreamer = self._dreamers[key]
             self._live_dream = (want, LiveDream(self.network, dreamer.objective, want.steps, want.step_size,
-                                                want.blend, side=10**6, dreamer=dreamer))
+                                                want.blend, side=want.side, dreamer=dreamer))
         return self._live_dream[1]
 
     def _explain(self, image: np.ndarray, want: BackpropRequest) -> tuple[Observation, GradientImage]:
