@@ -29,6 +29,14 @@ PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
 
 
+# Names more than one part of the toolbox offers (the settings' choices, the window's modes,
+# the engine's checks), kept here where nothing needs TensorFlow to read them.
+GRADIENT_RULES = ("gradient", "guided", "deconv")  # how a gradient passes a ReLU (optvis.relu_rules)
+ATTRIBUTION_METHODS = (*GRADIENT_RULES, "gradcam", "smoothgrad", "integrated")
+MAP_FILTERS = ("raw", "gray", "norm", "norm-blur")  # how a gradient map is shown
+GRID_SCALES = ("channel", "layer", "gamma")  # how the window's grid scales activations
+
+
 def setting(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
             above: float | None = None, choices: tuple[str, ...] = ()) -> Any:
     """A settings field: its default, what it means, and the values it accepts
@@ -98,14 +106,13 @@ class AtlasSettings:
 
 @dataclass(frozen=True)
 class AttributeSettings:
-    method: str = setting("gradient", "what explains the unit or class", choices=(
-        "gradient", "guided", "deconv", "gradcam", "smoothgrad", "integrated"))
+    method: str = setting("gradient", "what explains the unit or class", choices=ATTRIBUTION_METHODS)
     filter: str = setting("raw", "how a map is shown: signed (raw, gray), or its per-pixel size (norm, norm-blur)",
-                          choices=("raw", "gray", "norm", "norm-blur"))
+                          choices=MAP_FILTERS)
     unit_value: str = setting("max", "a unit's score: its value at its strongest position, or summed over positions",
                               choices=("max", "sum"))
     smooth_base: str = setting("gradient", "the method smoothgrad averages over noisy copies",
-                               choices=("gradient", "guided", "deconv"))
+                               choices=GRADIENT_RULES)
     samples: int = setting(16, "noisy copies smoothgrad averages", lo=1, hi=4096)
     noise: float = setting(0.15, "smoothgrad's noise: standard deviation as a fraction of the pixel range",
                            lo=0.0, hi=1.0)
@@ -163,13 +170,13 @@ class LiveSettings:
     save_dir: str = setting(".", "where the save key writes dashboard PNGs")
     grid_scale: str = setting("layer", "how the grid scales activations first: channel (each by itself), layer "
                                        "(one scale: strong units stand out), gamma (one scale, weak values lifted)",
-                              choices=("channel", "layer", "gamma"))
+                              choices=GRID_SCALES)
     backprop: str = setting("off", "the gradient pane at start: off, or what explains the selected unit "
                                    "in each frame (gradient, guided backprop, deconv)",
-                            choices=("off", "gradient", "guided", "deconv"))
+                            choices=("off", *GRADIENT_RULES))
     backprop_filter: str = setting("norm-blur", "how the gradient pane shows its map: signed (raw, gray), or "
                                                 "its per-pixel size (norm, norm-blur: where the evidence lies)",
-                                   choices=("raw", "gray", "norm", "norm-blur"))
+                                   choices=MAP_FILTERS)
     dream: bool = setting(False, "start with the input pane dreaming (the dream key toggles it)")
     dream_layers: str | None = setting(None, '"name[:weight],..." the live dream amplifies; default: the '
                                              'selected layer')

@@ -11,13 +11,12 @@ from typing import Sequence
 
 from toolbox.app.keys import Action
 from toolbox.app.layout import grid_geometry
+from toolbox.settings import GRADIENT_RULES, GRID_SCALES, MAP_FILTERS
 
 ZOOM_MODES = ("map", "overlay", "field")  # enlarged activation map / over the input / its receptive field
-SCALE_MODES = ("channel", "layer", "gamma")  # grid: each channel on its own scale / one scale / one, boosted
-# the gradient pane's methods (the engine's ReLU rules) and display filters; a test keeps
-# them equal to toolbox.optvis' RULES and FILTERS, which this module cannot import (TensorFlow)
-BACKPROP_MODES = ("off", "gradient", "guided", "deconv")
-BACKPROP_FILTERS = ("raw", "gray", "norm", "norm-blur")
+SCALE_MODES = GRID_SCALES  # grid: each channel on its own scale / one scale / one, boosted
+BACKPROP_MODES = ("off", *GRADIENT_RULES)  # the gradient pane: nothing, or one of the engine's ReLU rules
+BACKPROP_FILTERS = MAP_FILTERS
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ from toolbox.errors import UserError
 from toolbox.nets.network import LOGITS, PRE_RELU, Network
 from toolbox.nets.probe import Observation
 from toolbox.optvis.relu_rules import RULES, backward_rule, rule_relu
-from toolbox.settings import AttributeSettings
+from toolbox.settings import ATTRIBUTION_METHODS, AttributeSettings
 
-METHODS = ("gradient", "guided", "deconv", "gradcam", "smoothgrad", "integrated")
+METHODS = ATTRIBUTION_METHODS
 UNIT_VALUES = ("max", "sum")
 _DEFAULTS = AttributeSettings()  # the one place for default numbers is toolbox.settings
 

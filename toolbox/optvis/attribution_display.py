@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-FILTERS = ("raw", "gray", "norm", "norm-blur")
+from toolbox.settings import MAP_FILTERS
+
+FILTERS = MAP_FILTERS
 BLUR_SIGMA = 4.0 / 227.0  # DVT's blur radius, as a fraction of the image side
 PERCENTILE = 99.5
 
