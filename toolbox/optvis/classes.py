@@ -18,6 +18,9 @@ from toolbox.nets.network import PROBS
 from toolbox.optvis.objectives import class_logit
 from toolbox.optvis.presets import get_preset
 from toolbox.optvis.render import Ascent
+from toolbox.settings import ClassImageSettings
+
+_DEFAULTS = ClassImageSettings()  # the one place for default numbers is toolbox.settings
 
 
 class Classifier:
@@ -56,8 +59,8 @@ class ClassImages:
         return float(np.mean([r == 0 for r in self.ranks])) if self.classes else 0.0
 
 
-def class_images(network: Network, classes: Sequence[int], preset: str = "lucid", size: int = 224,
-                 steps: int = 256, batch: int = 16, seed: int = 0,
+def class_images(network: Network, classes: Sequence[int], preset: str = _DEFAULTS.preset,
+                 size: int = _DEFAULTS.size, steps: int = _DEFAULTS.steps, batch: int = _DEFAULTS.batch, seed: int = 0,
                  on_step: Callable[[], None] | None = None,
                  on_batch: Callable[[list[int], np.ndarray], None] | None = None) -> ClassImages:
     """One image per class, ``batch`` classes at a time; ``on_batch(classes, images)`` after

@@ -24,6 +24,9 @@ from toolbox.optvis.objectives import class_log_probability
 from toolbox.optvis.presets import Preset
 from toolbox.optvis.render import Ascent
 from toolbox.optvis.updates import Adam
+from toolbox.settings import FoolSettings
+
+_DEFAULTS = FoolSettings()  # the one place for default numbers is toolbox.settings
 
 CHECK_EVERY = 5  # steps between two looks at the 8-bit images
 
@@ -84,7 +87,7 @@ class Fooler:
 
 
 def fool_photos(network: Network, photos: np.ndarray, targets: Sequence[int], epsilon: float,
-                confidence: float = 0.99, max_steps: int = 300, fooler: Fooler | None = None,
+                confidence: float = _DEFAULTS.confidence, max_steps: int = _DEFAULTS.steps, fooler: Fooler | None = None,
                 on_step: Callable[[], None] | None = None, classifier: Classifier | None = None) -> Fooled:
     """Change each photo (n, S, S, 3) uint8 by at most ``epsilon`` (a fraction of the full
     range) per pixel value so that the network predicts its target. ``classifier``: one the
@@ -96,8 +99,8 @@ def fool_photos(network: Network, photos: np.ndarray, targets: Sequence[int], ep
     return fooler.run(photos, lo, hi, targets, confidence, max_steps, on_step)
 
 
-def fool_from_noise(network: Network, targets: Sequence[int], size: int, confidence: float = 0.99,
-                    max_steps: int = 300, seed: int = 0, lr: float = 0.01,
+def fool_from_noise(network: Network, targets: Sequence[int], size: int, confidence: float = _DEFAULTS.confidence,
+                    max_steps: int = _DEFAULTS.steps, seed: int = 0, lr: float = 0.01,
                     on_step: Callable[[], None] | None = None, classifier: Classifier | None = None) -> Fooled:
     """Images that start as uniform noise and end, still looking like noise, classified as
     their targets with at least ``confidence`` (unless ``max_steps`` runs out first)."""

@@ -28,6 +28,9 @@ from toolbox.optvis.objectives import feature_match, total_variation
 from toolbox.optvis.presets import Preset
 from toolbox.optvis.render import Ascent
 from toolbox.optvis.updates import Adam
+from toolbox.settings import InvertSettings
+
+_DEFAULTS = InvertSettings()  # the one place for default numbers is toolbox.settings
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ def relative_error(network: Network, layer: str, image: np.ndarray, target: np.n
     return float(np.linalg.norm(got - target) / max(np.linalg.norm(target), 1e-12))
 
 
-def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: int = 256, tv: float = 0.02,
+def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: int = _DEFAULTS.steps,
+           tv: float = _DEFAULTS.tv,
            lr: float = 0.05, refine: float = 0.25, refine_lr: float = 0.005, seed: int = 0,
            on_step: Callable[[], None] | None = None) -> list[Inversion]:
     """One inversion per layer of ``photo`` (S, S, 3) uint8, the network's square input view.

@@ -16,6 +16,9 @@ import numpy as np
 from toolbox.nets import Network
 from toolbox.optvis.dream import DeepDream
 from toolbox.optvis.objectives import Objective
+from toolbox.settings import LiveSettings
+
+_DEFAULTS = LiveSettings()  # the one place for default numbers is toolbox.settings
 
 # Farneback's parameters: pyramid scale, levels, window, iterations, poly_n, poly_sigma, flags
 FLOW_PARAMS = (0.5, 3, 15, 3, 5, 1.2, 0)
@@ -44,8 +47,9 @@ def dream_size(height: int, width: int, side: int, min_side: int) -> tuple[int, 
 class LiveDream:
     """Feed it frames in order; it returns each one's dream (RGB uint8, at ``dream_size``)."""
 
-    def __init__(self, network: Network, objective: Objective, steps: int = 2, step_size: float = 0.012,
-                 blend: float = 0.85, side: int = 320, seed: int = 0, dreamer: DeepDream | None = None) -> None:
+    def __init__(self, network: Network, objective: Objective, steps: int = _DEFAULTS.dream_steps,
+                 step_size: float = _DEFAULTS.dream_step_size, blend: float = _DEFAULTS.dream_blend,
+                 side: int = _DEFAULTS.dream_side, seed: int = 0, dreamer: DeepDream | None = None) -> None:
         self.network = network
         self.dreamer = dreamer or DeepDream(network, objective)
         self.steps, self.step_size, self.blend, self.side = steps, step_size, blend, side
