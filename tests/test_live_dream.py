@@ -123,3 +123,30 @@ def test_headless_dream_mode_records_dreams_in_the_input_pane(tiny, tiny_setting
     assert np.abs(panes[True][2] - panes[False][2]).mean() > 2  # the dream of it
     assert np.abs(panes[True][2] - panes[False][2]).mean() > np.abs(panes[True][0] - panes[False][0]).mean()
 
+
+
+def test_a_frame_that_fails_in_the_worker_is_answered_and_the_next_one_is_sent(tiny, tiny_settings, tmp_path):
+    from dataclasses import replace
+
+    from toolbox.app.live import build_live_app
+    from toolbox.app.sources import open_source
+
+    settings = replace(tiny_settings, units=replace(tiny_settings.units, output_dir=str(tmp_path / "units")))
+    app = build_live_app(tiny, settings, open_source(str(EXAMPLES / "coffee.png")))
+    session = app.new_session()
+    real, failures = app.worker.observe, ["boom"]
+
+    def flaky(request):
+        if failures:
+            raise RuntimeError(failures.pop())
+        return real(request)
+
+    app.worker.observe = flaky
+    app._feed(session)
+    app.worker._turn()  # the worker's turn, without its thread
+    app._collect(session)
+    assert session.message == "RuntimeError: boom" and session.waiting_for is None  # was stuck for good
+    app._feed(session)
+    app.worker._turn()
+    app._collect(session)
+    assert session.latest is not None and session.latest.frame_id == session.frame_id == 2

@@ -240,6 +240,8 @@ class LiveApp:
                 session.patterns = result
             elif isinstance(result, WorkerError):
                 session.message = result.message
+                if result.frame_id is not None and result.frame_id == session.waiting_for:
+                    session.waiting_for = None
 
     def _request_unit_image(self, session: LiveSession) -> None:
         key = (self.layers[session.state.layer], session.state.unit)

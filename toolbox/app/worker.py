@@ -142,6 +142,7 @@ class LayerPatterns:
 @dataclass(frozen=True)
 class WorkerError:
     message: str
+    frame_id: int | None = None  # the frame it answers, when a frame failed (the window then sends the next)
 
 
 _EMPTY = object()
@@ -189,6 +190,7 @@ class NetworkWorker:
         self._run = None  # (layer, unit, AscentRun) being refined
         self._dreamers: dict = {}  # (layers, objective) -> DeepDream (compiled once for each)
         self._live_dream = None  # (DreamRequest, LiveDream) of the last dreamed frame
+        self._frame_error = ""  # the last error a frame raised (logged once)
 
     # -- synchronous use (headless mode, benchmarks) --------------------------------------
 
@@ -292,7 +294,15 @@ class NetworkWorker:
                     self._run = (request.layer, request.unit, self._start(request.layer, request.unit))
         frame = self.frames.take()
         if frame is not _EMPTY:
-            self.results.put(self.observe(frame))
+            try:
+                result = self.observe(frame)
+            except Exception as e:  # answer the frame with the error, so the window goes on sending
+                message = f"{type(e).__name__}: {e}"
+                if message != self._frame_error:  # once, not at the frame rate
+                    log.exception("network worker: %s", e)
+                self._frame_error = message
+                result = WorkerError(message, frame.frame_id)
+            self.results.put(result)
             return
         if self._run is not None:
             self._refine()
