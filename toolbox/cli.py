@@ -185,7 +185,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
             bad.skip(e)
             continue
         top = probe(net.fit_input(image, settings.images.fit)).top(net.labels, args.top)
-        print(f"{display_path(path)}: " + ", ".join(f"{label} {p:.3f}" for label, p in top), flush=True)
+        print(f"{display_path(path)}: {_classes_line(top)}", flush=True)
         done += 1
     if bad.count:
         log.warning("%d of %d images could not be read", bad.count, len(paths))
@@ -350,11 +350,9 @@ def fraction(text: str) -> float:
 fraction.__name__ = "float"
 
 
-def _top5(labels, probabilities) -> str:
-    import numpy as np
-
-    order = np.argsort(probabilities)[::-1][:5]
-    return ", ".join(f"{labels[i]} {probabilities[i]:.3f}" for i in order)
+def _classes_line(top: list[tuple[str, float]]) -> str:
+    """[(label, probability)] as predict and fool print them."""
+    return ", ".join(f"{label} {p:.3f}" for label, p in top)
 
 
 def cmd_classes(args: argparse.Namespace) -> None:
@@ -419,6 +417,7 @@ def cmd_fool(args: argparse.Namespace) -> None:
     settings = settings_of(args)
     image = None if args.from_noise else read_image(args.image, settings.images.max_pixels)
     net = _network(settings)
+    from toolbox.nets.probe import top_classes
     from toolbox.outputs.attribution import class_index
     from toolbox.outputs.fool import fool_to_files
 
@@ -426,8 +425,8 @@ def cmd_fool(args: argparse.Namespace) -> None:
     photo = None if image is None else net.fit_input(image, settings.images.fit)
     report = fool_to_files(net, photo, target, output, settings.fool, args.seed, _progress)
     if report.before is not None:
-        print(f"before: {_top5(net.labels, report.before)}")
-    print(f"after (read back from {display_path(output)}): {_top5(net.labels, report.after)}")
+        print(f"before: {_classes_line(top_classes(report.before, net.labels))}")
+    print(f"after (read back from {display_path(output)}): {_classes_line(top_classes(report.after, net.labels))}")
     change = "" if report.psnr is None else (f"; PSNR {report.psnr:.1f} dB against the photo, largest change "
                                              f"{report.max_change}/255")
     goal = settings.fool.confidence

@@ -17,6 +17,12 @@ import tensorflow as tf
 from toolbox.nets.network import PROBS, Network
 
 
+def top_classes(probs: np.ndarray, labels: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
+    """The ``k`` most probable classes, most probable first: [(label, probability)]."""
+    order = np.argsort(probs)[::-1][:k]
+    return [(labels[i], float(probs[i])) for i in order]
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the network saw in one image: ``activations[layer]`` is (h, w, c), ``probs`` (classes,)."""
@@ -25,8 +31,7 @@ class Observation:
     probs: np.ndarray
 
     def top(self, labels: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
-        order = np.argsort(self.probs)[::-1][:k]
-        return [(labels[i], float(self.probs[i])) for i in order]
+        return top_classes(self.probs, labels, k)
 
 
 class Probe:
