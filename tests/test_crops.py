@@ -105,6 +105,24 @@ def test_the_pool_grows_by_what_a_commit_adds_and_is_compacted_when_mostly_dead(
     assert values.tolist() == [719.0, 718.0] and crops[:, 0, 0, 0].tolist() == [699 % 200 + 2, 698 % 200 + 2]
 
 
+def test_a_commit_removes_what_a_killed_writer_left_in_the_crops_folder(tmp_path):
+    import os
+
+    from toolbox.files import part_path
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no live process
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    mine = part_path(folder / "L.npz")
+    stray = mine.with_name(mine.name.replace(f"-{os.getpid()}-", f"-{child.pid}-"))
+    stray.write_bytes(b"half a layer file")
+    mine.write_bytes(b"a live writer's")
+    CropStore(tmp_path).commit({"L": _found(np.array([[3.0, 2.0]]), [[1, 2]], 10)}, {}, {})
+    assert not stray.exists() and mine.exists()
+    assert CropStore(tmp_path).unit("L", 0)[1].tolist() == [3.0, 2.0]
+
+
 def test_a_format_1_layer_file_is_read_and_moved_to_a_pool(tmp_path):
     folder = tmp_path / "crops"
     folder.mkdir()

@@ -44,7 +44,7 @@ from typing import Iterable
 
 import numpy as np
 
-from toolbox.files import atomic_output, display_path, locked, update_json
+from toolbox.files import atomic_output, clean_stray_parts, display_path, locked, update_json
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class CropStore:
     def __init__(self, root: str | Path) -> None:
         self.dir = Path(root) / "crops"
         self._cache: dict[str, tuple[tuple, LayerCrops]] = {}  # layer -> (file stamp, what it held)
+        self._prepared = False
 
     @property
     def index_path(self) -> Path:
@@ -205,6 +206,14 @@ class CropStore:
             return st.st_ino, st.st_size, st.st_mtime_ns
         except OSError:
             return ()
+
+    def _prepare(self) -> None:
+        """Before this store's first write: its folder exists, and the temporaries of runs
+        killed while writing in it are gone (a live writer's are kept)."""
+        if not self._prepared:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            clean_stray_parts(self.dir)
+            self._prepared = True
 
     def pool_path(self, layer: str, generation: int) -> Path:
         return self.dir / f"{layer}.{generation}.pool"
@@ -314,7 +323,7 @@ class CropStore:
         the lock, so several runs can add to one folder; then record their images as seen.
         The index is written last (a kill in between only makes a later run look at some
         images again, and the merge drops the repeats)."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._prepare()
         with locked(self.dir / "layers"):  # .layers.lock; update_json then takes the index's own
             for layer, new in found.items():
                 old = self.load(layer)
@@ -349,6 +358,7 @@ class CropStore:
             stored = self.load(layer)
             if stored is None:
                 return
+            self._prepare()
             old = stored.backprop if stored.backprop is not None and stored.backprop.rule == rule else None
             table = old.sources.copy() if old else np.full_like(stored.top.sources, EMPTY)
             where = old.slots.copy() if old else np.full_like(stored.top.sources, NO_CROP)
