@@ -167,6 +167,74 @@ def test_crop_of_a_field_outside_the_image_is_zero_padded():
     assert (crops[1] == 55).all()
 
 
+@pytest.mark.parametrize("lowest", [False, True])
+def test_extremes_are_located_exactly_where_a_unit_reaches_its_bound(lowest):
+    import tensorflow as tf
+
+    from toolbox.assets.crop_job import _extreme
+
+    rng = np.random.default_rng(3)
+    a = rng.integers(-12, 13, size=(6, 5, 7, 9)).astype(np.float32)  # few values: many ties
+    a[0, :, :, 0] = 2.0  # a unit equal everywhere: its first position
+    flat = a.reshape(6, -1, 9)
+    peak = flat.min(1) if lowest else flat.max(1)
+    bound = np.median(peak, axis=0).astype(np.float32)  # about half the images reach it
+    bound[0] = 2.0
+    values, at = (v.numpy() for v in _extreme(tf.constant(a), tf.constant(bound), lowest))
+    np.testing.assert_array_equal(values, peak)
+    reach = (peak <= bound) if lowest else (peak >= bound)
+    assert 0 < reach.sum() < reach.size
+    first = (flat.argmin(1) if lowest else flat.argmax(1))  # numpy: the first of equal extremes
+    np.testing.assert_array_equal(at[reach], first[reach])
+    assert at[0, 0] == 0
+
+
+def test_a_chunk_offers_only_the_entries_that_reach_the_stored_bound():
+    from toolbox.assets.crop_job import _candidates
+
+    values = np.array([[1.0, 5.0], [3.0, 2.0], [2.0, 7.0]], np.float32)  # 3 images, 2 units
+    at = np.array([[0, 1], [2, 3], [4, 5]], np.int32)
+    ids = np.array([10, 11, 12], np.int64)
+    top = _candidates(values, at, ids, 2, np.array([2.0, 9.0], np.float32), True)
+    assert top.values.shape == (2, 2)  # unit 0 has two (3.0 and 2.0), unit 1 none
+    assert top.values[0].tolist() == [3.0, 2.0] and top.sources[0].tolist() == [11, 12]
+    assert top.positions[0].tolist() == [[1, 0], [2, 0]]
+    assert (top.sources[1] == EMPTY).all() and np.isneginf(top.values[1]).all()
+    low = _candidates(values, at, ids, 2, np.array([np.inf, 2.0], np.float32), False)
+    assert low.sources[0].tolist() == [10, 11, 12] and low.sources[1].tolist() == [11, EMPTY, EMPTY]
+
+
+def test_large_fields_are_cut_from_a_scaled_framed_copy_like_cut_crop():
+    from toolbox.assets.crop_job import CropCutter, cut_crop
+
+    y, x = np.mgrid[:96, :96]
+    image = np.stack([y * 2.5, x * 2.5, 128 + 100 * np.sin((x + y) / 9)], -1).astype(np.uint8)  # smooth, nowhere alike
+    cutter = CropCutter({5: image}, 16)
+    for size in (24, 40, 96):
+        boxes = np.array([[5, 10, 20], [5, -size // 2, -size // 2], [5, 80, 70], [5, -3 * size, 200]])
+        got = cutter.cut(boxes, size)
+        for box, crop in zip(boxes, got):
+            want = cut_crop(image, int(box[1]), int(box[2]), size, 16)  # one area resize per crop
+            assert np.abs(crop.astype(int) - want).mean() < 10, (size, box)  # one scaled pixel off: 28
+        assert got[3].max() == 0  # wholly outside: black
+
+
+def test_the_store_remembers_what_it_wrote_as_a_fresh_read_sees_it(tmp_path):
+    from toolbox.assets.crops import LayerCrops
+
+    rng = np.random.default_rng(1)
+    store = CropStore(tmp_path)
+    for n in range(3):
+        top = _random_entries(rng, 4, 3, np.arange(100 * n, 100 * n + 50))
+        top = top.with_slots(np.arange(12).reshape(4, 3))
+        pool = rng.integers(0, 256, size=(12, 8, 8, 3)).astype(np.uint8)
+        store.commit({"l": LayerCrops(top, None, pool=pool)}, {i: {} for i in range(100 * n, 100 * n + 50)}, {})
+        mine, fresh = store.load("l"), CropStore(tmp_path).load("l")
+        for a, b in ((mine.top.values, fresh.top.values), (mine.top.sources, fresh.top.sources),
+                     (mine.top.slots, fresh.top.slots), (mine.crops(mine.top.slots), fresh.crops(fresh.top.slots))):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """40 photos: the examples and scikit-image's, flipped and rotated, small."""

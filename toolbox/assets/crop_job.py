@@ -125,17 +125,16 @@ class CropJob:
             network.unit_field(name).clamped(size) for name in self.layers}
         self.signed = {name: not network.non_negative(name) for name in self.layers}
         view = network.view(self.layers)
+        bound_specs = {name: tf.TensorSpec([1 + self.signed[name], self.shapes[name][2]], tf.float32)
+                  for name in self.layers}
 
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-        def extremes(pixels):
-            acts = view(network.normalize(pixels), training=False)
+        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8), bound_specs])
+        def extremes(pixels, bounds):  # uint8 in: a quarter of the bytes to stack and hand over
+            acts = view(network.normalize(tf.cast(pixels, tf.float32)), training=False)
             out = {}
             for name in self.layers:
-                a = acts[name]
-                flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(a)[3]])  # (B, positions, C)
-                out[name] = [(tf.reduce_max(flat, 1), tf.argmax(flat, 1, output_type=tf.int32))]
-                if self.signed[name]:  # a layer that cannot go negative has no "lowest" row
-                    out[name].append((tf.reduce_min(flat, 1), tf.argmin(flat, 1, output_type=tf.int32)))
+                # a layer that cannot go negative has no "lowest" row
+                out[name] = [_extreme(acts[name], bounds[name][s], s == 1) for s in range(1 + self.signed[name])]
             return out
 
         self._extremes = extremes
@@ -215,8 +214,7 @@ class CropJob:
         seen = {int(i) for i in self.store.index().get("images", {})}
         report = CropRun()
         start = time.perf_counter()
-        items: list[Loaded] = []  # the chunk's images
-        found: dict[str, list] = {name: [] for name in self.layers}  # their statistics: per layer, per batch
+        part = self._chunk()
         for item in self.load(sources, every, seen):
             if item.error is not None:
                 report.bad += 1
@@ -227,54 +225,68 @@ class CropJob:
                 report.skipped += 1
             else:
                 seen.add(item.id)
-                items.append(item)
-                if len(items) % batch == 0:  # the network runs while the loader reads ahead
-                    self._forward(items[-batch:], found)
+                part.items.append(item)
+                if len(part.items) % batch == 0:  # the network runs while the loader reads ahead
+                    self._forward(part, part.items[-batch:])
             if on_image is not None:
                 on_image(1)
-            if len(items) >= chunk:
-                self._save(items, found, batch)
-                report.images += len(items)
-                items, found = [], {name: [] for name in self.layers}
-        if items:
-            self._save(items, found, batch)
-            report.images += len(items)
+            if len(part.items) >= chunk:
+                self._save(part, batch)
+                report.images += len(part.items)
+                part = self._chunk()
+        if part.items:
+            self._save(part, batch)
+            report.images += len(part.items)
         report.seconds = time.perf_counter() - start
         return report
 
-    def _forward(self, part: list[Loaded], found: dict[str, list]) -> None:
-        """One batch through the network: each unit's extremes and where, added to ``found``."""
-        stats = self._extremes(tf.constant(np.stack([item.image for item in part]).astype(np.float32)))
+    def _chunk(self) -> "_Chunk":
+        """A new chunk, with the bounds its entries must reach: per layer and side, each unit's
+        K-th stored value (-inf on top, +inf at the bottom, while it has fewer than K). What
+        does not reach them cannot enter the store, now or later: the K-th value only rises."""
+        bounds = {}
         for name in self.layers:
-            found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
+            stored = self.store.load(name)
+            channels = self.shapes[name][2]
+            rows = []
+            for descending in (True, False)[:1 + self.signed[name]]:
+                old = None if stored is None else (stored.top if descending else stored.bottom)
+                if old is None or old.values.shape != (channels, self.k):
+                    rows.append(np.full(channels, -np.inf if descending else np.inf, np.float32))
+                else:
+                    rows.append(old.values[:, -1])
+            bounds[name] = np.stack(rows).astype(np.float32)
+        return _Chunk(bounds)
 
-    def _save(self, items: list[Loaded], found: dict[str, list], batch: int) -> None:
+    def _forward(self, part: "_Chunk", batch: list[Loaded]) -> None:
+        """One batch through the network: each unit's extremes, and where for those that reach
+        the chunk's bounds, added to ``part``."""
+        stats = self._extremes(tf.constant(np.stack([item.image for item in batch])), part.bound_tensors)
+        for name in self.layers:
+            part.found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
+
+    def _save(self, part: "_Chunk", batch: int) -> None:
         """From a chunk's statistics, its best entries (metadata only); cut the crops of those
         that will be kept, and commit them."""
+        items = part.items
         if len(items) % batch:  # the last, smaller batch
-            self._forward(items[-(len(items) % batch):], found)
+            self._forward(part, items[-(len(items) % batch):])
         ids = np.array([item.id for item in items], np.int64)
         cutter = CropCutter({item.id: item.image for item in items}, self.side)
         layers = {}
         for name in self.layers:
             width = self.shapes[name][1]
             sides, crops = [], []
-            for s, descending in enumerate((True, False)[:len(found[name][0])]):
-                values = np.concatenate([per_batch[s][0] for per_batch in found[name]])
-                at = np.concatenate([per_batch[s][1] for per_batch in found[name]])
-                entries, cut = self._with_crops(name, self._candidates(values, at, ids, width), descending, cutter)
+            for s, descending in enumerate((True, False)[:len(part.bounds[name])]):
+                values = np.concatenate([per_batch[s][0] for per_batch in part.found[name]])
+                at = np.concatenate([per_batch[s][1] for per_batch in part.found[name]])
+                chunk = _candidates(values, at, ids, width, part.bounds[name][s], descending)
+                entries, cut = self._with_crops(name, chunk, descending, cutter)
                 offset = sum(len(c) for c in crops)  # top's and bottom's crops share one pool
                 sides.append(entries.with_slots(np.where(entries.slots == NO_CROP, NO_CROP, entries.slots + offset)))
                 crops.append(cut)
             layers[name] = LayerCrops(sides[0], sides[1] if len(sides) > 1 else None, pool=np.concatenate(crops))
         self.store.commit(layers, {item.id: item.info for item in items}, self.meta)
-
-    @staticmethod
-    def _candidates(values: np.ndarray, flat_at: np.ndarray, ids: np.ndarray, width: int) -> Entries:
-        """Per unit, one entry per image: (N, C) -> (C, N)."""
-        positions = np.stack([flat_at // width, flat_at % width], axis=-1).astype(np.int16)  # (N, C, 2)
-        return Entries(values.T.astype(np.float32), np.broadcast_to(ids, values.T.shape).copy(),
-                       positions.transpose(1, 0, 2))
 
     def _with_crops(self, layer: str, chunk: Entries, descending: bool,
                     cutter: "CropCutter") -> tuple[Entries, np.ndarray]:
@@ -304,15 +316,71 @@ class CropJob:
         return entries, cutter.cut(boxes, field.size)
 
 
+class _Chunk:
+    """The images of one chunk, what the network found in them, and the bounds it was
+    looked for with (see ``CropJob._chunk``)."""
+
+    def __init__(self, bounds: dict[str, np.ndarray]) -> None:
+        self.bounds = bounds  # per layer: (sides, C) float32
+        self.bound_tensors = {name: tf.constant(b) for name, b in bounds.items()}
+        self.items: list[Loaded] = []
+        self.found: dict[str, list] = {name: [] for name in bounds}  # per layer, per batch: per side (values, at)
+
+
+def _candidates(values: np.ndarray, flat_at: np.ndarray, ids: np.ndarray, width: int, bound: np.ndarray,
+                descending: bool) -> Entries:
+    """The entries of a chunk's statistics ((N, C) values and flat positions of N images)
+    that reach ``bound`` (C,), per unit: (C, M) with M the most any unit has, each row
+    filled from the left and empty after. A store holding a few hundred images leaves a
+    unit only a few of a chunk's images, so the merge sorts a few columns, not N."""
+    reach = (values >= bound) if descending else (values <= bound)
+    units, rows = np.nonzero(reach.T)  # ordered by unit
+    counts = np.bincount(units, minlength=values.shape[1])
+    cols = np.arange(len(units)) - np.repeat(np.cumsum(counts) - counts, counts)
+    out = Entries.empty(values.shape[1], int(counts.max(initial=0)), descending)
+    at = flat_at[rows, units]
+    out.values[units, cols] = values[rows, units]
+    out.sources[units, cols] = ids[rows]
+    out.positions[units, cols] = np.stack([at // width, at % width], axis=-1)
+    return out
+
+
+def _extreme(a: tf.Tensor, bound: tf.Tensor, lowest: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each unit's maximum (``lowest``: minimum) over the positions of ``a`` (B, H, W, C), and
+    the first position in row-major order that holds it: (B, C) values and flat positions.
+    Only the units whose value reaches ``bound`` (C,) can enter the store, so only theirs
+    are located exactly; the others' positions are meaningless.
+
+    An argmax over all positions costs twice the maximum on this CPU (Eigen's arg-reductions
+    are not vectorized along the kept channel axis). Here the one full pass is a plain
+    reduction along each row; the first row holding the extreme comes from the (B, H, C)
+    row extremes, and within it the column from the W values of that row, gathered only
+    for the units that reach their bound (few, once the store holds a few hundred images)."""
+    reduce, arg = (tf.reduce_min, tf.argmin) if lowest else (tf.reduce_max, tf.argmax)
+    rows = reduce(a, 2)  # (B, H, C)
+    value = reduce(rows, 1)
+    row = arg(rows, 1, output_type=tf.int32)
+    hits = tf.where(value <= bound if lowest else value >= bound)  # (n, 2): batch row, unit
+    shape = tf.shape(a, out_type=tf.int64)
+    first = ((hits[:, 0] * shape[1] + tf.cast(tf.gather_nd(row, hits), tf.int64)) * shape[2]) * shape[3] + hits[:, 1]
+    line = tf.gather(tf.reshape(a, [-1]), first[:, None] + tf.range(shape[2])[None] * shape[3])  # (n, W)
+    col = tf.scatter_nd(hits, arg(line, 1, output_type=tf.int32), tf.shape(value, out_type=tf.int64))
+    return value, row * tf.cast(shape[2], tf.int32) + col
+
+
 class CropCutter:
     """Crops of a chunk's images at one output side. Each distinct (image, box) is cut once,
-    since the units of a deep layer often peak at the same place of the same image; fields
+    since the units of a deep layer often peak at the same place of the same image. Fields
     larger than the side are cut from one scaled copy of the image per field size (scaling
-    each crop alone costs more than scaling the image once), smaller ones crop by crop."""
+    each crop alone costs more than scaling the image once); a copy is made from the image's
+    pyramid of area-averaged halvings by a linear resize of less than 2x (a fifth to a tenth
+    of an area resize of the whole image, and within a few grey levels of it); fields up to
+    the side are cut crop by crop."""
 
     def __init__(self, images: dict[int, np.ndarray], side: int) -> None:
         self.images, self.side = images, side
         self._scaled: dict[tuple[int, int], np.ndarray] = {}
+        self._halved: dict[tuple[int, int], np.ndarray] = {}
 
     def cut(self, boxes: np.ndarray, size: int) -> np.ndarray:
         """Crops for ``boxes`` ((n, 3) rows of source, top, left) of ``size`` pixels."""
@@ -321,22 +389,40 @@ class CropCutter:
             return out
         distinct, which = np.unique(boxes, axis=0, return_inverse=True)
         if size > self.side:
-            scale = self.side / size
-            made = [cut_crop(self._scaled_image(int(source), size), round(y * scale), round(x * scale),
-                             self.side, self.side) for source, y, x in distinct]
+            side, scale = self.side, self.side / size
+            tops, lefts = np.rint(distinct[:, 1:] * scale).astype(np.int64).T  # in the scaled image
+            made = []
+            for source, y, x in zip(distinct[:, 0].tolist(), tops.tolist(), lefts.tolist()):
+                framed = self._framed(source, size)  # the border makes every window a plain slice
+                y, x = min(max(y, -side), framed.shape[0] - 2 * side), min(max(x, -side), framed.shape[1] - 2 * side)
+                made.append(framed[y + side:y + 2 * side, x + side:x + 2 * side])
         else:
-            made = [cut_crop(self.images[int(source)], int(y), int(x), size, self.side) for source, y, x in distinct]
+            made = [cut_crop(self.images[source], y, x, size, self.side) for source, y, x in distinct.tolist()]
         out[:] = np.stack(made)[which.reshape(-1)]
         return out
 
-    def _scaled_image(self, source: int, size: int) -> np.ndarray:
+    def _framed(self, source: int, size: int) -> np.ndarray:
+        """The image scaled for fields of ``size``, in a black frame one side wide (what a
+        crop shows beyond the image, as ``cut_crop`` does)."""
         if (source, size) not in self._scaled:
-            image = self.images[source]
-            h, w = image.shape[:2]
+            h, w = self.images[source].shape[:2]
             scale = self.side / size
-            self._scaled[source, size] = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                    interpolation=cv2.INTER_AREA)
+            level = self._halving(source, int(np.floor(np.log2(size / self.side))))
+            target = (max(1, round(w * scale)), max(1, round(h * scale)))
+            scaled = level if level.shape[1::-1] == target else cv2.resize(level, target, interpolation=cv2.INTER_LINEAR)
+            self._scaled[source, size] = cv2.copyMakeBorder(scaled, *[self.side] * 4, cv2.BORDER_CONSTANT, value=0)
         return self._scaled[source, size]
+
+    def _halving(self, source: int, times: int) -> np.ndarray:
+        """The image halved ``times`` times (area-averaged), kept for the next field size."""
+        if times <= 0:
+            return self.images[source]
+        if (source, times) not in self._halved:
+            above = self._halving(source, times - 1)
+            h, w = above.shape[:2]
+            self._halved[source, times] = (above if min(h, w) < 2 else
+                                           cv2.resize(above, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+        return self._halved[source, times]
 
 
 def backprop_crops(network: Network, store: CropStore, layers: Sequence[str], rule: str, max_pixels: int,
