@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -277,7 +278,7 @@ class CropStore:
             f.truncate(records * side * side * 3)  # records a killed commit appended but never pointed at
             f.seek(0, os.SEEK_END)
             for block in moved + [new[fresh]]:
-                f.write(np.ascontiguousarray(block, np.uint8).tobytes())
+                f.write(np.ascontiguousarray(block, np.uint8).data)
             f.flush()
             os.fsync(f.fileno())
         first_new = records + len(kept) if remap_old is not None else records
@@ -303,6 +304,16 @@ class CropStore:
                            "backprop_slots": moved_slots(backprop.slots)})
         with atomic_output(self.layer_path(layer)) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
+        # what was just written is what a read would give: the next commit and the next
+        # chunk's bounds need not read the file again
+        sides = [None if e is None else Entries(e.values, e.sources, e.positions, arrays[f"{name}_slots"])
+                 for name, e in (("top", top), ("bottom", bottom))]
+        kept_backprop = None if backprop is None else BackpropCrops(backprop.rule, backprop.sources,
+                                                                    arrays["backprop_slots"])
+        total = int(arrays["pool_records"])
+        pool = (np.memmap(pool_file, np.uint8, "r", shape=(total, side, side, 3)) if total
+                else np.zeros((0, side, side, 3), np.uint8))
+        self._cache[layer] = (self._stamp(self.layer_path(layer)), LayerCrops(sides[0], sides[1], kept_backprop, pool))
         for stale in self._generations(layer).values():  # earlier generations, and a killed commit's
             if stale != pool_file:
                 stale.unlink(missing_ok=True)
@@ -325,6 +336,7 @@ class CropStore:
         images again, and the merge drops the repeats)."""
         self._prepare()
         with locked(self.dir / "layers"):  # .layers.lock; update_json then takes the index's own
+            writes = []
             for layer, new in found.items():
                 old = self.load(layer)
                 k = new.top.k
@@ -338,7 +350,12 @@ class CropStore:
                 top = side(new.top, old.top if old else None, True)
                 bottom = side(new.bottom, old.bottom if old else None, False)
                 if old is None or not (_same(top, old.top) and _same(bottom, old.bottom)):
-                    self._write(layer, old, top, bottom, old.backprop if old else None, new.pool)
+                    writes.append((layer, old, top, bottom, old.backprop if old else None, new.pool))
+            # The layers' files are independent: written side by side, their fsyncs share the
+            # file system's journal commits (one after another, each waits for its own).
+            with ThreadPoolExecutor(min(8, max(1, len(writes))), thread_name_prefix="deepvis-commit") as pool:
+                for done in [pool.submit(self._write, *args) for args in writes]:
+                    done.result()
 
             def add(data: dict) -> dict:
                 data = data or {"version": FORMAT_VERSION, "images": {}}
