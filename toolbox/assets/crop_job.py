@@ -126,7 +126,7 @@ class CropJob:
         self.signed = {name: not network.non_negative(name) for name in self.layers}
         view = network.view(self.layers)
         bound_specs = {name: tf.TensorSpec([1 + self.signed[name], self.shapes[name][2]], tf.float32)
-                  for name in self.layers}
+                       for name in self.layers}  # per layer: what an entry must reach (_chunk)
 
         @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8), bound_specs])
         def extremes(pixels, bounds):  # uint8 in: a quarter of the bytes to stack and hand over
@@ -372,10 +372,11 @@ class CropCutter:
     """Crops of a chunk's images at one output side. Each distinct (image, box) is cut once,
     since the units of a deep layer often peak at the same place of the same image. Fields
     larger than the side are cut from one scaled copy of the image per field size (scaling
-    each crop alone costs more than scaling the image once); a copy is made from the image's
-    pyramid of area-averaged halvings by a linear resize of less than 2x (a fifth to a tenth
-    of an area resize of the whole image, and within a few grey levels of it); fields up to
-    the side are cut crop by crop."""
+    each crop alone costs more than scaling the image once), in a black frame one crop wide so
+    that every crop is a slice; a copy is made from the image's pyramid of area-averaged
+    halvings by a linear resize of less than 2x (a fifth to a tenth of an area resize of the
+    whole image, and within a few grey levels of it). Fields up to the side are cut crop by
+    crop."""
 
     def __init__(self, images: dict[int, np.ndarray], side: int) -> None:
         self.images, self.side = images, side
