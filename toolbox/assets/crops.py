@@ -250,9 +250,7 @@ class CropStore:
         pool_file = self.dir / pool_name
         if os.path.getsize(pool_file) < records * side * side * 3:
             raise ValueError(f"{pool_name} holds fewer crops than its index says")
-        pool = (np.memmap(pool_file, np.uint8, "r", shape=(records, side, side, 3)) if records
-                else np.zeros((0, side, side, 3), np.uint8))
-        return LayerCrops(sides[0], sides[1], backprop, pool)
+        return LayerCrops(sides[0], sides[1], backprop, _mapped_pool(pool_file, records, side))
 
     def _write(self, layer: str, old: LayerCrops | None, top: Entries, bottom: Entries | None,
                backprop: BackpropCrops | None, new: np.ndarray) -> None:
@@ -310,9 +308,7 @@ class CropStore:
                  for name, e in (("top", top), ("bottom", bottom))]
         kept_backprop = None if backprop is None else BackpropCrops(backprop.rule, backprop.sources,
                                                                     arrays["backprop_slots"])
-        total = int(arrays["pool_records"])
-        pool = (np.memmap(pool_file, np.uint8, "r", shape=(total, side, side, 3)) if total
-                else np.zeros((0, side, side, 3), np.uint8))
+        pool = _mapped_pool(pool_file, int(arrays["pool_records"]), side)
         self._cache[layer] = (self._stamp(self.layer_path(layer)), LayerCrops(sides[0], sides[1], kept_backprop, pool))
         for stale in self._generations(layer).values():  # earlier generations, and a killed commit's
             if stale != pool_file:
@@ -402,6 +398,13 @@ class CropStore:
             return None
         filled = entries.sources[unit] != EMPTY
         return stored.crops(entries.slots[unit][filled]), entries.values[unit][filled]
+
+
+def _mapped_pool(path: Path, records: int, side: int) -> np.ndarray:
+    """A pool file's first ``records`` crops, mapped read-only (not read)."""
+    if not records:
+        return np.zeros((0, side, side, 3), np.uint8)
+    return np.memmap(path, np.uint8, "r", shape=(records, side, side, 3))
 
 
 def _from_format_1(z) -> LayerCrops:
