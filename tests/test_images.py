@@ -109,6 +109,34 @@ def test_needed_side_decodes_a_large_jpeg_reduced(tmp_path):
     assert np.abs(small.astype(int) - got).mean() < 8  # the same picture, only smaller
 
 
+def _pillow_decode(path, needed_side=None):
+    """What Pillow alone gives for a JPEG (its draft when the image may come back reduced)."""
+    with Image.open(path) as img:
+        w, h = img.size
+        if needed_side and min(w, h) // needed_side > 1:
+            img.draft(None, (-(-w * needed_side // min(w, h)), -(-h * needed_side // min(w, h))))
+        return np.asarray(img.convert("RGB"))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpeg_decodes_as_pillow_does_and_truncation_is_still_reported(tmp_path, mode):
+    # JPEGs go through OpenCV's decoder (faster); it must give Pillow's pixels, full and reduced
+    picture = Image.fromarray(_gradient(500, 700)).convert(mode)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90": not applied, as Pillow does not
+    picture.save(tmp_path / "a.jpg", quality=90, exif=exif)
+    for needed in (None, 200, 100):
+        got = read_image(tmp_path / "a.jpg", needed_side=needed)
+        assert np.array_equal(got, _pillow_decode(tmp_path / "a.jpg", needed)), needed
+    assert read_image(tmp_path / "a.jpg", needed_side=200).shape == (250, 350, 3)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "trailing.jpg").write_bytes(data + b"camera notes")  # valid, with data after its end
+    assert np.array_equal(read_image(tmp_path / "trailing.jpg"), read_image(tmp_path / "a.jpg"))
+    (tmp_path / "cut.jpg").write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(UserError, match="cut.jpg: truncated"):
+        read_image(tmp_path / "cut.jpg")
+
+
 def test_needed_side_reduces_other_formats_by_a_whole_factor(tmp_path):
     Image.fromarray(_gradient(600, 900)).save(tmp_path / "big.png")
     assert read_image(tmp_path / "big.png", needed_side=200).shape == (200, 300, 3)

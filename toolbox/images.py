@@ -50,22 +50,37 @@ def _to_rgb_uint8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
 
 
-def _decode(img: Image.Image, name: str, max_pixels: int, needed_side: int | None) -> np.ndarray:
+def _decode(img: Image.Image, data: bytes, name: str, max_pixels: int, needed_side: int | None) -> np.ndarray:
     """Check the declared size, then decode (reduced when ``needed_side`` allows)."""
     w, h = img.size
     if w * h > max_pixels:
         raise UserError(f"image {name} declares {w}x{h} pixels, more than the limit of {max_pixels:,} "
                         f"(setting images.max_pixels); refused without decoding")
-    factor = min(w, h) // needed_side if needed_side else 1
-    if factor > 1:
-        # JPEG decodes straight to 1/2, 1/4 or 1/8 size, never below the requested size
-        img.draft(None, (-(-w * needed_side // min(w, h)), -(-h * needed_side // min(w, h))))
-    img.load()
-    rgb = _to_rgb_uint8(img)
+    # JPEG decodes straight to 1/2, 1/4 or 1/8 size; never below the needed side
+    factor = max((f for f in (8, 4, 2) if needed_side and -(-min(w, h) // f) >= needed_side), default=1)
+    rgb = _decode_jpeg(data, factor) if img.format == "JPEG" and img.mode in ("RGB", "L") else None
+    if rgb is None:
+        if factor > 1:  # Pillow's draft: a reduced JPEG decode, never below the requested size
+            img.draft(None, (-(-w * needed_side // min(w, h)), -(-h * needed_side // min(w, h))))
+        img.load()
+        rgb = _to_rgb_uint8(img)
     factor = min(rgb.shape[:2]) // needed_side if needed_side else 1
     if factor > 1:  # formats without a reduced decode: box-filter down by a whole factor
         rgb = np.asarray(Image.fromarray(rgb).reduce(factor))
     return rgb
+
+
+_REDUCED = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+            8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def _decode_jpeg(data: bytes, factor: int) -> np.ndarray | None:
+    """An RGB or grayscale JPEG through OpenCV's decoder: the same libjpeg-turbo and the same
+    pixels as Pillow's, in a third less time (Pillow copies and converts on the way); EXIF
+    orientation not applied, as Pillow does not. None where OpenCV cannot decode it (truncated,
+    corrupt): Pillow then says what is wrong."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
@@ -76,14 +91,13 @@ def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int |
     name = display_path(p)
     try:
         st = os.stat(p)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"expected an image file, got a folder: {name}")
+        data = p.read_bytes()
     except OSError as e:
         missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
         raise UserError(f"image not found: {name}" if missing else f"cannot read image {name}: {e.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise UserError(f"expected an image file, got a folder: {name}")
-    if st.st_size == 0:
-        raise UserError(f"image file is empty: {name}")
-    return _open_and_decode(p, name, max_pixels, needed_side)
+    return decode_image(data, name, max_pixels, needed_side)
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
@@ -91,16 +105,12 @@ def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_s
     one read): the same guarded decode, ``name`` for messages."""
     if not data:
         raise UserError(f"image file is empty: {name}")
-    return _open_and_decode(io.BytesIO(data), name, max_pixels, needed_side)
-
-
-def _open_and_decode(source: Path | io.BytesIO, name: str, max_pixels: int, needed_side: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies instead
-            with Image.open(source) as img:
-                rgb = _decode(img, name, max_pixels, needed_side)
+            with Image.open(io.BytesIO(data)) as img:
+                rgb = _decode(img, data, name, max_pixels, needed_side)
     except UserError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
