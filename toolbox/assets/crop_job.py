@@ -369,14 +369,13 @@ def _extreme(a: tf.Tensor, bound: tf.Tensor, lowest: bool) -> tuple[tf.Tensor, t
 
 
 class CropCutter:
-    """Crops of a chunk's images at one output side. Each distinct (image, box) is cut once,
-    since the units of a deep layer often peak at the same place of the same image. Fields
-    larger than the side are cut from one scaled copy of the image per field size (scaling
-    each crop alone costs more than scaling the image once), in a black frame one crop wide so
-    that every crop is a slice; a copy is made from the image's pyramid of area-averaged
-    halvings by a linear resize of less than 2x (a fifth to a tenth of an area resize of the
-    whole image, and within a few grey levels of it). Fields up to the side are cut crop by
-    crop."""
+    """Crops of a chunk's images at one output side. Fields larger than the side are cut from
+    one scaled copy of the image per field size (scaling each crop alone costs more than
+    scaling the image once), in a black frame one crop wide so that every crop is a window of
+    it: all of an image's windows are gathered in one indexing. A copy is made from the
+    image's pyramid of area-averaged halvings by a linear resize of less than 2x (a fifth to a
+    tenth of an area resize of the whole image, and within a few grey levels of it). Fields up
+    to the side are cut crop by crop, each distinct (image, box) once."""
 
     def __init__(self, images: dict[int, np.ndarray], side: int) -> None:
         self.images, self.side = images, side
@@ -388,18 +387,25 @@ class CropCutter:
         out = np.empty((len(boxes), self.side, self.side, 3), np.uint8)
         if not len(boxes):
             return out
-        distinct, which = np.unique(boxes, axis=0, return_inverse=True)
-        if size > self.side:
-            side, scale = self.side, self.side / size
-            tops, lefts = np.rint(distinct[:, 1:] * scale).astype(np.int64).T  # in the scaled image
-            made = []
-            for source, y, x in zip(distinct[:, 0].tolist(), tops.tolist(), lefts.tolist()):
-                framed = self._framed(source, size)  # the border makes every window a plain slice
-                y, x = min(max(y, -side), framed.shape[0] - 2 * side), min(max(x, -side), framed.shape[1] - 2 * side)
-                made.append(framed[y + side:y + 2 * side, x + side:x + 2 * side])
-        else:
+        if size <= self.side:
+            distinct, which = np.unique(boxes, axis=0, return_inverse=True)
             made = [cut_crop(self.images[source], y, x, size, self.side) for source, y, x in distinct.tolist()]
-        out[:] = np.stack(made)[which.reshape(-1)]
+            out[:] = np.stack(made)[which.reshape(-1)]
+            return out
+        side = self.side
+        at = np.rint(boxes[:, 1:] * (side / size)).astype(np.int64) + side  # in the framed, scaled image
+        order = np.argsort(boxes[:, 0], kind="stable")
+        sources, starts = np.unique(boxes[order, 0], return_index=True)
+        for source, rows in zip(sources.tolist(), np.split(order, starts[1:])):
+            framed = self._framed(source, size)  # the border makes every window a plain slice
+            h, w, c = framed.shape
+            y = np.clip(at[rows, 0], 0, h - side)
+            x = np.clip(at[rows, 1], 0, w - side)
+            # every side x side window of the framed image, as a view: one gather cuts them all
+            windows = np.lib.stride_tricks.as_strided(
+                framed, (h - side + 1, w - side + 1, side, side, c), framed.strides[:2] * 2 + framed.strides[2:],
+                writeable=False)
+            out[rows] = windows[y, x]
         return out
 
     def _framed(self, source: int, size: int) -> np.ndarray:
