@@ -337,6 +337,30 @@ def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, 
                 assert np.array_equal(full.crops(a.slots), got.crops(b.slots))
 
 
+def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0, photo_folder, tmp_path):
+    # chunks are saved on a thread while the network goes on: a failed save (a full disk)
+    # must still end the run with its own error, and what was saved before it stays
+    from toolbox.assets.crop_job import Source
+    from toolbox.errors import UserError
+    from toolbox.images import list_images
+
+    paths = list_images(photo_folder, recursive=True)
+    job, _ = _job(lite0, tmp_path)
+    commit, commits = job.store.commit, []
+
+    def failing_second(*args):
+        commits.append(len(args[1]))
+        if len(commits) == 2:
+            raise UserError("cannot write crops: no space left on device")
+        commit(*args)
+
+    job.store.commit = failing_second
+    with pytest.raises(UserError, match="no space left"):
+        job.run([Source(p, False) for p in paths], batch=8, chunk=8)
+    assert commits == [8, 8]  # nothing saved after the failure
+    assert len(CropStore(tmp_path).index()["images"]) == 8
+
+
 def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, photo_folder, cache_dir, lite0):
     import shutil
 

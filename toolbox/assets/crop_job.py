@@ -211,34 +211,52 @@ class CropJob:
     def run(self, sources: Sequence[Source], every: int = 1, batch: int = 16, chunk: int = 256,
             on_image: Callable[[int], None] | None = None,
             on_bad: Callable[[UserError], None] | None = None) -> CropRun:
+        """Look at every image of ``sources`` not seen before; a full chunk is saved on a
+        thread of its own while the network goes on with the next (the save waits mostly on
+        the disk), so at most two chunks are unsaved at any time."""
         seen = {int(i) for i in self.store.index().get("images", {})}
         report = CropRun()
         start = time.perf_counter()
-        part = self._chunk()
-        for item in self.load(sources, every, seen):
-            if item.error is not None:
-                report.bad += 1
-                if on_bad is not None:
-                    on_bad(item.error)
-                continue
-            if item.image is None or item.id in seen:
-                report.skipped += 1
-            else:
-                seen.add(item.id)
-                part.items.append(item)
-                if len(part.items) % batch == 0:  # the network runs while the loader reads ahead
-                    self._forward(part, part.items[-batch:])
-            if on_image is not None:
-                on_image(1)
-            if len(part.items) >= chunk:
-                self._save(part, batch)
+        with ThreadPoolExecutor(1, thread_name_prefix="deepvis-save") as saver:
+            saving = None  # the previous chunk's save, while it runs
+            part = self._chunk()
+            for item in self.load(sources, every, seen):
+                if item.error is not None:
+                    report.bad += 1
+                    if on_bad is not None:
+                        on_bad(item.error)
+                    continue
+                if item.image is None or item.id in seen:
+                    report.skipped += 1
+                else:
+                    seen.add(item.id)
+                    part.items.append(item)
+                    if len(part.items) % batch == 0:  # the network runs while the loader reads ahead
+                        self._forward(part, part.items[-batch:])
+                if on_image is not None:
+                    on_image(1)
+                if len(part.items) >= chunk:
+                    saving, part = self._hand_over(saver, saving, part, batch)
+                    report.images += chunk
+            if part.items:
+                saving, _ = self._hand_over(saver, saving, part, batch)
                 report.images += len(part.items)
-                part = self._chunk()
-        if part.items:
-            self._save(part, batch)
-            report.images += len(part.items)
+            if saving is not None:
+                saving.result()
         report.seconds = time.perf_counter() - start
         return report
+
+    def _hand_over(self, saver: ThreadPoolExecutor, saving, part: "_Chunk", batch: int):
+        """``part`` is complete: its last, smaller batch through the network here, the save
+        before it finished (its errors raised here), then ``part`` given to ``saver``. Returns
+        its save and the next chunk, whose bounds are read now, while no save runs (they lag
+        one chunk behind the store: looser, never wrong)."""
+        if len(part.items) % batch:
+            self._forward(part, part.items[-(len(part.items) % batch):])
+        if saving is not None:
+            saving.result()
+        following = self._chunk()
+        return saver.submit(self._save, part), following
 
     def _chunk(self) -> "_Chunk":
         """A new chunk, with the bounds its entries must reach: per layer and side, each unit's
@@ -265,12 +283,10 @@ class CropJob:
         for name in self.layers:
             part.found[name].append([(values.numpy(), at.numpy()) for values, at in stats[name]])
 
-    def _save(self, part: "_Chunk", batch: int) -> None:
+    def _save(self, part: "_Chunk") -> None:
         """From a chunk's statistics, its best entries (metadata only); cut the crops of those
         that will be kept, and commit them."""
         items = part.items
-        if len(items) % batch:  # the last, smaller batch
-            self._forward(part, items[-(len(items) % batch):])
         ids = np.array([item.id for item in items], np.int64)
         cutter = CropCutter({item.id: item.image for item in items}, self.side)
         layers = {}
