@@ -238,11 +238,12 @@ def _move_aside(p: Path, why: str) -> Path:
 
 
 def update_json(path: PathLike, merge: Callable[[dict], dict],
-                validate: Callable[[object], bool] = lambda data: True) -> dict:
+                validate: Callable[[object], bool] = lambda data: True, indent: int | None = 1) -> dict:
     """Read-modify-write a JSON object that other processes may update too: under the lock,
     read it (missing: ``{}``), ``merge``, write atomically. A file that is not JSON, not an
     object or fails ``validate`` is moved aside to ``<name>.damaged-<time>`` (with a
-    warning), so nothing a user made is lost, and the merge starts from ``{}``.
+    warning), so nothing a user made is lost, and the merge starts from ``{}``. ``indent``
+    None writes one line (Python's C encoder: a third of the time for a big index).
     Returns what was written."""
     p = _as_path(path)
     with locked(p):
@@ -264,7 +265,7 @@ def update_json(path: PathLike, merge: Callable[[dict], dict],
                 else:
                     _move_aside(p, "does not have the expected layout")
         result = merge(data)
-        atomic_write(p, (json.dumps(result, indent=1) + "\n").encode())
+        atomic_write(p, (json.dumps(result, indent=indent) + "\n").encode())
         return result
 
 

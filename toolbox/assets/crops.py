@@ -361,7 +361,7 @@ class CropStore:
                 data["images"].update({str(i): info for i, info in images.items()})
                 return data
 
-            update_json(self.index_path, add, valid_index)
+            update_json(self.index_path, add, valid_index, indent=None)  # it lists every image seen
 
     def set_backprop(self, layer: str, rule: str, units: np.ndarray, slots: np.ndarray, sources: np.ndarray,
                      crops: np.ndarray) -> None:
