@@ -749,8 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("crops", cmd_crops, "natural exemplars: each unit's top (and bottom) image crops",
                 "For every unit of the chosen layers, keeps the K images where it fires most (and, for signed\n"
                 "layers, least), with the crop of each under the unit's receptive field. Runs add to what is\n"
-                "stored (images seen before, by content, are skipped); Ctrl-C or a kill loses at most the\n"
-                "current chunk (crops.chunk images). The live window shows them in its crops pane.\n"
+                "stored (images seen before, by content, are skipped); Ctrl-C loses at most the current\n"
+                "chunk (crops.chunk images), a kill at most two. The live window shows them in its crops pane.\n"
                 "examples:\n  deepvis crops --images ~/photos\n"
                 "  deepvis crops --images val/ clips/lab.mp4 more.txt --layers block9_add,block12_add --top 16")
     p.add_argument("--images", nargs="+", required=True, metavar="SRC",

@@ -83,7 +83,7 @@ class CropSettings:
     side: int = setting(48, "side in pixels of each stored crop", lo=8, hi=256)
     batch: int = setting(16, "images per forward pass", lo=1, hi=512)
     every: int = setting(10, "of a video, look at every N-th frame", lo=1, hi=100_000)
-    chunk: int = setting(256, "images between two saves of the results (what a kill can lose)", lo=1,
+    chunk: int = setting(256, "images between two saves of the results (a kill loses at most two such chunks)", lo=1,
                          hi=100_000)
 
 
