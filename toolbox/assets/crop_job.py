@@ -8,8 +8,9 @@ are read, hashed and decoded by a thread pool a few batches ahead, so the networ
 wait for decoding. Work is grouped in chunks of a few hundred images: within a chunk only
 the metadata is merged; at its end the crops of the entries that will be kept are cut from
 the chunk's images (still in memory) and the chunk is committed to the store, merged
-exactly with what is there. A run killed midway loses at most its current chunk; an image
-already committed (by content hash) is not looked at again.
+exactly with what is there, on a thread while the network goes on with the next chunk. A
+run killed midway loses at most two chunks (the one being saved and the current one); an
+image already committed (by content hash) is not looked at again.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -246,7 +247,8 @@ class CropJob:
         report.seconds = time.perf_counter() - start
         return report
 
-    def _hand_over(self, saver: ThreadPoolExecutor, saving, part: "_Chunk", batch: int):
+    def _hand_over(self, saver: ThreadPoolExecutor, saving: Future | None, part: "_Chunk",
+                   batch: int) -> tuple[Future, "_Chunk"]:
         """``part`` is complete: its last, smaller batch through the network here, the save
         before it finished (its errors raised here), then ``part`` given to ``saver``. Returns
         its save and the next chunk, whose bounds are read now, while no save runs (they lag
