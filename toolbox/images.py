@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from toolbox.errors import UserError
 from toolbox.files import PartFile, PathLike, atomic_write, display_path
@@ -78,8 +78,11 @@ def _decode_jpeg(data: bytes, factor: int) -> np.ndarray | None:
     """An RGB or grayscale JPEG through OpenCV's decoder: the same libjpeg-turbo and the same
     pixels as Pillow's, in a third less time (Pillow copies and converts on the way); EXIF
     orientation not applied, as Pillow does not. None where OpenCV cannot decode it (truncated,
-    corrupt): Pillow then says what is wrong."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    corrupt, too large for it): Pillow then says what is wrong."""
+    try:  # OpenCV refuses images over its own pixel cap, whatever images.max_pixels allows
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), _REDUCED[factor] | cv2.IMREAD_IGNORE_ORIENTATION)
+    except cv2.error:
+        return None
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -93,6 +96,8 @@ def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int |
         st = os.stat(p)
         if stat.S_ISDIR(st.st_mode):
             raise UserError(f"expected an image file, got a folder: {name}")
+        if st.st_size == 0:  # also what a device or a pipe says: not read
+            raise UserError(f"image file is empty: {name}")
         data = p.read_bytes()
     except OSError as e:
         missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
@@ -115,7 +120,8 @@ def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_s
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = "truncated" if "truncated" in str(e) else "not a readable image"
-        raise UserError(f"cannot read image {name}: {reason} ({display_path(' '.join(str(e).split()))})") from None
+        detail = "not a format it knows" if isinstance(e, UnidentifiedImageError) else " ".join(str(e).split())
+        raise UserError(f"cannot read image {name}: {reason} ({display_path(detail)})") from None
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UserError(f"image has no pixels: {name}")
     return rgb
