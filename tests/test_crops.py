@@ -1,6 +1,7 @@
 """Natural exemplars: the exact top-K merge, receptive fields, and `deepvis crops` on real
 lite0 against a brute-force computation, split runs, killed runs and bad inputs."""
 
+import logging
 import subprocess
 import sys
 
@@ -337,7 +338,7 @@ def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, 
                 assert np.array_equal(full.crops(a.slots), got.crops(b.slots))
 
 
-def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0, photo_folder, tmp_path):
+def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0, photo_folder, tmp_path, caplog):
     # chunks are saved on a thread while the network goes on: a failed save (a full disk)
     # must still end the run with its own error, and what was saved before it stays
     from toolbox.assets.crop_job import Source
@@ -359,6 +360,20 @@ def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0
         job.run([Source(p, False) for p in paths], batch=8, chunk=8)
     assert commits == [8, 8]  # nothing saved after the failure
     assert len(CropStore(tmp_path).index()["images"]) == 8
+    # stopped (Ctrl-C) while that failing save runs: it is not lost without a word
+    commits.clear()
+    job.store = CropStore(tmp_path / "again")
+    commit, job.store.commit = job.store.commit, failing_second
+    shown = []
+
+    def interrupt(n):
+        shown.append(n)
+        if len(shown) == 17:  # just after the second chunk went to be saved
+            raise KeyboardInterrupt
+
+    with caplog.at_level(logging.ERROR, "toolbox"), pytest.raises(KeyboardInterrupt):
+        job.run([Source(p, False) for p in paths], batch=8, chunk=8, on_image=interrupt)
+    assert commits == [8, 8] and "the save under way failed as well: cannot write crops: no space" in caplog.text
 
 
 def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, photo_folder, cache_dir, lite0):

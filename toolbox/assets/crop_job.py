@@ -220,30 +220,36 @@ class CropJob:
         start = time.perf_counter()
         with ThreadPoolExecutor(1, thread_name_prefix="deepvis-save") as saver:
             saving = None  # the previous chunk's save, while it runs
-            part = self._chunk()
-            for item in self.load(sources, every, seen):
-                if item.error is not None:
-                    report.bad += 1
-                    if on_bad is not None:
-                        on_bad(item.error)
-                    continue
-                if item.image is None or item.id in seen:
-                    report.skipped += 1
-                else:
-                    seen.add(item.id)
-                    part.items.append(item)
-                    if len(part.items) % batch == 0:  # the network runs while the loader reads ahead
-                        self._forward(part, part.items[-batch:])
-                if on_image is not None:
-                    on_image(1)
-                if len(part.items) >= chunk:
-                    saving, part = self._hand_over(saver, saving, part, batch)
-                    report.images += chunk
-            if part.items:
-                saving, _ = self._hand_over(saver, saving, part, batch)
-                report.images += len(part.items)
-            if saving is not None:
-                saving.result()
+            try:
+                part = self._chunk()
+                for item in self.load(sources, every, seen):
+                    if item.error is not None:
+                        report.bad += 1
+                        if on_bad is not None:
+                            on_bad(item.error)
+                        continue
+                    if item.image is None or item.id in seen:
+                        report.skipped += 1
+                    else:
+                        seen.add(item.id)
+                        part.items.append(item)
+                        if len(part.items) % batch == 0:  # the network runs while the loader reads ahead
+                            self._forward(part, part.items[-batch:])
+                    if on_image is not None:
+                        on_image(1)
+                    if len(part.items) >= chunk:
+                        saving, part = self._hand_over(saver, saving, part, batch)
+                        report.images += chunk
+                if part.items:
+                    saving, _ = self._hand_over(saver, saving, part, batch)
+                    report.images += len(part.items)
+                if saving is not None:
+                    saving.result()
+            except BaseException as error:  # Ctrl-C, an error here: the save under way still ends
+                failed = saving.exception() if saving is not None else None  # (waits for it)
+                if failed is not None and failed is not error:
+                    log.error("the save under way failed as well: %s", failed)
+                raise
         report.seconds = time.perf_counter() - start
         return report
 

@@ -266,7 +266,7 @@ class Committer:
             data["images"] = dict(sorted(data.get("images", {}).items(), key=lambda kv: int(kv[0])))
             return data
 
-        update_json(self.store.index_path, ordered, valid_index)
+        update_json(self.store.index_path, ordered, valid_index, indent=None)  # as CropStore writes it
 
 
 def _metadata(entries: Entries | None) -> Entries | None:
