@@ -210,14 +210,18 @@ def test_large_fields_are_cut_from_a_scaled_framed_copy_like_cut_crop():
 
     y, x = np.mgrid[:96, :96]
     image = np.stack([y * 2.5, x * 2.5, 128 + 100 * np.sin((x + y) / 9)], -1).astype(np.uint8)  # smooth, nowhere alike
-    cutter = CropCutter({5: image}, 16)
+    images = {9: 255 - image, 5: image}  # all of a layer's crops come from one gather over both
+    cutter = CropCutter(images, 16)
     for size in (24, 40, 96):
-        boxes = np.array([[5, 10, 20], [5, -size // 2, -size // 2], [5, 80, 70], [5, -3 * size, 200]])
+        boxes = np.array([[5, 10, 20], [9, 10, 20], [5, -size // 2, -size // 2], [9, 80, 70], [5, 80, 70],
+                          [5, -3 * size, 200]])
         got = cutter.cut(boxes, size)
         for box, crop in zip(boxes, got):
-            want = cut_crop(image, int(box[1]), int(box[2]), size, 16)  # one area resize per crop
+            want = cut_crop(images[int(box[0])], int(box[1]), int(box[2]), size, 16)  # one area resize per crop
             assert np.abs(crop.astype(int) - want).mean() < 10, (size, box)  # one scaled pixel off: 28
-        assert got[3].max() == 0  # wholly outside: black
+        assert got[5].max() == 0  # wholly outside: black
+    with pytest.raises(ValueError):
+        CropCutter({1: image, 2: image[:50]}, 16)
 
 
 def test_the_store_remembers_what_it_wrote_as_a_fresh_read_sees_it(tmp_path):

@@ -393,67 +393,79 @@ def _extreme(a: tf.Tensor, bound: tf.Tensor, lowest: bool) -> tuple[tf.Tensor, t
 
 
 class CropCutter:
-    """Crops of a chunk's images at one output side. Fields larger than the side are cut from
-    one scaled copy of the image per field size (scaling each crop alone costs more than
-    scaling the image once), in a black frame one crop wide so that every crop is a window of
-    it: all of an image's windows are gathered in one indexing. A copy is made from the
-    image's pyramid of area-averaged halvings by a linear resize of less than 2x (a fifth to a
-    tenth of an area resize of the whole image, and within a few grey levels of it). Fields up
-    to the side are cut crop by crop, each distinct (image, box) once."""
+    """Crops of a chunk's images (all one shape: the network's input) at one output side.
+    Fields larger than the side are cut from a stack of the images scaled by side / size
+    (scaling each crop alone costs more than scaling the image once), each in a black frame
+    one side wide (what a crop shows beyond the image, as ``cut_crop`` does), so that every
+    crop is a window of it and all of a layer's crops come from one gather. A scaled image
+    is made only where it has a crop at that size, from its pyramid of area-averaged
+    halvings by a linear resize of less than 2x (a fifth to a tenth of an area resize of the
+    whole image, and within a few grey levels of it). Fields up to the side are cut crop by
+    crop, each distinct (image, box) once."""
 
     def __init__(self, images: dict[int, np.ndarray], side: int) -> None:
-        self.images, self.side = images, side
-        self._scaled: dict[tuple[int, int], np.ndarray] = {}
+        self.images, self.side = list(images.values()), side
+        if len({image.shape for image in self.images}) > 1:
+            raise ValueError("a CropCutter's images must all be one shape")
+        ids = np.fromiter(images, np.int64, len(images))
+        self._order = np.argsort(ids)
+        self._sorted_ids = ids[self._order]
+        self._stack: tuple[int, np.ndarray, np.ndarray] | None = None  # (size, framed stack, made): the last size
         self._halved: dict[tuple[int, int], np.ndarray] = {}
 
     def cut(self, boxes: np.ndarray, size: int) -> np.ndarray:
         """Crops for ``boxes`` ((n, 3) rows of source, top, left) of ``size`` pixels."""
-        out = np.empty((len(boxes), self.side, self.side, 3), np.uint8)
-        if not len(boxes):
-            return out
-        if size <= self.side:
-            distinct, which = np.unique(boxes, axis=0, return_inverse=True)
-            made = [cut_crop(self.images[source], y, x, size, self.side) for source, y, x in distinct.tolist()]
-            out[:] = np.stack(made)[which.reshape(-1)]
-            return out
         side = self.side
+        if not len(boxes):
+            return np.empty((0, side, side, 3), np.uint8)
+        rows = self._order[np.searchsorted(self._sorted_ids, boxes[:, 0])]
+        if size <= side:
+            distinct, which = np.unique(np.stack([rows, boxes[:, 1], boxes[:, 2]], -1), axis=0, return_inverse=True)
+            made = [cut_crop(self.images[row], y, x, size, side) for row, y, x in distinct.tolist()]
+            return np.stack(made)[which.reshape(-1)]
+        framed = self._framed(size, rows)
+        n, h, w, c = framed.shape
         at = np.rint(boxes[:, 1:] * (side / size)).astype(np.int64) + side  # in the framed, scaled image
-        order = np.argsort(boxes[:, 0], kind="stable")
-        sources, starts = np.unique(boxes[order, 0], return_index=True)
-        for source, rows in zip(sources.tolist(), np.split(order, starts[1:])):
-            framed = self._framed(source, size)  # the border makes every window a plain slice
-            h, w, c = framed.shape
-            y = np.clip(at[rows, 0], 0, h - side)
-            x = np.clip(at[rows, 1], 0, w - side)
-            # every side x side window of the framed image, as a view: one gather cuts them all
-            windows = np.lib.stride_tricks.as_strided(
-                framed, (h - side + 1, w - side + 1, side, side, c), framed.strides[:2] * 2 + framed.strides[2:],
-                writeable=False)
-            out[rows] = windows[y, x]
-        return out
+        y, x = np.clip(at[:, 0], 0, h - side), np.clip(at[:, 1], 0, w - side)
+        # every side x side window of every framed image, as a view: one gather cuts them all
+        windows = np.lib.stride_tricks.as_strided(
+            framed, (n, h - side + 1, w - side + 1, side, side, c), framed.strides[:3] + framed.strides[1:],
+            writeable=False)
+        return windows[rows, y, x]
 
-    def _framed(self, source: int, size: int) -> np.ndarray:
-        """The image scaled for fields of ``size``, in a black frame one side wide (what a
-        crop shows beyond the image, as ``cut_crop`` does)."""
-        if (source, size) not in self._scaled:
-            h, w = self.images[source].shape[:2]
-            scale = self.side / size
-            level = self._halving(source, int(np.floor(np.log2(size / self.side))))
-            target = (max(1, round(w * scale)), max(1, round(h * scale)))
-            scaled = level if level.shape[1::-1] == target else cv2.resize(level, target, interpolation=cv2.INTER_LINEAR)
-            self._scaled[source, size] = cv2.copyMakeBorder(scaled, *[self.side] * 4, cv2.BORDER_CONSTANT, value=0)
-        return self._scaled[source, size]
+    def _framed(self, size: int, rows: np.ndarray) -> np.ndarray:
+        """The stack of the images scaled for fields of ``size`` in their black frames, with at
+        least ``rows`` made. Only the last size's stack is kept: a layer's fields are one size,
+        and the layers come in order."""
+        if self._stack is None or self._stack[0] != size:
+            h, w, c = self.images[0].shape
+            h, w = max(1, round(h * self.side / size)), max(1, round(w * self.side / size))
+            self._stack = (size, np.zeros((len(self.images), h + 2 * self.side, w + 2 * self.side, c), np.uint8),
+                           np.zeros(len(self.images), bool))
+        _, stack, made = self._stack
+        inner = stack[:, self.side:-self.side, self.side:-self.side]
+        for row in np.unique(rows[~made[rows]]).tolist():
+            inner[row] = self._scaled(row, size)
+            made[row] = True
+        return stack
 
-    def _halving(self, source: int, times: int) -> np.ndarray:
-        """The image halved ``times`` times (area-averaged), kept for the next field size."""
+    def _scaled(self, row: int, size: int) -> np.ndarray:
+        """Image ``row`` scaled for fields of ``size``."""
+        h, w = self.images[row].shape[:2]
+        target = (max(1, round(w * self.side / size)), max(1, round(h * self.side / size)))
+        level = self._halving(row, int(np.floor(np.log2(size / self.side))))
+        return level if level.shape[1::-1] == target else cv2.resize(level, target, interpolation=cv2.INTER_LINEAR)
+
+    def _halving(self, row: int, times: int) -> np.ndarray:
+        """Image ``row`` halved ``times`` times (area-averaged), kept for the next field size."""
         if times <= 0:
-            return self.images[source]
-        if (source, times) not in self._halved:
-            above = self._halving(source, times - 1)
+            return self.images[row]
+        if (row, times) not in self._halved:
+            above = self._halving(row, times - 1)
             h, w = above.shape[:2]
-            self._halved[source, times] = (above if min(h, w) < 2 else
-                                           cv2.resize(above, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
-        return self._halved[source, times]
+            self._halved[row, times] = (above if min(h, w) < 2 else
+                                        cv2.resize(above, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
+        return self._halved[row, times]
 
 
 def backprop_crops(network: Network, store: CropStore, layers: Sequence[str], rule: str, max_pixels: int,
