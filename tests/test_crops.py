@@ -2,8 +2,10 @@
 lite0 against a brute-force computation, split runs, killed runs and bad inputs."""
 
 import logging
+import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -342,6 +344,11 @@ def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, 
                 assert np.array_equal(full.crops(a.slots), got.crops(b.slots))
 
 
+def _priority() -> int | None:
+    """This thread's nice value (Linux), or None."""
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform.startswith("linux") else None
+
+
 def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0, photo_folder, tmp_path, caplog):
     # chunks are saved on a thread while the network goes on: a failed save (a full disk)
     # must still end the run with its own error, and what was saved before it stays
@@ -355,14 +362,17 @@ def test_a_save_that_fails_behind_the_network_stops_the_run_with_its_error(lite0
 
     def failing_second(*args):
         commits.append(len(args[1]))
+        assert _priority() in (19, None)  # the save yields the CPU to the network
         if len(commits) == 2:
             raise UserError("cannot write crops: no space left on device")
         commit(*args)
 
     job.store.commit = failing_second
+    own_priority = _priority()
     with pytest.raises(UserError, match="no space left"):
         job.run([Source(p, False) for p in paths], batch=8, chunk=8)
     assert commits == [8, 8]  # nothing saved after the failure
+    assert _priority() == own_priority  # only the saver's thread
     assert len(CropStore(tmp_path).index()["images"]) == 8
     # stopped (Ctrl-C) while that failing save runs: it is not lost without a word
     commits.clear()

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -213,12 +216,13 @@ class CropJob:
             on_image: Callable[[int], None] | None = None,
             on_bad: Callable[[UserError], None] | None = None) -> CropRun:
         """Look at every image of ``sources`` not seen before; a full chunk is saved on a
-        thread of its own while the network goes on with the next (the save waits mostly on
-        the disk), so at most two chunks are unsaved at any time."""
+        thread of its own while the network goes on with the next, so at most two chunks are
+        unsaved at any time. The save runs at the lowest priority: on the CPU the network
+        leaves idle, and at full speed while the network waits for it."""
         seen = {int(i) for i in self.store.index().get("images", {})}
         report = CropRun()
         start = time.perf_counter()
-        with ThreadPoolExecutor(1, thread_name_prefix="deepvis-save") as saver:
+        with ThreadPoolExecutor(1, thread_name_prefix="deepvis-save", initializer=_lowest_priority) as saver:
             saving = None  # the previous chunk's save, while it runs
             try:
                 part = self._chunk()
@@ -338,6 +342,16 @@ class CropJob:
         entries = Entries(np.where(kept, best.values, fill).astype(np.float32), np.where(kept, best.sources, EMPTY),
                           best.positions, where)
         return entries, cutter.cut(boxes, field.size)
+
+
+def _lowest_priority() -> None:
+    """This thread yields the CPU to every other (Linux: its own nice value, 19); elsewhere,
+    or where that is refused, it runs as it is."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
 
 
 class _Chunk:
