@@ -21,7 +21,8 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
   crops   `deepvis crops` on lite0 (all layers, 224 px, JPEGs on disk): crops_images_per_s, and
           crops_overhead = its time per image / a bare batched forward pass (goal <= 1.3), the
           best of 6 runs of two chunks against the best bare pass (the host's bursts only slow
-          things down)
+          things down), and crops_overhead_paired_median, the median of those runs each against
+          the bare passes just before and after it
   soak    the live loop (worker thread + dashboards) over a looping video for 10 minutes (2 with
           --quick): RSS per minute and soak_rss_growth, last minute / first minute (goal < 1.05)
   gradients  attribution maps on lite0, one 224 px photo: attribution_overhead_lite0_METHOD = ms per
@@ -404,11 +405,14 @@ def part_crops(quick: bool) -> None:
     # rounds blocks against the crops' rounds runs: if anything, the bare pass is favoured).
     bare_s = min(t for b, _, a in steady + [cold] for t in (b, a))
     best = min(s for _, s, _ in steady)
+    paired = [s / ((b + a) / 2) for b, s, a in steady]
     print("crops_overhead_rounds (each run of two chunks against the bare passes around it): "
-          + " ".join(f"{s / ((b + a) / 2):.3f}" for b, s, a in steady), flush=True)
+          + " ".join(f"{r:.3f}" for r in paired), flush=True)
     emit("crops_images_per_s", 1 / best, f"images/s (lite0, all layers, 224 px, store holding {filled}+ images)")
     emit("crops_overhead", best / bare_s,
          f"x (per image, over a bare batched forward pass; best of {rounds} runs of {run}, store holding {filled}+)")
+    emit("crops_overhead_paired_median", float(np.median(paired)),
+         "x (the median of those runs, each against the bare passes just before and after it)")
     emit("crops_overhead_first_images", cold[1] / bare_s, f"x (the first {first} images, into an empty store)")
     emit("crops_bare_forward_images_per_s", 1 / bare_s, "images/s")
     emit("crops_cpu_steal", steal, "(share of the CPU time the host took while this part ran)")
