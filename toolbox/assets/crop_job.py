@@ -459,14 +459,12 @@ class CropCutter:
         _, stack, made = self._stack
         inner = stack[:, self.side:-self.side, self.side:-self.side]
         for row in np.unique(rows[~made[rows]]).tolist():
-            inner[row] = self._scaled(row, size)
+            inner[row] = self._scaled(row, size, inner.shape[2:0:-1])
             made[row] = True
         return stack
 
-    def _scaled(self, row: int, size: int) -> np.ndarray:
-        """Image ``row`` scaled for fields of ``size``."""
-        h, w = self.images[row].shape[:2]
-        target = (max(1, round(w * self.side / size)), max(1, round(h * self.side / size)))
+    def _scaled(self, row: int, size: int, target: tuple[int, int]) -> np.ndarray:
+        """Image ``row`` scaled for fields of ``size``, to ``target`` (width, height)."""
         level = self._halving(row, int(np.floor(np.log2(size / self.side))))
         return level if level.shape[1::-1] == target else cv2.resize(level, target, interpolation=cv2.INTER_LINEAR)
 
