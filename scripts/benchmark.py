@@ -20,7 +20,7 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
           224 px; goal >= 15)
   crops   `deepvis crops` on lite0 (all layers, 224 px, JPEGs on disk): crops_images_per_s, and
           crops_overhead = its time per image / a bare batched forward pass (goal <= 1.3), the
-          best of 6 runs of two chunks against the best bare pass (the host's bursts only slow
+          best of 4 runs of four chunks against the best bare pass (the host's bursts only slow
           things down), and crops_overhead_paired_median, the median of those runs each against
           the bare passes just before and after it
   soak    the live loop (worker thread + dashboards) over a looping video for 10 minutes (2 with
@@ -345,9 +345,10 @@ def part_crops(quick: bool) -> None:
     whole network on the same number of images and the same batch size. Two phases: the
     first images into an empty store (every entry new, every crop cut and written), then a
     long run's steady state (the store already holds ``filled`` images: what further chunks
-    of a big dataset cost): runs of two chunks, each between two bare passes of one chunk. A
+    of a big dataset cost): runs of four chunks, each between two bare passes of one chunk. A
     run saves a chunk while the network goes on with the next, and waits for its last save
-    at the end, so a run of two shows half a save that a long run would hide."""
+    at the end (0.4-0.6 s here): a long run hides it, a run of four shows a quarter of a save
+    per chunk, a run of two (the benchmark before) half."""
     import tempfile
 
     import numpy as np
@@ -360,8 +361,8 @@ def part_crops(quick: bool) -> None:
 
     net = load("efficientnet_lite0")
     c = Settings().crops
-    first, filled, rounds = (128, 256, 2) if quick else (256, 1024, 6)
-    run = 2 * c.chunk
+    first, filled, rounds = (128, 256, 2) if quick else (256, 1024, 4)
+    run = 4 * c.chunk
     with tempfile.TemporaryDirectory() as tmp:
         paths = _distinct_photos(Path(tmp), filled + rounds * run + c.batch)
         os.sync()  # the photos' writeback would otherwise land in the measured commits' fsyncs
@@ -406,7 +407,7 @@ def part_crops(quick: bool) -> None:
     bare_s = min(t for b, _, a in steady + [cold] for t in (b, a))
     best = min(s for _, s, _ in steady)
     paired = [s / ((b + a) / 2) for b, s, a in steady]
-    print("crops_overhead_rounds (each run of two chunks against the bare passes around it): "
+    print("crops_overhead_rounds (each run of four chunks against the bare passes around it): "
           + " ".join(f"{r:.3f}" for r in paired), flush=True)
     emit("crops_images_per_s", 1 / best, f"images/s (lite0, all layers, 224 px, store holding {filled}+ images)")
     emit("crops_overhead", best / bare_s,
