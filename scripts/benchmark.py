@@ -348,7 +348,7 @@ def part_crops(quick: bool) -> None:
     of a big dataset cost): runs of four chunks, each between two bare passes of one chunk. A
     run saves a chunk while the network goes on with the next, and waits for its last save
     at the end (0.4-0.6 s here): a long run hides it, a run of four shows a quarter of a save
-    per chunk, a run of two (the benchmark before) half."""
+    per chunk."""
     import tempfile
 
     import numpy as np
