@@ -1,0 +1,42 @@
+"""deepvis atlas: a static site of the precomputed assets: every unit on its own page."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from toolbox.cli.common import network, progress, setting_option, settings_of
+from toolbox.errors import UserError
+
+log = logging.getLogger("toolbox.cli")
+
+
+def add_parser(command) -> None:
+    p = command("atlas", run, "a static site of the precomputed assets: every unit on its own page",
+                "Writes SITE/index.html (the layers), SITE/<layer>/index.html (every unit's optimized image) and\n"
+                "SITE/<layer>/<unit>.html (optimized image, top and bottom crops, values, neighbours), from the\n"
+                "folder deepvis precompute / units / crops fill. Works from the file system; arrow keys move.\n"
+                "examples:\n  deepvis atlas -o atlas/ && xdg-open atlas/index.html\n"
+                "  deepvis atlas --model efficientnet_lite0 --assets /shared/atlas -o site/")
+    setting_option(p, ["-o", "--output"], "atlas.output_dir", metavar="SITE_DIR")
+    p.add_argument("--assets", metavar="DIR", help="the asset folder to read (default: units.output_dir, else where "
+                   "deepvis precompute writes for this network)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from toolbox.files import check_output_dir
+
+    settings = settings_of(args)
+    site = check_output_dir(settings.atlas.output_dir)
+    if args.assets and not Path(args.assets).is_dir():
+        raise UserError(f"asset folder not found: {args.assets}")
+    net = network(settings)
+    from toolbox.atlas import write_atlas
+
+    layers = [(name, net.spec.layer(name).channels) for name in net.spec.layer_names]
+    with progress(len(layers), "atlas", "layer") as bar:
+        assets = Path(args.assets) if args.assets else settings.unit_images_path(net.name)
+        report = write_atlas(net.name, layers, assets, site, on_layer=bar.update)
+    print(f"wrote {report.units} unit pages of {report.layers} layers ({report.unit_images} with optimized images, "
+          f"{report.units_with_crops} with crops) to {site}; open {site / 'index.html'}")

@@ -1,0 +1,93 @@
+"""deepvis attribute: which pixels of an image drive a unit or a class (gradient maps)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from toolbox.cli.common import bounded, network, setting_option, settings_of
+from toolbox.errors import UserError
+
+log = logging.getLogger("toolbox.cli")
+
+
+def add_parser(command) -> None:
+    p = command("attribute", run, "which pixels of an image drive a unit or a class (gradient maps)",
+                "methods: gradient, guided (guided backprop), deconv, gradcam (also writes OUT_overlay.png, the\n"
+                "heat map over the input), smoothgrad (a noise tunnel over --base), integrated (from a black\n"
+                "image). Prints the unit's or class's score. The image is fitted to the network's input first.\n"
+                "examples:\n"
+                "  deepvis attribute examples/chelsea.png --class 'egyptian cat' --method guided -o cat.png\n"
+                "  deepvis attribute examples/coffee.png --class espresso --method gradcam -o cup.png\n"
+                "  deepvis attribute examples/chelsea.png --layer block9_add --unit 17 --filter norm-blur")
+    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("--layer", "-l", help="layer of the unit to explain (see: deepvis layers)")
+    p.add_argument("--unit", "-u", type=bounded(int, 0), help="unit (channel) of --layer")
+    p.add_argument("--class", "-c", dest="klass", metavar="NAME_OR_ID",
+                   help="class to explain (its score before softmax): a label, any case, or its number")
+    setting_option(p, ["--method"], "attribute.method")
+    setting_option(p, ["--filter"], "attribute.filter")
+    setting_option(p, ["--unit-value"], "attribute.unit_value")
+    p.add_argument("--cam-layer", metavar="LAYER", help="gradcam: the layer whose maps are weighted (default: "
+                   "for a class the last layer, for a unit the layer before its own)")
+    setting_option(p, ["--base"], "attribute.smooth_base")
+    setting_option(p, ["--samples"], "attribute.samples", int)
+    setting_option(p, ["--noise"], "attribute.noise", float)
+    setting_option(p, ["--steps"], "attribute.steps", int)
+    setting_option(p, ["--batch"], "attribute.batch", int)
+    p.add_argument("-o", "--output", metavar="OUT.png", help="the map (default: IMAGE_METHOD.png here)")
+    p.add_argument("--seed", type=bounded(int, 0), default=0, help="smoothgrad's noise seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from toolbox.files import (
+        check_output_file,
+        clean_stray_parts,
+        display_path,
+        sibling_path,
+    )
+    from toolbox.images import IMAGE_SUFFIXES, read_image
+
+    if (args.layer is None) == (args.klass is None):
+        raise UserError("say what to explain: --layer L --unit U, or --class NAME_OR_ID (one of the two)")
+    if (args.layer is None) != (args.unit is None):
+        raise UserError("--layer and --unit go together: --layer L --unit U")
+    settings = settings_of(args)
+    a = settings.attribute
+    if args.cam_layer and a.method != "gradcam":
+        raise UserError(f"--cam-layer is for --method gradcam, not {a.method}")
+    output = args.output or f"{Path(args.image).stem}_{a.method}.png"
+    check_output_file(output, IMAGE_SUFFIXES)
+    if a.method == "gradcam":
+        check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
+    clean_stray_parts(Path(output).parent)
+    image = read_image(args.image, settings.images.max_pixels)
+    net = network(settings)
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.attribution import Attributor, Target
+    from toolbox.outputs.attribution import attribution_to_files, class_index
+
+    target = (Target.klass(class_index(net.labels, args.klass)) if args.klass is not None
+              else Target.unit(net.spec.layer(args.layer).name, args.unit, a.unit_value))
+    attributor = Attributor(net)
+    attributor.check(target)
+    rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
+    check_fits(net, net.spec.input_size, min(a.batch, rows), "--batch")
+    fitted = net.fit_input(image, settings.images.fit)
+    result = attributor(fitted, target, a.method, cam_layer=args.cam_layer, smooth_base=a.smooth_base,
+                        samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=args.seed)
+    written = attribution_to_files(result, fitted, output, a.filter)
+    if target.is_class:
+        what = f"class {target.index} ({net.labels[target.index]}): score {result.score:.4f} before softmax"
+    else:
+        where = "at its strongest position" if target.value == "max" else "summed over positions"
+        where += " (before any ReLU of the layer)"
+        what = f"{target.layer} unit {target.index}: {result.score:.4f} {where}"
+    extra = f"; Grad-CAM at {result.cam_layer}" if result.cam_layer else ""
+    if result.completeness_gap is not None:  # how far sum(map) is from score(image) - score(black)
+        difference = float(result.map.sum()) - result.completeness_gap
+        share = 100 * abs(result.completeness_gap) / max(abs(difference), 1e-12)
+        extra += f"; completeness gap {result.completeness_gap:.4g} ({share:.2g}% of the score's rise from black)"
+    print(what + extra)
+    print(f"wrote {' and '.join(display_path(p) for p in written)}")

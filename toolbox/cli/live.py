@@ -1,0 +1,84 @@
+"""deepvis live: the live toolbox window: every channel of a layer, on webcam, video or images."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from toolbox.cli.common import (
+    SETTING,
+    SETTING_FLAGS,
+    bounded,
+    keys_help,
+    network,
+    progress,
+    setting_option,
+    settings_of,
+)
+from toolbox.settings import describe
+
+log = logging.getLogger("toolbox.cli")
+
+
+def add_parser(command) -> None:
+    p = command("live", run, "the live toolbox window: every channel of a layer, on webcam, video or images",
+                "inputs: webcam, webcam:N, a video file (loops), a folder of images (cycles), one image.\n"
+                f"keys (default bindings; change them under live.keys in settings.yaml; h in the window lists them):\n"
+                f"{keys_help()}\n"
+                "Shift with a move: bigger steps; click a tile to select it. Unit images come from `deepvis units`\n"
+                "output when present, else are made on demand.\n"
+                "Ctrl-C ends a headless recording and keeps it (a playable MP4 of the frames so far).\n"
+                "examples:\n  deepvis live                       # the example photos\n"
+                "  deepvis live --input webcam\n"
+                "  deepvis live --input examples --headless --frames 5 -o shots/ --video demo.mp4")
+    setting_option(p, ["--input", "-i"], "live.input")
+    setting_option(p, ["--layer", "-l"], "live.layer")
+    setting_option(p, ["--backprop"], "live.backprop", metavar="METHOD")
+    p.add_argument("--dream", action="store_true", default=None, dest=f"{SETTING}live.dream",
+                   help=describe("live.dream") + "; also in headless recordings")
+    SETTING_FLAGS["live.dream"] = "--dream"
+    setting_option(p, ["--dream-layers"], "live.dream_layers")
+    setting_option(p, ["--dream-steps"], "live.dream_steps", int)
+    p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,
+                   help="unit selected first in headless mode (default 0)")
+    p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "
+                   "(automatic when there is no display)")
+    p.add_argument("--frames", type=bounded(int, 1, 10**9), help="headless: dashboards to render, advancing the "
+                   "input each time (default: one per image of a folder, else 30)")
+    p.add_argument("-o", "--output", metavar="DIR", help="headless: folder for dashboard PNGs (default deepvis-live)")
+    p.add_argument("--video", metavar="OUT.mp4", help="headless: also record the dashboards as an MP4")
+
+
+def run(args: argparse.Namespace) -> None:
+    from toolbox.app.display import display_available
+    from toolbox.app.sources import StillImages, open_source
+    from toolbox.files import check_output_dir, check_output_file, clean_stray_parts
+
+    settings = settings_of(args)
+    headless = args.headless or bool(args.output or args.video or args.frames)
+    if not headless and not display_available():
+        log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead (--headless)")
+        headless = True
+    out_dir = args.output or (None if args.video else "deepvis-live")
+    if headless:
+        if out_dir:
+            clean_stray_parts(check_output_dir(out_dir))
+        if args.video:
+            clean_stray_parts(check_output_file(args.video, (".mp4",)).parent)
+    source = open_source(settings.live_input, settings.images.max_pixels)
+    net = network(settings)
+    from toolbox.app.live import build_live_app
+
+    app = build_live_app(net, settings, source)
+    if not headless:
+        app.run_window()
+        return
+    frames = args.frames or (len(source.paths) if isinstance(source, StillImages) else 30)
+    with progress(frames, "dashboards", "frame") as bar:
+        written = app.run_headless(frames, Path(out_dir) if out_dir else None,
+                                   Path(args.video) if args.video else None, unit=args.unit,
+                                   progress=lambda: bar.update(1))
+    where = [f"{len(written)} dashboard{'s' * (len(written) != 1)} in {out_dir}/"] if written else []
+    where += [f"a recording in {args.video}"] if args.video else []
+    print("wrote " + " and ".join(where))

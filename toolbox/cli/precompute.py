@@ -1,0 +1,124 @@
+"""deepvis precompute: a whole network's unit images and crops, resumable, on one ."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from toolbox.cli.common import (
+    bounded,
+    parse_layers,
+    parse_units,
+    progress,
+    setting_option,
+    settings_of,
+    unit_folder_network,
+)
+from toolbox.errors import UserError
+
+log = logging.getLogger("toolbox.cli")
+
+
+def add_parser(command) -> None:
+    p = command("precompute", run, "a whole network's unit images and crops, resumable, on one "
+                "machine or a Ray cluster",
+                "Plans the work as tasks (a layer's batch of units; a shard of images for crops), records each\n"
+                "finished task in DIR/precompute/done/, and on a re-run does only what is missing. Results do not\n"
+                "depend on the number of workers. Without --crops it makes unit images; with --crops only crops,\n"
+                "unless --unit-images is given too. Ctrl-C keeps every finished task. Ray is an optional extra:\n"
+                "pip install 'deepvis[cluster]'.\n"
+                "examples:\n  deepvis precompute --layers block9_add,block12_add\n"
+                "  deepvis precompute --unit-images --crops ~/photos --workers 2\n"
+                "  deepvis precompute --layers all --unit-images --crops /shared/val --cluster ray://head:10001 "
+                "-o /shared/atlas")
+    p.add_argument("--layers", help="a,b or all (default: every layer the network offers)")
+    p.add_argument("--units", "-u", default="all", metavar="SPEC",
+                   help="units of each layer, e.g. 0-15 (default all)")
+    p.add_argument("--unit-images", action="store_true", help="make unit images (the default without --crops)")
+    p.add_argument("--crops", nargs="+", metavar="SRC",
+                   help="also (or only) each unit's top crops from these folders, videos, lists or images")
+    setting_option(p, ["--workers", "-w"], "precompute.workers", int)
+    setting_option(p, ["--cluster"], "precompute.cluster", metavar="ADDRESS")
+    setting_option(p, ["--threads"], "precompute.threads", int)
+    setting_option(p, ["--shard"], "precompute.shard", int)
+    setting_option(p, ["-o", "--output"], "units.output_dir", metavar="DIR")
+    setting_option(p, ["--size"], "units.size", int)
+    setting_option(p, ["--steps"], "units.steps", int)
+    setting_option(p, ["--preset"], "units.preset")
+    setting_option(p, ["--batch"], "units.batch", int)
+    setting_option(p, ["--top", "-k"], "crops.top", int)
+    p.add_argument("--seed", type=bounded(int, 0), default=0,
+                   help="random seed, as deepvis units uses it: same seed, same images (default 0)")
+
+
+def run(args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    settings = settings_of(args)
+    p, u, c = settings.precompute, settings.units, settings.crops
+    distributed = bool(p.workers or p.cluster)
+    if distributed:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError("--workers and --cluster need Ray: pip install 'deepvis[cluster]'")
+    start_tensorflow_quietly()  # the asset modules bring TensorFlow
+    from toolbox.assets.precompute import (
+        Committer,
+        CropParams,
+        TaskRecords,
+        UnitParams,
+        Worker,
+        plan_crop_tasks,
+        plan_unit_tasks,
+        remaining,
+        run_in_process,
+        source_list,
+    )
+
+    sources = source_list(args.crops) if args.crops else []  # a missing source fails before the network loads
+    if args.crops is not None and not sources:
+        raise UserError("--crops found no images")
+    make_units = args.unit_images or not args.crops
+    from toolbox.optvis.presets import get_preset
+
+    if make_units:
+        get_preset(u.preset)
+    net, folder = unit_folder_network(settings)
+    layers = parse_layers(args.layers, net)
+    unit_params = UnitParams(u.preset, u.size, u.steps, u.batch, args.seed) if make_units else None
+    crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
+                   if sources else None)
+    tasks = []
+    if unit_params is not None:
+        from toolbox.nets.memory import check_fits
+
+        check_fits(net, u.size, u.batch, "--size and --batch")
+        tasks += plan_unit_tasks({name: parse_units(args.units, net.spec.layer(name).channels) for name in layers},
+                                 unit_params)
+    if crop_params is not None:
+        tasks += plan_crop_tasks(sources, layers, p.shard, crop_params)
+    todo = remaining(tasks, TaskRecords(folder.root))
+    log.info("%d tasks: %d done by an earlier run, %d to do", len(tasks), len(tasks) - len(todo), len(todo))
+    commit = Committer(folder.root, net.name, unit_params)
+    with progress(len(todo), "precompute", "task") as bar:
+        def done(task, result) -> None:
+            bar.set_postfix_str(f"{task.describe()} ({result['seconds']:.1f} s)", refresh=False)
+            bar.update(1)
+
+        if distributed:
+            from toolbox.assets.cluster import RayRunner
+
+            worker_settings = dataclasses.replace(settings, model=net.name) if settings.model == "auto" else settings
+            outcome = RayRunner(worker_settings, unit_params, crop_params, p.workers, p.cluster, p.threads,
+                                p.retries).run(todo, commit, done)
+        else:
+            outcome = run_in_process(Worker(net, unit_params, crop_params), todo, commit, done)
+    commit.finish()
+    where = f"{outcome.workers} Ray workers" if distributed else "in this process"
+    retried = f", {outcome.retried} retried after a worker died" if outcome.retried else ""
+    bad = f", {commit.bad} unreadable images skipped" if commit.bad else ""
+    print(f"did {outcome.done} of {len(tasks)} tasks ({len(tasks) - len(todo)} done earlier) {where} in "
+          f"{outcome.seconds:.1f} s{retried}{bad}; assets in {folder.root}")
