@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> None:
         check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
     clean_stray_parts(Path(output).parent)
     image = read_image(args.image, settings.images.max_pixels)
-    net = network(settings)
+    net = network(settings, needs_classifier="attribute --class" if args.klass is not None else None)
     from toolbox.nets.memory import check_fits
     from toolbox.optvis.attribution import Attributor, Target
     from toolbox.outputs.attribution import attribution_to_files, class_index

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> None:
 
     get_preset(c.preset)
     clean_stray_parts(check_output_dir(args.output))
-    net = network(settings)
+    net = network(settings, needs_classifier="classes")
     from toolbox.nets.memory import check_fits
     from toolbox.outputs.classes import classes_to_files, parse_classes
 

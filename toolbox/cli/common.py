@@ -75,14 +75,15 @@ def settings_of(args: argparse.Namespace):
     return load_settings(path, overrides, labels)
 
 
-def network(settings):
-    """Start TensorFlow (quietly) and load the network the settings name."""
+def network(settings, needs_classifier: str | None = None):
+    """Start TensorFlow (quietly) and load the network the settings name; ``needs_classifier``
+    (the command or option that does) refuses a network without one in one line, before it loads."""
     from toolbox.tfstart import start_tensorflow_quietly
 
     start_tensorflow_quietly()
     from toolbox.nets import load_network
 
-    return load_network(settings)
+    return load_network(settings, needs_classifier=needs_classifier)
 
 
 def unit_folder_network(settings):

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> None:
     clean_stray_parts(Path(output).parent)
     settings = settings_of(args)
     image = None if args.from_noise else read_image(args.image, settings.images.max_pixels)
-    net = network(settings)
+    net = network(settings, needs_classifier="fool")
     from toolbox.nets.probe import top_classes
     from toolbox.outputs.attribution import class_index
     from toolbox.outputs.fool import fool_to_files

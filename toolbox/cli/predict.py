@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> None:
 
     paths = image_inputs(args.images)
     settings = settings_of(args)
-    net = network(settings)
+    net = network(settings, needs_classifier="predict")
     from toolbox.nets import Probe
 
     probe, bad, done = Probe(net, []), BadInputs(args.strict or len(paths) == 1), 0

@@ -90,7 +90,7 @@ def _spec_mismatch(model: Any, spec: ModelSpec, classes: int) -> str | None:
             return f"it has no layer {layer.name} with one output"
         if channels != layer.channels:
             return f"its layer {layer.name} has {channels} channels, the spec says {layer.channels}"
-    if model.outputs[0].shape[-1] != classes:
+    if spec.has_classifier and model.outputs[0].shape[-1] != classes:
         return f"it predicts {model.outputs[0].shape[-1]} classes, the labels list {classes}"
     return None
 
@@ -206,13 +206,17 @@ def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     return FALLBACK_MODEL, None
 
 
-def load_network(settings: Settings, random_weights: bool = False) -> Network:
+def load_network(settings: Settings, random_weights: bool = False, needs_classifier: str | None = None) -> Network:
     """The network named by ``settings.model``; ``random_weights`` (inception_v3 and
-    googlenet) skips the weights search, for benchmarks and structure tests."""
+    googlenet) skips the weights search, for benchmarks and structure tests. With
+    ``needs_classifier`` (what needs it, for the message), a network without one is refused
+    before anything is loaded."""
     name, weights = settings.model, settings.weights
     if name == "auto":
         name, weights = _choose_auto(settings)
     spec = load_spec(name, settings.models_path)
+    if needs_classifier:
+        spec.require_classifier(needs_classifier)
     if spec.builder == "googlenet":  # which file it is decides the classes and one width
         weights = None if random_weights else str(googlenet.find_weights(weights))
         spec = googlenet.spec_for(spec, googlenet.weights_kind(Path(weights)) if weights else googlenet.INCEPTION5H)

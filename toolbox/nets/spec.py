@@ -29,6 +29,19 @@ class ModelSpec:
     dream_layers: tuple[tuple[str, float], ...]  # default DeepDream objective
     source_items: tuple[tuple[str, Any], ...] = ()  # builder-specific: package, path, strides
     aliases: tuple[tuple[str, str], ...] = ()  # other names people know layers by -> our name
+    outputs: str = "probabilities"  # what the model ends in: one of OUTPUT_KINDS
+
+    @property
+    def has_classifier(self) -> bool:
+        """Whether the model ends in class scores (probabilities or logits) rather than features."""
+        return self.outputs != "features"
+
+    def require_classifier(self, what: str) -> None:
+        """A one-line UserError when ``what`` (a command or option) needs class scores that this
+        network does not have."""
+        if not self.has_classifier:
+            raise UserError(f"{self.name} has no classifier: its weights end at the pooled features, "
+                            f"so {what} cannot work on it (every per-layer command does)")
 
     @property
     def source(self) -> dict[str, Any]:
@@ -48,7 +61,9 @@ class ModelSpec:
                         f"; see: deepvis layers --model {self.name}")
 
 
-_REQUIRED = ("builder", "input_size", "min_size", "preprocess", "labels", "layers", "dream_layers")
+_REQUIRED = ("builder", "input_size", "min_size", "preprocess", "layers", "dream_layers")
+# probabilities: a softmax output; logits: class scores before it; features: no classifier at all
+OUTPUT_KINDS = ("probabilities", "logits", "features")
 
 
 def available_specs(models_dir: Path) -> list[str]:
@@ -77,7 +92,12 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
         missing = [k for k in _REQUIRED if k not in raw]
         if missing:
             raise UserError(f"model spec {path} lacks: {', '.join(missing)}")
-        labels = Path(raw["labels"])
+        outputs = str(raw.get("outputs", "probabilities"))
+        if outputs not in OUTPUT_KINDS:
+            raise UserError(f"model spec {path}: outputs must be one of {', '.join(OUTPUT_KINDS)}, not '{outputs[:40]}'")
+        if outputs != "features" and "labels" not in raw:
+            raise UserError(f"model spec {path} lacks: labels (or say outputs: features)")
+        labels = Path(raw.get("labels") or "")
         return ModelSpec(
             name=raw.get("name", path.stem),
             builder=raw["builder"],
@@ -91,12 +111,16 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
             source_items=tuple((str(k), tuple(v) if isinstance(v, list) else v)
                                for k, v in (raw.get("source") or {}).items()),
             aliases=tuple((str(k), str(v)) for k, v in (raw.get("aliases") or {}).items()),
+            outputs=outputs,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"model spec {path} is malformed: {e}") from None
 
 
 def read_labels(spec: ModelSpec) -> list[str]:
+    """The class names, one a line; none for a network without a classifier."""
+    if not spec.has_classifier:
+        return []
     if not spec.labels_file.is_file():
         raise UserError(f"labels file of {spec.name} not found: {spec.labels_file}")
     return [line.strip() for line in spec.labels_file.read_text().splitlines() if line.strip()]
