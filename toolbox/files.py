@@ -1,4 +1,9 @@
-"""Safe output files, in one place: every file the toolbox writes goes through here.
+"""Files in and out, in one place: every file the toolbox writes goes through here, and every
+input file it reads whole (images, weights, settings, lists) is opened by ``read_input``.
+
+Inputs: only regular files are read (a FIFO, a device such as /dev/zero or a socket named as
+an image, a video or a list is refused in one line instead of blocking or filling memory), and
+never more than a limit the caller states, checked before and while reading.
 
 Outputs are written under a temporary name in the target's folder and renamed onto the
 final name only when complete, so a reader (or the next run) never sees half a file:
@@ -14,6 +19,7 @@ Files that several processes update (JSON indexes) are changed under an exclusiv
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -21,6 +27,7 @@ import os
 import re
 import secrets
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Union
@@ -134,12 +141,21 @@ def atomic_write(path: PathLike, data: bytes) -> None:
         f.write(data)
 
 
-def check_output_dir(folder: PathLike) -> Path:
+def check_output_dir(folder: PathLike, create: bool = True) -> Path:
     """Create ``folder`` if needed and prove it writable by creating and removing a
-    temporary file, so a long job fails at once rather than when it saves its first result."""
+    temporary file, so a long job fails at once rather than when it saves its first result.
+    ``create=False`` checks without making anything: the folder, or the nearest folder above
+    it that exists, must be writable (so a run that fails later leaves no empty folder)."""
     p = _as_path(folder)
     if os.path.lexists(p) and not os.path.isdir(p):
         raise UserError(f"cannot write to folder {display_path(p)}: it is a file")
+    if not create:
+        above = p.absolute()
+        while not os.path.lexists(above) and above != above.parent:
+            above = above.parent
+        if not os.path.isdir(above) or not os.access(above, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write to folder {display_path(p)}: {display_path(above)} is not a writable folder")
+        return p
     try:
         p.mkdir(parents=True, exist_ok=True)
         probe = part_path(p / "write-test")
@@ -223,7 +239,52 @@ def locked(path: PathLike) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _move_aside(p: Path, why: str) -> Path:
+def _open_regular(p: Path, what: str) -> int:
+    """A read-only descriptor of ``p``, which must be a regular file. Opened without blocking,
+    so a FIFO with no writer is refused rather than waited on."""
+    name = display_path(p)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise UserError(f"{what} not found: {name}") from None
+        if e.errno == errno.EISDIR:
+            raise UserError(f"expected a file, got a folder: {name}") from None
+        raise UserError(f"cannot read {what} {name}: {_reason(e)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
+        raise UserError(f"refusing {what} {name}: it is {kind}")
+    return fd
+
+
+def check_regular_file(path: PathLike, what: str) -> Path:
+    """``path`` when it names a regular file (what OpenCV's video reader may open: it would
+    block on a FIFO and read a device forever); a one-line UserError otherwise."""
+    p = _as_path(path)
+    os.close(_open_regular(p, what))
+    return p
+
+
+def read_input(path: PathLike, what: str, limit: int) -> bytes:
+    """The whole of a regular file of at most ``limit`` bytes; ``what`` ("image", "settings
+    file") names it in the one-line UserError for anything else. The limit holds even for a
+    file that grows while it is read."""
+    p = _as_path(path)
+    fd = _open_regular(p, what)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(fd).st_size
+        data = f.read(limit + 1) if size <= limit else b""
+        if size > limit or len(data) > limit:
+            raise UserError(f"refusing {what} {display_path(p)}: {max(size, len(data)):,} bytes, more than the "
+                            f"{limit:,} a file of this kind can need")
+    return data
+
+
+def move_aside(p: Path, why: str) -> Path:
+    """Rename a damaged file to ``<name>.damaged-<time>`` (never delete what a user made), with
+    a warning saying ``why``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = p.with_name(f"{p.name}.damaged-{stamp}")
     n = 1
@@ -258,16 +319,17 @@ def update_json(path: PathLike, merge: Callable[[dict], dict],
             try:
                 current = json.loads(raw)
             except ValueError:
-                _move_aside(p, "is not valid JSON")
+                move_aside(p, "is not valid JSON")
             else:
                 if isinstance(current, dict) and validate(current):
                     data = current
                 else:
-                    _move_aside(p, "does not have the expected layout")
+                    move_aside(p, "does not have the expected layout")
         result = merge(data)
         atomic_write(p, (json.dumps(result, indent=indent) + "\n").encode())
         return result
 
 
 __all__ = ["PartFile", "atomic_output", "atomic_write", "check_output_dir", "check_output_file",
-           "clean_stray_parts", "display_path", "locked", "part_path", "update_json", "write_error"]
+           "check_regular_file", "clean_stray_parts", "display_path", "locked", "move_aside", "part_path", "read_input",
+           "update_json", "write_error"]

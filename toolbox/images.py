@@ -10,11 +10,9 @@ Writing goes through ``toolbox.files``: a file appears whole or not at all.
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import os
-import stat
 import warnings
 from pathlib import Path
 
@@ -23,11 +21,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from toolbox.errors import UserError
-from toolbox.files import PartFile, PathLike, atomic_write, display_path
+from toolbox.files import PartFile, PathLike, atomic_write, check_regular_file, display_path, read_input
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The only Pillow decoders ever used, whatever a file's name or content says: Pillow picks a
+# plugin from the content, and some plugins run other programs (EPS runs Ghostscript) or
+# parse formats deepvis does not document. MPO is the JPEG that cameras write with a preview.
+DECODERS = ("JPEG", "MPO", "PNG", "BMP", "WEBP")
 
 __all__ = ["IMAGE_SUFFIXES", "VideoWriter", "atomic_write", "ensure_min_side", "fit_square", "list_images",
            "decode_image", "read_image", "resize", "write_gif", "write_image"]
@@ -86,23 +88,21 @@ def _decode_jpeg(data: bytes, factor: int) -> np.ndarray | None:
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest image file worth reading when images may have ``max_pixels`` pixels: 8
+    bytes a pixel (a 16-bit RGBA PNG stored uncompressed) and 16 MB of metadata. One setting
+    (images.max_pixels) bounds both what is decoded and what is read."""
+    return 8 * max_pixels + (16 << 20)
+
+
 def read_image(path: PathLike, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
-    """Read an image file as RGB uint8 (H, W, 3); a UserError for anything unreadable or
-    declaring more than ``max_pixels`` pixels. With ``needed_side`` the image may come back
-    smaller, its shorter side still at least ``needed_side`` (or the full size)."""
+    """Read an image file as RGB uint8 (H, W, 3); a UserError for anything unreadable, not a
+    regular file, larger than ``max_file_bytes`` or declaring more than ``max_pixels`` pixels.
+    With ``needed_side`` the image may come back smaller, its shorter side still at least
+    ``needed_side`` (or the full size)."""
     p = Path(os.fsdecode(path))
-    name = display_path(p)
-    try:
-        st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise UserError(f"expected an image file, got a folder: {name}")
-        if st.st_size == 0:  # also what a device or a pipe says: not read
-            raise UserError(f"image file is empty: {name}")
-        data = p.read_bytes()
-    except OSError as e:
-        missing = e.errno in (errno.ENOENT, errno.ENOTDIR)
-        raise UserError(f"image not found: {name}" if missing else f"cannot read image {name}: {e.strerror}") from None
-    return decode_image(data, name, max_pixels, needed_side)
+    data = read_input(p, "image", max_file_bytes(max_pixels))
+    return decode_image(data, display_path(p), max_pixels, needed_side)
 
 
 def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_side: int | None = None) -> np.ndarray:
@@ -114,13 +114,13 @@ def decode_image(data: bytes, name: str, max_pixels: int = 100_000_000, needed_s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = None  # our own limit (max_pixels) applies instead
-            with Image.open(io.BytesIO(data)) as img:
+            with Image.open(io.BytesIO(data), formats=DECODERS) as img:
                 rgb = _decode(img, data, name, max_pixels, needed_side)
     except UserError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = "truncated" if "truncated" in str(e) else "not a readable image"
-        detail = "not a format it knows" if isinstance(e, UnidentifiedImageError) else " ".join(str(e).split())
+        detail = f"not one of the formats deepvis reads: {', '.join(IMAGE_SUFFIXES)}" if isinstance(e, UnidentifiedImageError) else " ".join(str(e).split())
         raise UserError(f"cannot read image {name}: {reason} ({display_path(detail)})") from None
     if rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise UserError(f"image has no pixels: {name}")
@@ -216,10 +216,17 @@ def opencv_path(path: PathLike) -> str:
     return text
 
 
+def open_video(path: PathLike) -> cv2.VideoCapture:
+    """OpenCV's reader of a video file: the one place an input video is opened. Only a regular
+    file is opened (OpenCV would block on a FIFO and read a device forever), under a name
+    OpenCV can take; whether it then decodes, the caller asks ``isOpened()``."""
+    return cv2.VideoCapture(opencv_path(check_regular_file(path, "video")))
+
+
 def _playable_frames(path: Path) -> int:
     """How many frames the finished file holds when it opens and its first frame decodes;
     -1 when it does not play (a write error, a full disk)."""
-    cap = cv2.VideoCapture(opencv_path(path))
+    cap = open_video(path)
     try:
         if not cap.isOpened() or not cap.read()[0]:
             return -1

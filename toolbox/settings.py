@@ -279,6 +279,8 @@ def _check(name: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> None:
         raise UserError(f"{name} must be {' or '.join(a.__name__ for a in allowed)}, not {_shown(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{name} must be a finite number, not {value}")
+    if isinstance(value, str) and "\x00" in value:  # no file name, layer or model holds one
+        raise UserError(f"{name} must not contain a NUL byte")
     lo, hi, above, choices = meta.get("lo"), meta.get("hi"), meta.get("above"), meta.get("choices")
     if choices and value not in choices:
         raise UserError(f"{name} must be one of {', '.join(choices)}, not {_shown(value)}{closest(str(value), choices)}")
@@ -347,7 +349,10 @@ def parse_layer_weights(text: str) -> dict[str, float]:
         try:
             weights[name.strip()] = float(weight) if weight else 1.0
         except ValueError:
-            raise UserError(f"bad layer weight '{part}' (use name:weight, e.g. block9_add:0.5)") from None
+            weights[name.strip()] = math.nan
+        if not math.isfinite(weights[name.strip()]):
+            raise UserError(f"bad layer weight '{_short.repr(part)[1:-1]}' (use name:weight with a finite number, "
+                            f"e.g. block9_add:0.5)")
     if not weights:
         raise UserError("--layers needs at least one layer name")
     return weights

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from toolbox.errors import UserError
+from toolbox.files import read_input
 
 MAX_YAML_BYTES = 1_000_000  # a settings file or model spec is a few KB
 
@@ -30,19 +31,14 @@ def read_yaml(path: str | Path, what: str) -> Any:
     """The parsed contents of a YAML file; ``what`` ("settings file") names it in errors."""
     p = Path(path)
     try:
-        if not p.is_file():
-            raise UserError(f"{what} not found: {p}" if not p.exists() else f"{what} is not a file: {p}")
-        size = p.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise UserError(f"{what} {p} is {size / 1e6:.1f} MB; the limit is {MAX_YAML_BYTES / 1e6:.0f} MB")
-        text = p.read_bytes().decode("utf-8")
+        text = read_input(p, what, MAX_YAML_BYTES).decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {p} is not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise UserError(f"cannot read {what} {p}: {e.strerror}") from None
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except UserError as e:
         raise UserError(f"{what} {p}: {e}") from None
     except yaml.YAMLError as e:
         raise UserError(f"{what} {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:  # brackets nested thousands deep
+        raise UserError(f"{what} {p} is nested too deeply to be a {what}") from None

@@ -14,6 +14,8 @@ def build_live_app(network: Network, settings: Settings, source) -> LiveApp:
     """The window's application on ``source`` (see sources.open_source): a network worker
     whose on-demand unit images go to, and come from, the folder ``deepvis units`` fills."""
     live = settings.live
-    worker = NetworkWorker(network, UnitImageFolder(settings.unit_images_path(network.name)),
+    folder = UnitImageFolder(settings.unit_images_path(network.name))
+    folder.check_model(network.name)  # never show another network's unit images or crops
+    worker = NetworkWorker(network, folder,
                            UnitImageSettings(settings.units.preset, live.unit_image_size, live.unit_image_steps))
     return LiveApp(worker, settings, source)

@@ -10,7 +10,7 @@ import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.files import display_path
-from toolbox.images import IMAGE_SUFFIXES, list_images, opencv_path, read_image
+from toolbox.images import IMAGE_SUFFIXES, list_images, open_video, read_image
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -83,7 +83,7 @@ class _Capture:
 
 class VideoFile(_Capture):
     def __init__(self, path: Path) -> None:
-        capture = cv2.VideoCapture(opencv_path(path))
+        capture = open_video(path)
         if not capture.isOpened():
             raise UserError(f"cannot open video {display_path(path)}")
         super().__init__(capture, path.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 import time
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,25 @@ def local_cores() -> int:
 def _first_line(e: BaseException) -> str:
     lines = [line for line in str(e).splitlines() if line.strip()]
     return (lines[-1] if lines else type(e).__name__)[:300]
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """A one-line UserError unless something accepts a connection at ``address`` (``HOST:PORT``
+    or ``ray://HOST:PORT``; ``auto`` is left to Ray): Ray itself retries an address where
+    nobody listens for minutes, printing its own warnings."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, _, port = hostport.rstrip("/").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"--cluster {address[:80]!r} is not an address: use HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        reason = "timed out" if isinstance(e, TimeoutError) else (e.strerror or type(e).__name__)
+        raise UserError(f"no Ray cluster answers at {address[:80]} ({reason}); is its head running "
+                        f"('ray start --head')?") from None
 
 
 class _ActorBody:
@@ -79,6 +99,7 @@ class RayRunner:
         quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
         try:
             if self.address:  # an existing cluster: its resources and dashboard are its own
+                check_address(self.address)
                 ray.init(address=self.address, **quiet)
             else:
                 ray.init(num_cpus=max(self.workers, local_cores()), include_dashboard=False, **quiet)

@@ -33,8 +33,8 @@ import tensorflow as tf
 from toolbox.assets.crops import (EMPTY, NO_CROP, CropStore, Entries, LayerCrops, content_digest, merge,
                                   merge_candidates, source_id)
 from toolbox.errors import UserError
-from toolbox.files import display_path
-from toolbox.images import IMAGE_SUFFIXES, decode_image, list_images, opencv_path
+from toolbox.files import display_path, read_input
+from toolbox.images import IMAGE_SUFFIXES, decode_image, list_images, max_file_bytes, open_video
 from toolbox.nets import Network
 from toolbox.nets.fields import Field
 
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 LIST_SUFFIXES = (".txt", ".lst")
+MAX_LIST_BYTES = 64 << 20  # a list of a million paths
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,13 @@ def find_sources(specs: Sequence[str]) -> list[Source]:
         p = Path(spec).expanduser()
         if p.is_dir():
             found.extend(Source(f, False) for f in list_images(p, recursive=True))
-            found.extend(Source(f, True) for f in sorted(p.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES)
+            found.extend(Source(f, True) for f in sorted(p.rglob("*"))
+                         if f.suffix.lower() in VIDEO_SUFFIXES and not f.name.startswith(".") and f.is_file())
         elif not p.exists():
             raise UserError(f"image source not found: {display_path(p)}")
         elif p.suffix.lower() in LIST_SUFFIXES:
-            lines = [line.strip() for line in p.read_text(errors="replace").splitlines()]
+            text = read_input(p, "image list", MAX_LIST_BYTES).decode("utf-8", "replace")
+            lines = [line.strip() for line in text.splitlines()]
             listed = [p.parent / line for line in lines if line and not line.startswith("#")]
             if not listed:
                 raise UserError(f"the list {display_path(p)} names no images")
@@ -86,7 +89,7 @@ def count_images(sources: Sequence[Source], every: int) -> int:
             total += 1
             continue
         try:
-            capture = cv2.VideoCapture(opencv_path(source.path))
+            capture = open_video(source.path)
         except UserError:
             continue
         frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if capture.isOpened() else 0
@@ -122,6 +125,7 @@ class CropJob:
         self.k, self.side, self.max_pixels, self.fit = k, side, max_pixels, fit
         size = network.spec.input_size
         self.shapes = network.layer_shapes(size)
+        store.check_compatible(network.name, side)  # one network, one crop size per store
         known = store.index()  # a later run reuses the fields an earlier one measured
         known = known.get("layers", {}) if known.get("model") == network.name else {}
         self.fields: dict[str, Field] = {
@@ -153,9 +157,9 @@ class CropJob:
 
     def _load_file(self, path: Path, seen: set[int]) -> Loaded:
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            return Loaded(0, {}, None, UserError(f"cannot read image {display_path(path)}: {e.strerror}"))
+            data = read_input(path, "image", max_file_bytes(self.max_pixels))
+        except UserError as e:
+            return Loaded(0, {}, None, e)
         digest = content_digest(data)
         sid = source_id(digest)
         info = {"path": str(path), "frame": None, "sha256": digest.hex()}
@@ -169,7 +173,7 @@ class CropJob:
 
     def _video_frames(self, path: Path, every: int, seen: set[int]) -> Iterator[Loaded]:
         try:
-            capture = cv2.VideoCapture(opencv_path(path))
+            capture = open_video(path)
         except UserError as e:
             yield Loaded(0, {}, None, e)
             return
@@ -541,9 +545,10 @@ def _reload(info: dict | None, network: Network, max_pixels: int, fit: str) -> n
     path = Path(info["path"])
     try:
         if info.get("frame") is None:
-            return network.fit_input(decode_image(path.read_bytes(), display_path(path), max_pixels,
+            return network.fit_input(decode_image(read_input(path, "image", max_file_bytes(max_pixels)),
+                                                  display_path(path), max_pixels,
                                                   network.spec.input_size), fit)
-        capture = cv2.VideoCapture(opencv_path(path))
+        capture = open_video(path)
         try:
             capture.set(cv2.CAP_PROP_POS_FRAMES, int(info["frame"]))
             ok, bgr = capture.read()

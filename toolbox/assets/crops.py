@@ -38,6 +38,7 @@ import json
 import logging
 import os
 import re
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,18 @@ from typing import Iterable
 
 import numpy as np
 
-from toolbox.files import atomic_output, clean_stray_parts, display_path, locked, update_json
+from toolbox.errors import UserError
+from toolbox.files import atomic_output, clean_stray_parts, display_path, locked, move_aside, update_json
 
 log = logging.getLogger(__name__)
 
 EMPTY = np.iinfo(np.int64).max  # the source id of an empty slot
 FORMAT_VERSION = 2
 NO_CROP = -1  # the slot of an entry without a crop
+MAX_SIDE = 1024  # of a crop
+MAX_RECORDS = 1 << 31
+# what reading a damaged layer file can raise: cut short, random bytes, arrays that disagree
+DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile)
 
 
 def source_id(digest: bytes) -> int:
@@ -182,6 +188,7 @@ class CropStore:
         self.dir = Path(root) / "crops"
         self._cache: dict[str, tuple[tuple, LayerCrops]] = {}  # layer -> (file stamp, what it held)
         self._prepared = False
+        self._forget_seen = False  # a layer file was found damaged: the index forgets what it saw
 
     @property
     def index_path(self) -> Path:
@@ -230,27 +237,42 @@ class CropStore:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            stored = self._read(path)
-        except (OSError, ValueError, KeyError) as e:
-            log.warning("crops of %s in %s are unreadable (%s); they will be made again", layer,
-                        display_path(path), e)
+            stored = self._read(layer, path)
+        except DAMAGE as e:
+            log.warning("crops of %s in %s are damaged (%s); they will be made again", layer,
+                        display_path(path), " ".join(str(e).split())[:200] or type(e).__name__)
             return None
         self._cache[layer] = (stamp, stored)
         return stored
 
-    def _read(self, path: Path) -> LayerCrops:
+    def _load_for_write(self, layer: str) -> LayerCrops | None:
+        """``load`` for a writer (under the lock): a damaged layer file is moved aside, and the
+        index forgets every image it lists, so that the next run looks at them again and what
+        the file held is made again (the merge drops repeats in the layers that kept theirs)."""
+        stored = self.load(layer)
+        path = self.layer_path(layer)
+        if stored is None and self._stamp(path):
+            move_aside(path, "is damaged")
+            self._forget_seen = True
+        return stored
+
+    def _read(self, layer: str, path: Path) -> LayerCrops:
         with np.load(path, allow_pickle=False) as z:
             if "top_crops" in z.files:  # format 1: the crops inside the .npz; the next commit moves them out
-                return _from_format_1(z)
+                return _checked(_from_format_1(z), None)
             sides = [Entries(z[f"{s}_values"], z[f"{s}_sources"], z[f"{s}_positions"], z[f"{s}_slots"])
                      if f"{s}_values" in z.files else None for s in ("top", "bottom")]
             backprop = (BackpropCrops(str(z["backprop_rule"]), z["backprop_sources"], z["backprop_slots"])
                         if "backprop_sources" in z.files else None)
             pool_name, records, side = str(z["pool"]), int(z["pool_records"]), int(z["side"])
+        if not re.fullmatch(rf"{re.escape(layer)}\.\d+\.pool", pool_name):  # a store reads only its own files
+            raise ValueError(f"its pool is named {pool_name[:80]!r}, not {layer}.<n>.pool")
+        if not 0 < side <= MAX_SIDE or not 0 <= records <= MAX_RECORDS:
+            raise ValueError(f"it declares {records} crops of side {side}")
         pool_file = self.dir / pool_name
         if os.path.getsize(pool_file) < records * side * side * 3:
             raise ValueError(f"{pool_name} holds fewer crops than its index says")
-        return LayerCrops(sides[0], sides[1], backprop, _mapped_pool(pool_file, records, side))
+        return _checked(LayerCrops(sides[0], sides[1], backprop, _mapped_pool(pool_file, records, side)), records)
 
     def _write(self, layer: str, old: LayerCrops | None, top: Entries, bottom: Entries | None,
                backprop: BackpropCrops | None, new: np.ndarray) -> None:
@@ -332,9 +354,10 @@ class CropStore:
         images again, and the merge drops the repeats)."""
         self._prepare()
         with locked(self.dir / "layers"):  # .layers.lock; update_json then takes the index's own
+            self.check_compatible(meta["model"], meta["side"])
             writes = []
             for layer, new in found.items():
-                old = self.load(layer)
+                old = self._load_for_write(layer)
                 k = new.top.k
 
                 def side(fresh: Entries | None, stored: Entries | None, descending: bool) -> Entries | None:
@@ -353,8 +376,12 @@ class CropStore:
                 for done in [pool.submit(self._write, *args) for args in writes]:
                     done.result()
 
+            forget = self._forget_seen
+
             def add(data: dict) -> dict:
                 data = data or {"version": FORMAT_VERSION, "images": {}}
+                if forget:  # a layer file was damaged: every image is looked at again by the next run
+                    data["images"] = {}
                 data.update({key: value for key, value in meta.items() if key != "layers"})
                 data["version"] = FORMAT_VERSION
                 data.setdefault("layers", {}).update(meta.get("layers", {}))
@@ -362,13 +389,26 @@ class CropStore:
                 return data
 
             update_json(self.index_path, add, valid_index, indent=None)  # it lists every image seen
+            self._forget_seen = False
+
+    def check_compatible(self, model: str, side: int) -> None:
+        """A one-line UserError when the store holds another network's crops, or crops of
+        another side (one pool holds records of one size: mixing them shows stripes)."""
+        index = self.index()
+        held = index.get("model")
+        if held and held != model:
+            raise UserError(f"{display_path(self.dir)} holds crops of {display_path(held)[:60]}, not {model}: "
+                            f"choose another folder")
+        if index.get("images") and index.get("side") not in (None, side):
+            raise UserError(f"the crops in {display_path(self.dir)} are {index['side']} px; give --side "
+                            f"{index['side']} (crops.side), or another folder for {side} px crops")
 
     def set_backprop(self, layer: str, rule: str, units: np.ndarray, slots: np.ndarray, sources: np.ndarray,
                      crops: np.ndarray) -> None:
         """Store attribution crops made with ``rule`` for the top entries (``units``, ``slots``)
         of ``sources`` (under the lock, beside them); those of another rule are dropped."""
         with locked(self.dir / "layers"):
-            stored = self.load(layer)
+            stored = self._load_for_write(layer)
             if stored is None:
                 return
             self._prepare()
@@ -446,6 +486,52 @@ def _same(a: Entries | None, b: Entries | None) -> bool:
     return np.array_equal(a.sources, b.sources) and np.array_equal(a.values, b.values)
 
 
+def _checked(stored: LayerCrops, records: int | None) -> LayerCrops:
+    """``stored`` when its arrays agree with each other and every slot points into its pool
+    (``records`` crops; None: the pool in memory); ValueError naming the first that does not."""
+    records = len(stored.pool) if records is None else records
+    if stored.top is None:
+        raise ValueError("it has no top entries")
+    units, k = stored.top.values.shape if stored.top.values.ndim == 2 else (-1, -1)
+    tables = []
+    for name, e in (("top", stored.top), ("bottom", stored.bottom)):
+        if e is None:
+            continue
+        if not (e.values.shape == e.sources.shape == e.slots.shape == (units, k) and e.positions.shape == (units, k, 2)):
+            raise ValueError(f"its {name} arrays disagree in shape")
+        if e.values.dtype.kind != "f" or e.sources.dtype != np.int64 or e.positions.dtype.kind != "i":
+            raise ValueError(f"its {name} arrays have the wrong types")
+        tables.append(e.slots)
+    if stored.backprop is not None:
+        b = stored.backprop
+        if not b.sources.shape == b.slots.shape == (units, k):
+            raise ValueError("its backprop arrays disagree in shape")
+        tables.append(b.slots)
+    for slots in tables:
+        if slots.dtype.kind != "i" or slots.size and (slots.min() < NO_CROP or slots.max() >= records):
+            raise ValueError(f"a slot points outside its pool of {records} crops")
+    return stored
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def valid_index(data: object) -> bool:
-    return (isinstance(data, dict) and isinstance(data.get("images"), dict)
-            and isinstance(data.get("layers", {}), dict))
+    """Whether ``data`` has the documented layout of ``crops/index.json``, all the way down."""
+    if not (isinstance(data, dict) and isinstance(data.get("images"), dict)
+            and isinstance(data.get("layers", {}), dict)):
+        return False
+    if not all(isinstance(data.get(key, ""), str) for key in ("model",)) or \
+            not all(_is_int(data.get(key, 0)) for key in ("k", "side", "version")):
+        return False
+    for info in data.get("layers", {}).values():
+        field = info.get("field", [1, 1, 0, 0]) if isinstance(info, dict) else None
+        if not (isinstance(field, list) and len(field) == 4 and all(_is_int(v) for v in field)
+                and isinstance(info.get("signed", False), bool)):
+            return False
+    for key, info in data["images"].items():
+        if not (isinstance(key, str) and key.isdigit() and isinstance(info, dict)
+                and isinstance(info.get("path"), str) and (info.get("frame") is None or _is_int(info.get("frame")))):
+            return False
+    return True

@@ -94,27 +94,28 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams) -> list[Task]:
-    """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds)."""
+def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams, model: str = "") -> list[Task]:
+    """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds);
+    the ids name ``model`` too (two networks may share layer names)."""
     tasks = []
     for layer, units in layers.items():
         units = list(units)
         for start in range(0, len(units), p.batch):
             chunk = tuple(units[start:start + p.batch])
             seed = p.seed + start
-            digest = _digest(layer, chunk, p.preset, p.size, p.steps, seed)
+            digest = _digest(layer, chunk, p.preset, p.size, p.steps, seed, *([model] if model else []))
             tid = f"units-{layer}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"
             tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed))
     return tasks
 
 
 def plan_crop_tasks(sources: Sequence[tuple[str, bool]], layers: Sequence[str], shard: int,
-                    p: CropParams) -> list[Task]:
-    """The sources in shards of ``shard``, each for every layer."""
+                    p: CropParams, model: str = "") -> list[Task]:
+    """The sources in shards of ``shard``, each for every layer (of ``model``, named in the ids)."""
     tasks = []
     for start in range(0, len(sources), shard):
         part = tuple((str(path), bool(video)) for path, video in sources[start:start + shard])
-        tid = f"crops-{start:07d}-{_digest(part, list(layers), p.k, p.side, p.every, p.fit)}"
+        tid = f"crops-{start:07d}-{_digest(part, list(layers), p.k, p.side, p.every, p.fit, *([model] if model else []))}"
         tasks.append(Task(tid, "crops", sources=part, layers=tuple(layers)))
     return tasks
 
@@ -129,7 +130,13 @@ class TaskRecords:
         return self.dir / f"{task.id}.json"
 
     def done(self, task: Task) -> bool:
-        return self.path(task).is_file()
+        """Whether the task's record is there and whole: a record that is not JSON, or names
+        another task, does not count (the task is done again and its record rewritten)."""
+        try:
+            record = json.loads(self.path(task).read_bytes())
+        except (OSError, ValueError):
+            return False
+        return isinstance(record, dict) and record.get("task") == task.id
 
     def mark(self, task: Task, **info: Any) -> None:
         record = {"task": task.id, "kind": task.kind, "what": task.describe(), **info}

@@ -7,6 +7,11 @@ In a unit-image folder (``deepvis units -o DIR``; by default
     <layer>_sheet.png             a contact sheet of the units of the latest run
     <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}}
     .<layer>_objectives.json.lock the lock its writers take (kept: see toolbox.files.locked)
+    deepvis-assets.json           {"model"}: the network whose assets the folder holds (``claim``)
+
+A folder holds one network's assets: lite0 and lite2 share layer names, so a unit image or a
+crop of one must never be shown as the other's. Every job that writes into a folder claims it
+for its network first, and every reader checks the claim (``check_model``).
 
 Runs add to a folder: the JSON keeps earlier units' entries. Several runs (and the live
 window's worker) may add to one folder at once: the JSON is updated under a lock, and a
@@ -15,13 +20,21 @@ damaged one is moved aside (``<layer>_objectives.json.damaged-<time>``), never d
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
 
-from toolbox.files import check_output_dir, clean_stray_parts, update_json
+from toolbox.errors import UserError
+from toolbox.files import (
+    atomic_write,
+    check_output_dir,
+    clean_stray_parts,
+    display_path,
+    update_json,
+)
 from toolbox.images import read_image, write_image
 
 
@@ -33,7 +46,17 @@ def valid_index(data: object) -> bool:
     """Whether ``data`` has the documented layout of an objectives JSON."""
     return (isinstance(data, dict) and isinstance(data.get("model"), str) and isinstance(data.get("layer"), str)
             and isinstance(data.get("units"), dict)
-            and all(_is_unit_key(k) and isinstance(v, dict) for k, v in data["units"].items()))
+            and all(_is_unit_key(k) and _valid_entry(v) for k, v in data["units"].items()))
+
+
+def _valid_entry(entry: object) -> bool:
+    """One unit's entry: its objective value, and how it was made (each optional but typed)."""
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    return (isinstance(entry, dict) and number(entry.get("objective"))
+            and isinstance(entry.get("preset", ""), str)
+            and all(number(entry.get(key, 0)) for key in ("size", "steps")))
 
 
 class UnitImageFolder:
@@ -45,6 +68,37 @@ class UnitImageFolder:
         UserError otherwise) and remove the temporaries of killed runs."""
         check_output_dir(self.root)
         clean_stray_parts(self.root)
+
+    @property
+    def record_path(self) -> Path:
+        return self.root / "deepvis-assets.json"
+
+    def held_model(self) -> str | None:
+        """The network whose assets the folder holds: its record, else (a folder of an earlier
+        version) what its crop index or an objectives file names; None for a new folder."""
+        candidates = [self.record_path, self.root / "crops" / "index.json",
+                      *sorted(self.root.glob("*_objectives.json"))[:1]]
+        for path in candidates:
+            try:
+                model = json.loads(path.read_bytes()).get("model")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(model, str) and model:
+                return model
+        return None
+
+    def check_model(self, model: str) -> None:
+        """A one-line UserError when the folder holds another network's assets."""
+        held = self.held_model()
+        if held is not None and held != model:
+            raise UserError(f"{display_path(self.root)} holds the assets of {display_path(held)[:60]}, not {model}: "
+                            f"choose another folder, or --model {display_path(held)[:60]}")
+
+    def claim(self, model: str) -> None:
+        """Before writing: the folder becomes ``model``'s (refused when it is another's)."""
+        self.check_model(model)
+        if not self.record_path.is_file():
+            atomic_write(self.record_path, (json.dumps({"model": model}) + "\n").encode())
 
     def image_path(self, layer: str, unit: int) -> Path:
         return self.root / f"{layer}_{unit:04d}.png"

@@ -146,9 +146,10 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
                 on_layer: Callable[[int], None] | None = None) -> AtlasReport:
     """Write the site of ``model``'s ``layers`` [(name, channels)] from the asset folder
     ``assets`` (unit images and crops) into ``site``."""
+    folder, store = UnitImageFolder(assets), CropStore(assets)
+    folder.check_model(model)  # before the site's folder is made
     site = check_output_dir(site)
     clean_stray_parts(site)
-    folder, store = UnitImageFolder(assets), CropStore(assets)
     index = store.index()
     if index and index.get("model") not in (None, model):
         index = {}

@@ -87,6 +87,10 @@ def _setup_output() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is first imported
+    # before OpenCV is first imported: its own and FFmpeg's lines ("moov atom not found") would
+    # reach stderr without the deepvis: prefix; every failure they report is said in our words
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     _setup_output()
     args = build_parser().parse_args(argv)
     try:

@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.files import check_output_dir
 
     settings = settings_of(args)
-    site = check_output_dir(settings.atlas.output_dir)
     if args.assets and not Path(args.assets).is_dir():
         raise UserError(f"asset folder not found: {args.assets}")
+    site = check_output_dir(settings.atlas.output_dir, create=False)  # write_atlas makes it
     net = network(settings)
     from toolbox.atlas import write_atlas
 

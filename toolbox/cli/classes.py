@@ -36,12 +36,13 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.optvis.presets import get_preset
 
     get_preset(c.preset)
-    clean_stray_parts(check_output_dir(args.output))
+    check_output_dir(args.output, create=False)  # made once the classes are known to be right
     net = network(settings, needs_classifier="classes")
     from toolbox.nets.memory import check_fits
     from toolbox.outputs.classes import classes_to_files, parse_classes
 
     classes = parse_classes(net.labels, args.classes)
+    clean_stray_parts(check_output_dir(args.output))
     check_fits(net, c.size, min(c.batch, len(classes)), "--size and --batch")
     result, paths = classes_to_files(net, classes, args.output, c, args.seed, progress)
     for index, rank, p in zip(result.classes, result.ranks, result.probabilities):

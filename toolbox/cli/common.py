@@ -103,6 +103,7 @@ def unit_folder_network(settings):
     if folder is None:
         folder = UnitImageFolder(settings.unit_images_path(net.name))
         folder.prepare()
+    folder.claim(net.name)  # one network's assets per folder
     return net, folder
 
 

@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> None:
         if importlib.util.find_spec("ray") is None:
             raise UserError("--workers and --cluster need Ray: pip install 'deepvis[cluster]'")
     start_tensorflow_quietly()  # the asset modules bring TensorFlow
+    if p.cluster:  # before the slow start: Ray retries a dead address for minutes
+        from toolbox.assets.cluster import check_address
+
+        check_address(p.cluster)
     from toolbox.assets.precompute import (
         Committer,
         CropParams,
@@ -97,9 +101,12 @@ def run(args: argparse.Namespace) -> None:
 
         check_fits(net, u.size, u.batch, "--size and --batch")
         tasks += plan_unit_tasks({name: parse_units(args.units, net.spec.layer(name).channels) for name in layers},
-                                 unit_params)
+                                 unit_params, net.name)
     if crop_params is not None:
-        tasks += plan_crop_tasks(sources, layers, p.shard, crop_params)
+        from toolbox.assets.crops import CropStore
+
+        CropStore(folder.root).check_compatible(net.name, c.side)  # before any work
+        tasks += plan_crop_tasks(sources, layers, p.shard, crop_params, net.name)
     todo = remaining(tasks, TaskRecords(folder.root))
     log.info("%d tasks: %d done by an earlier run, %d to do", len(tasks), len(tasks) - len(todo), len(todo))
     commit = Committer(folder.root, net.name, unit_params)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import array
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -29,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from toolbox.errors import UserError
+from toolbox.files import read_input
 
 MAX_BYTES = 1 << 30  # far above bvlc_googlenet (53 MB)
 MAX_ELEMENTS = 1 << 28  # per blob
@@ -194,14 +194,7 @@ def parse_net(buf: bytes) -> CaffeNet:
 
 def read_bytes(path: str | Path, what: str) -> bytes:
     """The whole file, refused past MAX_BYTES before it is read."""
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_BYTES:
-                raise UserError(f"refusing {what} {path}: {size} bytes, more than a weights file of this kind holds")
-            return f.read()
-    except OSError as e:
-        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    return read_input(path, what, MAX_BYTES)
 
 
 def read_caffemodel(path: str | Path, data: bytes | None = None) -> CaffeNet:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,13 @@ class LRN:
     alpha: float
     beta: float
 
+    def __post_init__(self) -> None:  # what a file may say: checked before anything is built or cached
+        numbers = (self.bias, self.alpha, self.beta)
+        if not (0 <= self.depth_radius <= 64 and all(math.isfinite(v) for v in numbers) and self.bias > 0
+                and self.alpha >= 0 and self.beta >= 0):
+            raise ValueError(f"an LRN with depth_radius {self.depth_radius}, bias {self.bias}, alpha {self.alpha}, "
+                             f"beta {self.beta} (a radius of 0..64, a positive bias, alpha and beta >= 0 expected)")
+
 
 # Caffe: local_size 5, alpha 1e-4, beta 0.75, k 1 (bvlc_googlenet's prototxt); Caffe divides
 # alpha by local_size. TensorFlow's LRN op defaults, for attributes a frozen graph leaves out.
@@ -147,6 +155,9 @@ def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
     w, b = arrays["softmax2_w"], arrays["softmax2_b"]
     if w.ndim != 2 or b.shape != (w.shape[1],):
         raise ValueError(f"softmax2 has weights {w.shape} and bias {b.shape}")
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
 
 
 def build(weights: GoogLeNetWeights):

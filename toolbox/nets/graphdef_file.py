@@ -19,6 +19,9 @@ from toolbox.errors import UserError
 from toolbox.nets.caffe_file import MAX_ELEMENTS, read_bytes
 
 DT_FLOAT = 1  # tensorflow/core/framework/types.proto
+# A constant may give one value for all of its elements (TensorFlow repeats it): fine for a
+# small fill, but a 70-byte file could declare gigabytes that way. Weights are stored whole.
+MAX_FILLED = 1 << 16
 
 
 class FrozenGraph:
@@ -82,6 +85,8 @@ class FrozenGraph:
                 raise ValueError(f"constant {name} has {len(tensor.tensor_content)} bytes for shape {shape}")
         elif len(tensor.float_val) not in (1, count):
             raise ValueError(f"constant {name} has {len(tensor.float_val)} values for shape {shape}")
+        elif len(tensor.float_val) < count and count > MAX_FILLED:  # one value repeated: no weights look so
+            raise ValueError(f"constant {name} declares {count:,} values from one (shape {shape})")
         return np.array(tf.make_ndarray(tensor), dtype=np.float32)
 
 

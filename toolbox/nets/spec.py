@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from toolbox.errors import UserError, closest
+from toolbox.files import display_path
 from toolbox.yamlfile import read_yaml
 
 
@@ -82,7 +83,7 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
         found = False
     if not found:
         known = available_specs(models_dir)
-        shown = name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "..."
+        shown = display_path(name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "...")
         raise UserError(f"unknown model '{shown}'{closest(name_or_path, known + ['auto'])}; "
                         f"known: auto, {', '.join(known)}")
     raw = read_yaml(path, "model spec") or {}
