@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # The only Pillow decoders ever used, whatever a file's name or content says: Pillow picks a
 # plugin from the content, and some plugins run other programs (EPS runs Ghostscript) or
-# parse formats deepvis does not document. MPO is the JPEG that cameras write with a preview.
-DECODERS = ("JPEG", "MPO", "PNG", "BMP", "WEBP")
+# parse formats deepvis does not document. (A camera's MPO, a JPEG with a preview, opens as JPEG.)
+DECODERS = ("JPEG", "PNG", "BMP", "WEBP")
 
 __all__ = ["IMAGE_SUFFIXES", "VideoWriter", "atomic_write", "ensure_min_side", "fit_square", "list_images",
            "decode_image", "read_image", "resize", "write_gif", "write_image"]

@@ -126,6 +126,7 @@ class CropJob:
         size = network.spec.input_size
         self.shapes = network.layer_shapes(size)
         store.check_compatible(network.name, side)  # one network, one crop size per store
+        store.repair(self.layers)  # damaged layer files: moved aside, their images looked at again
         known = store.index()  # a later run reuses the fields an earlier one measured
         known = known.get("layers", {}) if known.get("model") == network.name else {}
         self.fields: dict[str, Field] = {

@@ -354,7 +354,7 @@ class CropStore:
         images again, and the merge drops the repeats)."""
         self._prepare()
         with locked(self.dir / "layers"):  # .layers.lock; update_json then takes the index's own
-            self.check_compatible(meta["model"], meta["side"])
+            self.check_compatible(meta.get("model"), meta.get("side"))
             writes = []
             for layer, new in found.items():
                 old = self._load_for_write(layer)
@@ -391,9 +391,24 @@ class CropStore:
             update_json(self.index_path, add, valid_index, indent=None)  # it lists every image seen
             self._forget_seen = False
 
-    def check_compatible(self, model: str, side: int) -> None:
+    def repair(self, layers: Iterable[str]) -> None:
+        """Before a run over ``layers``: damaged layer files are moved aside and the index
+        forgets the images it saw, so this run looks at them again and remakes what was lost."""
+        if not self.dir.is_dir():
+            return
+        with locked(self.dir / "layers"):
+            for layer in layers:
+                self._load_for_write(layer)
+            if self._forget_seen and self.index_path.is_file():
+                update_json(self.index_path, lambda data: {**data, "images": {}} if data else data, valid_index,
+                            indent=None)
+            self._forget_seen = False
+
+    def check_compatible(self, model: str | None, side: int | None) -> None:
         """A one-line UserError when the store holds another network's crops, or crops of
         another side (one pool holds records of one size: mixing them shows stripes)."""
+        if model is None or side is None:
+            return
         index = self.index()
         held = index.get("model")
         if held and held != model:

@@ -105,7 +105,9 @@ def run(args: argparse.Namespace) -> None:
     if crop_params is not None:
         from toolbox.assets.crops import CropStore
 
-        CropStore(folder.root).check_compatible(net.name, c.side)  # before any work
+        store = CropStore(folder.root)
+        store.check_compatible(net.name, c.side)  # before any work
+        store.repair(layers)
         tasks += plan_crop_tasks(sources, layers, p.shard, crop_params, net.name)
     todo = remaining(tasks, TaskRecords(folder.root))
     log.info("%d tasks: %d done by an earlier run, %d to do", len(tasks), len(tasks) - len(todo), len(todo))
