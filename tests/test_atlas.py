@@ -64,13 +64,13 @@ def test_pages_have_stable_urls_and_say_what_is_missing(site):
     assert "http" not in unit.replace("http-equiv", "")  # nothing fetched from anywhere
 
 
-def test_another_networks_crops_are_not_shown(assets, tmp_path):
+def test_another_networks_assets_are_refused(assets, tmp_path):
     from toolbox.atlas import write_atlas
+    from toolbox.errors import UserError
 
-    report = write_atlas("efficientnet_lite2", LAYERS[:1], assets, tmp_path)  # same layer names, other model
-    assert report.units_with_crops == 0
-    page = (tmp_path / "block2_add" / "0.html").read_text()
-    assert "crops/0_top.png" not in page and "receptive field" not in page and "not computed yet" in page
+    with pytest.raises(UserError, match="holds the assets of efficientnet_lite0, not efficientnet_lite2"):
+        write_atlas("efficientnet_lite2", LAYERS[:1], assets, tmp_path / "site")  # same layer names, other model
+    assert not (tmp_path / "site").exists()
 
 
 @pytest.fixture(scope="module")

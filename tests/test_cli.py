@@ -127,7 +127,7 @@ def test_units_writes_images_sheet_json_and_is_deterministic(tmp_path, settings_
     assert r.returncode == 0, r.stderr
     files = sorted(p.name for p in (tmp_path / "a").iterdir() if not p.name.startswith("."))  # not the lock
     assert files == ["block9_add_0000.png", "block9_add_0005.png", "block9_add_0006.png",
-                     "block9_add_objectives.json", "block9_add_sheet.png"]
+                     "block9_add_objectives.json", "block9_add_sheet.png", "deepvis-assets.json"]
     data = json.loads((tmp_path / "a" / "block9_add_objectives.json").read_text())
     assert sorted(data["units"]) == ["0", "5", "6"] and data["model"] == "efficientnet_lite0"
     deepvis(*args, "-o", str(tmp_path / "b"), settings=settings_file)

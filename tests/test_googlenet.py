@@ -286,7 +286,7 @@ def test_wrong_files_are_one_line_errors(tmp_path, small):
     data = write_caffemodel(tmp_path / "whole.caffemodel", caffe_layers(small), v1=False)
     (tmp_path / "cut.caffemodel").write_bytes(data[:len(data) // 2])
     _refused(tmp_path / "cut.caffemodel", "truncated")
-    _refused(tmp_path / "missing.pb", "cannot read")
+    _refused(tmp_path / "missing.pb", "GoogLeNet weights file not found")
 
 
 def test_crafted_constant_cannot_make_the_reader_allocate(tmp_path, small):

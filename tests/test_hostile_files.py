@@ -85,7 +85,7 @@ def test_fifos_devices_and_huge_files_are_refused_without_blocking_or_reading(tm
     big = tmp_path / "big.jpg"
     with open(big, "wb") as f:
         f.truncate(3 << 30)
-    with pytest.raises(UserError, match="more than the"):
+    with pytest.raises(UserError, match="it is 3221 MB; the limit is 817 MB"):
         read_image(big)
 
 

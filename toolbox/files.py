@@ -259,6 +259,10 @@ def _open_regular(p: Path, what: str) -> int:
     return fd
 
 
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n < 10**7 and n % 10**6 else f"{n / 1e6:.0f} MB"
+
+
 def check_regular_file(path: PathLike, what: str) -> Path:
     """``path`` when it names a regular file (what OpenCV's video reader may open: it would
     block on a FIFO and read a device forever); a one-line UserError otherwise."""
@@ -277,8 +281,8 @@ def read_input(path: PathLike, what: str, limit: int) -> bytes:
         size = os.fstat(fd).st_size
         data = f.read(limit + 1) if size <= limit else b""
         if size > limit or len(data) > limit:
-            raise UserError(f"refusing {what} {display_path(p)}: {max(size, len(data)):,} bytes, more than the "
-                            f"{limit:,} a file of this kind can need")
+            raise UserError(f"refusing {what} {display_path(p)}: it is {_megabytes(max(size, len(data)))}; the limit "
+                            f"is {_megabytes(limit)} (more than a file of this kind can need)")
     return data
 
 

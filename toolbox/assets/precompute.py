@@ -231,6 +231,7 @@ class Committer:
         from toolbox.assets.unit_images import UnitImageFolder
 
         self.folder, self.store = UnitImageFolder(root), CropStore(root)
+        self.folder.claim(model)  # a folder holds one network's assets
         self.model, self.unit_params = model, unit_params
         self.records = TaskRecords(root)
         self.bad = 0
