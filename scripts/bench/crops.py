@@ -11,11 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.common import (
-    distinct_photos,
-    emit,
-    load,
-)
+from bench.common import distinct_photos, emit, load
 
 
 def steal_share(since: tuple[int, int] | None = None):

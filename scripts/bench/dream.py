@@ -9,12 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import (
-    EXAMPLES,
-    emit,
-    interleaved,
-    load,
-)
+from bench.common import EXAMPLES, emit, interleaved, load
 
 
 def baseline_dream(net, layers: dict[str, float], image, octaves: int, scale: float, steps: int, step_size: float):

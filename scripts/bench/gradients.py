@@ -6,12 +6,7 @@ guided, deconv and gradcam, and attribution_overhead_lite0 = the worst of them (
 
 from __future__ import annotations
 
-from bench.common import (
-    emit,
-    example_image,
-    interleaved,
-    load,
-)
+from bench.common import emit, example_image, interleaved, load
 
 
 def run(quick: bool) -> None:

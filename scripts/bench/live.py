@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import time
 
-from bench.common import (
-    emit,
-    interleaved,
-    live_app,
-    load,
-)
+from bench.common import emit, interleaved, live_app, load
 
 
 def _dashboard_times(net, quick: bool, overrides: dict | None = None) -> dict[str, float]:

@@ -8,11 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.common import (
-    distinct_photos,
-    emit,
-    load,
-)
+from bench.common import distinct_photos, emit, load
 
 
 def run(quick: bool) -> None:

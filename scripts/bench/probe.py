@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-from bench.common import (
-    emit,
-    example_image,
-    interleaved,
-    load,
-)
+from bench.common import emit, example_image, interleaved, load
 
 
 def run(quick: bool) -> None:

@@ -11,12 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.common import (
-    EXAMPLES,
-    emit,
-    live_app,
-    load,
-)
+from bench.common import EXAMPLES, emit, live_app, load
 
 SEED_CLASSES = (1, 15, 18, 22, 31, 76, 107, 130, 207, 281, 301, 309, 323, 340, 437, 483, 948, 963, 980, 985)
 

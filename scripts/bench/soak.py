@@ -9,12 +9,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.common import (
-    EXAMPLES,
-    emit,
-    live_app,
-    load,
-)
+from bench.common import EXAMPLES, emit, live_app, load
 
 
 def rss_bytes() -> int:

@@ -4,11 +4,7 @@ same size and steps (goal >= 1.3), for several batch sizes; reports the best
 
 from __future__ import annotations
 
-from bench.common import (
-    emit,
-    interleaved,
-    load,
-)
+from bench.common import emit, interleaved, load
 
 
 def run(quick: bool) -> None:

@@ -17,14 +17,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from toolbox.cli.common import (
-    Parser,
-    bounded,
-    common_options,
-    parse_layers,
-    parse_units,
-    settings_of,
-)
+from toolbox.cli.common import Parser, bounded, common_options, parse_layers, parse_units, settings_of
 from toolbox.errors import UserError
 
 __all__ = ["build_parser", "main", "parse_layers", "parse_units", "settings_of", "bounded"]

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 
 from toolbox.cli.common import bounded, network, settings_of
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from toolbox.cli.common import bounded, network, progress, setting_option, settings_of
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

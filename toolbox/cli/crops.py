@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from toolbox.cli.common import (
-    BadInputs,
-    parse_layers,
-    progress,
-    setting_option,
-    settings_of,
-    unit_folder_network,
-)
+from toolbox.cli.common import BadInputs, parse_layers, progress, setting_option, settings_of, unit_folder_network
 from toolbox.errors import UserError
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

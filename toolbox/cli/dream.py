@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from toolbox.cli.common import bounded, network, progress, setting_option, settings_of
 from toolbox.settings import parse_layer_weights
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

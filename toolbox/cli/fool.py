@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from toolbox.cli.common import (
-    bounded,
-    classes_line,
-    fraction,
-    network,
-    progress,
-    setting_option,
-    settings_of,
-)
+from toolbox.cli.common import bounded, classes_line, fraction, network, progress, setting_option, settings_of
 from toolbox.errors import UserError
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:
@@ -41,12 +30,7 @@ def add_parser(command) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from toolbox.files import (
-        check_output_file,
-        clean_stray_parts,
-        display_path,
-        sibling_path,
-    )
+    from toolbox.files import check_output_file, clean_stray_parts, display_path, sibling_path
     from toolbox.images import read_image
 
     if args.from_noise == (args.image is not None):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from toolbox.cli.common import bounded, network, progress, setting_option, settings_of
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

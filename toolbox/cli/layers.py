@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 
 from toolbox.cli.common import network, settings_of
-
-log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:

@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from toolbox.cli.common import (
-    BadInputs,
-    bounded,
-    classes_line,
-    image_inputs,
-    network,
-    setting_option,
-    settings_of,
-)
+from toolbox.cli.common import BadInputs, bounded, classes_line, image_inputs, network, setting_option, settings_of
 from toolbox.errors import UserError
 
 log = logging.getLogger("toolbox.cli")

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
-from toolbox.cli.common import (
-    bounded,
-    parse_units,
-    progress,
-    setting_option,
-    settings_of,
-    unit_folder_network,
-)
-
-log = logging.getLogger("toolbox.cli")
+from toolbox.cli.common import bounded, parse_units, progress, setting_option, settings_of, unit_folder_network
 
 
 def add_parser(command) -> None:
