@@ -193,18 +193,62 @@ def test_sources(tmp_path):
 def test_grid_scale_modes_and_signed_layers():
     from toolbox.app.dashboard import grid_levels
 
-    acts = np.zeros((2, 2, 2), np.float32)
+    acts = np.zeros((2, 2, 3), np.float32)
     acts[..., 0] = [[0.0, 1.0], [2.0, 4.0]]  # a strong unit
     acts[..., 1] = [[0.0, 0.1], [0.2, 0.4]]  # a weak one
+    acts[..., 2] = [[0.0, 0.0], [0.0, 1e-5]]  # a dead one (numerical dust)
     per_channel = grid_levels(acts, "channel", signed=False)
     assert per_channel[0].max() == per_channel[1].max() == 255  # each on its own scale: alike
+    assert per_channel[2].max() < 5  # but a dead unit stays dark, not its dust amplified
+    assert per_channel[0, 0, 0] == per_channel[1, 0, 0] == 1  # zero is always the same level
     layer = grid_levels(acts, "layer", signed=False)
     assert layer[0].max() == 255 and layer[1].max() < 40  # one scale: the strong unit stands out
     gamma = grid_levels(acts, "gamma", signed=False)
     assert layer[1].max() < gamma[1].max() < 255  # weak values lifted
     signed = grid_levels(acts - 2.0, "layer", signed=True)
-    assert signed[0, 1, 1] > 128 and signed[0, 0, 0] < 128  # zero is 128: above warm, below cold
-    assert signed.min() >= 1  # 0 stays the background
+    assert signed[0, 1, 1] > 128 and signed[0, 0, 0] < 128  # zero is 128: above positive, below negative
+    assert signed.min() >= 1  # 0 stays the gap between tiles
+
+
+def test_grid_tiles_are_apart_and_signed_layers_use_two_hues():
+    """Issue 21: a dense signed layer read as TV static: tiles ran together and both signs
+    looked purple. Now a gap of its own colour runs between tiles, and positive and negative
+    values are told apart by hue (red, blue) with zero white."""
+    from toolbox.app.dashboard import GAP, SIGNED_LUT, activation_grid, gap_of
+
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(14, 14, 112)).astype(np.float32)
+    grid = activation_grid(acts, 5, signed=True)
+    geo = grid_geometry(112)
+    t = geo.tile
+    gap = gap_of(t)
+    assert gap >= 2  # 112 channels: tiles of about 40 px, a gap a viewer sees
+    for col in range(1, geo.cols):  # the columns between tiles (away from the selected outline)
+        band = grid[2 * t:3 * t - gap, col * t - gap:col * t]
+        assert (band == GAP).all(), col
+    lut = SIGNED_LUT[:, 0].astype(int)
+    assert (lut[128] > 230).all()  # zero: white
+    assert lut[255, 0] > lut[255, 2] + 80 and lut[1, 2] > lut[1, 0] + 80  # positive red, negative blue
+    assert lut[160, 0] > lut[160, 2] + 20 and lut[96, 2] > lut[96, 0] + 20  # even for small values
+    positive = activation_grid(np.abs(acts), 5, signed=True)
+    negative = activation_grid(-np.abs(acts), 5, signed=True)
+    tile = (slice(0, t - gap), slice(0, t - gap))
+    assert positive[tile][..., 0].mean() > positive[tile][..., 2].mean() + 20
+    assert negative[tile][..., 2].mean() > negative[tile][..., 0].mean() + 20
+
+
+def test_live_window_opens_on_a_layer_that_reads_at_a_glance():
+    """lite0's dream layer (block9_add) is signed and dense; the window opens on the
+    non-negative, sparse block9_dw_relu named by the spec's live_layer instead. A spec without
+    one opens on its first dream layer."""
+    from toolbox.nets import load_spec
+    from toolbox.settings import bundled
+
+    models = bundled("models")
+    assert load_spec("efficientnet_lite0", models).first_live_layer == "block9_dw_relu"
+    assert load_spec("efficientnet_lite2", models).first_live_layer == "block13_dw_relu"
+    inception = load_spec("inception_v3", models)
+    assert inception.live_layer is None and inception.first_live_layer == inception.dream_layers[0][0]
 
 
 def test_crops_pane_and_pattern_mode_are_drawn():

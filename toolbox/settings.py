@@ -161,15 +161,17 @@ class LiveSettings:
     input: str | None = setting(None, "webcam[:N], a video file, a folder of images or one image; "
                                       "default: the bundled examples")
     camera: str = setting("webcam:0", "what the switch-source key turns to")
-    layer: str | None = setting(None, "layer shown first; default: the network's first dream layer")
+    layer: str | None = setting(None, "layer shown first; default: the network's live_layer (a layer whose "
+                                      "units read at a glance), else its first dream layer")
     big_step: int = setting(5, "units moved per key press with Shift", lo=1, hi=1000)
     unit_image_delay: float = setting(0.6, "seconds the selection rests before a unit image is made on demand",
                                       lo=0.0, hi=3600.0)
     unit_image_size: int = setting(96, "side of unit images made on demand", lo=16, hi=1024)
     unit_image_steps: int = setting(96, "steps of unit images made on demand", lo=1, hi=100_000)
     save_dir: str = setting(".", "where the save key writes dashboard PNGs")
-    grid_scale: str = setting("layer", "how the grid scales activations first: channel (each by itself), layer "
-                                       "(one scale: strong units stand out), gamma (one scale, weak values lifted)",
+    grid_scale: str = setting("channel", "how the grid scales activations first: channel (each by its own "
+                                         "largest value: every unit's pattern reads), layer (one scale: strong "
+                                         "units stand out), gamma (one scale, weak values lifted)",
                               choices=GRID_SCALES)
     backprop: str = setting("off", "the gradient pane at start: off, or what explains the selected unit "
                                    "in each frame (gradient, guided backprop, deconv)",

@@ -88,55 +88,59 @@ def placeholder(canvas: np.ndarray, rect: Rect, lines: list[str]) -> None:
         text(canvas, line, rect.x + 10, rect.y + 24 + 18 * i, DIM, 0.42)
 
 
-def normalize_channels(acts: np.ndarray) -> np.ndarray:
-    """(h, w, C) -> (C, h, w) in [0, 1], each channel on its own min..max."""
-    a = np.moveaxis(acts, -1, 0).astype(np.float32)
-    lo = a.min(axis=(1, 2), keepdims=True)
-    span = a.max(axis=(1, 2), keepdims=True) - lo
-    return np.where(span > 1e-6, (a - lo) / np.maximum(span, 1e-6), 0.0)
-
-
 GAMMA = 0.5  # the "gamma" scale mode lifts weak activations: level ** GAMMA
+CHANNEL_FLOOR = 0.02  # "channel" mode: a channel's scale is at least this share of the layer's,
+#                       so a (nearly) dead channel stays dark instead of showing amplified noise
 
 
 def grid_levels(acts: np.ndarray, mode: str, signed: bool) -> np.ndarray:
     """(h, w, C) -> (C, h, w) uint8 levels for the grid's colour table (0 stays free for the
-    background). Unsigned layers map 0..max to 1..255 through the warm ramp; signed layers
-    are centred on zero: 128 is zero, above it positive (warm), below it negative (cold).
-    ``mode``: "channel" scales each channel by itself; "layer" uses one scale for the whole
+    gaps between tiles). Zero is always the same level: unsigned layers map 0..top to 1..255
+    (black to yellow), signed layers are centred on zero: 128 is zero (white), above it positive
+    (red), below it negative (blue). ``mode``: "channel" scales each channel by its own largest
+    value, so every unit's pattern reads (the default); "layer" uses one scale for the whole
     layer, so strong units stand out; "gamma" is "layer" with weak values lifted."""
     a = np.moveaxis(acts, -1, 0).astype(np.float32)
-    if not signed and mode == "channel":
-        return (1 + normalize_channels(acts) * 254).astype(np.uint8)
-    per_channel = mode == "channel"
-    axes = (1, 2) if per_channel else None
-    top = np.abs(a).max(axis=axes, keepdims=per_channel) if signed else a.max(axis=axes, keepdims=per_channel)
+    size = np.abs(a) if signed else np.maximum(a, 0)
+    layer_top = float(size.max()) if size.size else 0.0
+    if mode == "channel":
+        top = np.maximum(size.max(axis=(1, 2), keepdims=True), CHANNEL_FLOOR * layer_top)
+    else:
+        top = layer_top
     t = a / np.maximum(top, 1e-6)  # [-1, 1] signed, [0, 1] unsigned
     if mode == "gamma":
         t = np.sign(t) * np.abs(t) ** GAMMA
     if signed:
-        return (128 + np.clip(t, -1, 1) * 127).astype(np.uint8)
-    return (1 + np.clip(t, 0, 1) * 254).astype(np.uint8)
+        return (128 + np.clip(t, -1, 1) * 127).round().astype(np.uint8)
+    return (1 + np.clip(t, 0, 1) * 254).round().astype(np.uint8)
+
+
+GAP = (74, 74, 84)  # between the grid's tiles: apart from both black (zero, unsigned) and white (zero, signed)
 
 
 def _inferno_lut() -> np.ndarray:
-    """256 RGB colours: index 0 is the background, 1..255 the inferno colour map."""
+    """256 RGB colours: index 0 is the gap between tiles, 1..255 the inferno colour map."""
     ramp = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
     lut = np.empty((256, 3), np.uint8)
-    lut[0] = BACKGROUND
+    lut[0] = GAP
     lut[1:] = ramp[np.linspace(0, 255, 255).astype(int)]
     return lut
 
 
+# ColorBrewer's RdBu, strongest negative (blue) to strongest positive (red), white in the middle
+_RDBU = ((33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
+         (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43))
+
+
 def _diverging_lut() -> np.ndarray:
-    """256 RGB colours centred on 128 (black: zero): above, the warm inferno ramp for positive
-    values; below, the same ramp with red and blue swapped for negative ones; 0 background."""
-    ramp = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_INFERNO)[:, 0, ::-1]
-    lut = np.empty((256, 3), np.uint8)
-    lut[0] = BACKGROUND
-    strength = np.linspace(0, 255, 128).astype(int)
-    lut[128:] = ramp[strength]
-    lut[1:128] = ramp[strength[1:][::-1]][:, ::-1]
+    """256 RGB colours centred on 128 (white: zero): red above for positive values, blue below
+    for negative ones, two hues a viewer tells apart at a glance even where the values are
+    dense; 0 is the gap between tiles."""
+    stops = np.linspace(1, 255, len(_RDBU))
+    levels = np.arange(256)
+    lut = np.stack([np.interp(levels, stops, [c[i] for c in _RDBU]) for i in range(3)], axis=1)
+    lut = lut.round().astype(np.uint8)
+    lut[0] = GAP
     return lut
 
 
@@ -149,27 +153,47 @@ def apply_lut(levels: np.ndarray, signed: bool = False) -> np.ndarray:
     return cv2.applyColorMap(np.ascontiguousarray(levels), SIGNED_LUT if signed else GRID_LUT)
 
 
-def colorize(gray01: np.ndarray) -> np.ndarray:
-    """[0, 1] (h, w) -> RGB uint8 with the inferno colour map."""
-    return apply_lut(1 + np.clip(gray01 * 254, 0, 254).astype(np.uint8))
+def gap_of(tile: int) -> int:
+    """Pixels between two tiles of the grid: enough to see where one channel ends."""
+    return 1 if tile < 10 else 2 if tile < 24 else 3
+
+
+def resample_tiles(levels: np.ndarray, side: int) -> np.ndarray:
+    """(n, h, w) uint8 levels -> (n, side, side): linear between the values when enlarging
+    (a 14x14 map reads as smooth blobs, not blocks), the nearest value when shrinking. OpenCV
+    resizes up to 128 channels at once, so the maps go through it in such slices."""
+    n, h, w = levels.shape
+    if side <= min(h, w):
+        return levels[:, (np.arange(side) * h) // side][:, :, (np.arange(side) * w) // side]
+    out = np.empty((n, side, side), np.uint8)
+    stacked = np.ascontiguousarray(levels.transpose(1, 2, 0))  # (h, w, n): channels last
+    for i in range(0, n, 128):
+        part = cv2.resize(stacked[..., i:i + 128], (side, side), interpolation=cv2.INTER_LINEAR)
+        out[i:i + 128] = part.reshape(side, side, -1).transpose(2, 0, 1)
+    return out
 
 
 def activation_grid(acts: np.ndarray, selected: int, rect: Rect = L.GRID, mode: str = "channel",
                     signed: bool = False) -> np.ndarray:
-    """Every channel of the page holding ``selected``, as tiles, the selected one outlined;
-    ``mode`` and ``signed`` as in ``grid_levels`` (the layer's scale spans every page)."""
+    """Every channel of the page holding ``selected``, as tiles separated by gaps, the selected
+    one outlined; ``mode`` and ``signed`` as in ``grid_levels`` (the layer's scale spans every
+    page)."""
     geo = grid_geometry(acts.shape[-1], rect)
     page = geo.page_of(selected)
-    levels = grid_levels(acts, mode, signed)[page * geo.per_page:(page + 1) * geo.per_page]
+    first, last = page * geo.per_page, min(acts.shape[-1], (page + 1) * geo.per_page)
+    levels = grid_levels(acts, mode, signed)[first:last]
     t = geo.tile
-    inner = max(1, t - 1)  # one pixel of gap between tiles
-    h, w = levels.shape[1:]
+    inner = max(1, t - gap_of(t))
     sheet = np.zeros((geo.rows * geo.cols, t, t), np.uint8)
-    sheet[:len(levels), :inner, :inner] = levels[:, (np.arange(inner) * h) // inner][:, :, (np.arange(inner) * w) // inner]
+    sheet[:len(levels), :inner, :inner] = resample_tiles(levels, inner)  # linear keeps levels >= 1
     sheet = sheet.reshape(geo.rows, geo.cols, t, t).transpose(0, 2, 1, 3).reshape(geo.rows * t, geo.cols * t)
     out = np.empty((rect.h, rect.w, 3), np.uint8)
     fill(out, BACKGROUND)
-    out[:sheet.shape[0], :sheet.shape[1]] = apply_lut(sheet, signed)
+    out[:sheet.shape[0] - (t - inner), :sheet.shape[1] - (t - inner)] = apply_lut(sheet, signed)[
+        :sheet.shape[0] - (t - inner), :sheet.shape[1] - (t - inner)]
+    for unit in range(last - first, geo.rows * geo.cols):  # cells past the last channel: background
+        row, col = divmod(unit, geo.cols)
+        out[row * t:(row + 1) * t, col * t:(col + 1) * t] = BACKGROUND
     row, col = geo.cell(selected)
     cv2.rectangle(out, (col * t - 1, row * t - 1), (col * t + inner, row * t + inner), SELECT, 2 if t > 8 else 1)
     return out
@@ -182,7 +206,7 @@ def pattern_grid(images: dict, channels: int, selected: int, rect: Rect = L.GRID
     geo = grid_geometry(channels, rect)
     page = geo.page_of(selected)
     t = geo.tile
-    inner = max(1, t - 1)
+    inner = max(1, t - gap_of(t))
     out = np.empty((rect.h, rect.w, 3), np.uint8)
     fill(out, BACKGROUND)
     for unit in range(page * geo.per_page, min(channels, (page + 1) * geo.per_page)):
@@ -259,7 +283,7 @@ def draw_grid(canvas: np.ndarray, view: DashboardView) -> None:
     else:
         grid = activation_grid(acts, s.unit, mode=s.scale_mode, signed=view.signed)
         info = (f"{acts.shape[0]}x{acts.shape[1]} per channel, scale: {s.scale_mode} (a)"
-                + (", signed: warm +, cold -" if view.signed else ""))
+                + (", signed: red +, blue -, white 0" if view.signed else ""))
     canvas[L.GRID.y:L.GRID.y + L.GRID.h, L.GRID.x:L.GRID.x + L.GRID.w] = grid
     geo = grid_geometry(channels)
     if geo.pages > 1:
@@ -278,12 +302,12 @@ def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
         return
     unit_map = acts[..., unit]
     hi = float(unit_map.max())
-    scaled = normalize_channels(unit_map[..., None])[0]
-    if mode == "map":
-        paste(canvas, colorize(scaled), L.UNIT, cv2.INTER_NEAREST)
+    colored = apply_lut(grid_levels(unit_map[..., None], "channel", view.signed)[0], view.signed)
+    if mode == "map":  # the grid's tile, enlarged: same colours, same scale as "channel"
+        paste(canvas, colored, L.UNIT, cv2.INTER_NEAREST)
     elif mode == "overlay":
         size = view.frame.shape[0]
-        heat = colorize(cv2.resize(scaled.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC))
+        heat = cv2.resize(colored, (size, size), interpolation=cv2.INTER_CUBIC)
         paste(canvas, cv2.addWeighted(view.frame, 0.45, heat, 0.55, 0), L.UNIT)
     else:  # the input under the unit's receptive field, at its strongest position
         x0, y0, x1, y1 = field_box(view, unit_map)

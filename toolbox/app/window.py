@@ -83,8 +83,7 @@ class LiveApp:
         self.camera = None
         self.ui_rate = Rate()
         self._canvas = new_canvas()  # redrawn in place every frame, shown or saved at once
-        first = settings.live.layer or self.net.spec.dream_layers[0][0]
-        first = self.net.spec.layer(first).name
+        first = self.net.spec.layer(settings.live.layer).name if settings.live.layer else self.net.spec.first_live_layer
         live = settings.live
         if live.dream_layers:
             self.dream_layers = tuple((self.net.spec.layer(name).name, w)

@@ -31,6 +31,13 @@ class ModelSpec:
     source_items: tuple[tuple[str, Any], ...] = ()  # builder-specific: package, path, strides
     aliases: tuple[tuple[str, str], ...] = ()  # other names people know layers by -> our name
     outputs: str = "probabilities"  # what the model ends in: one of OUTPUT_KINDS
+    live_layer: str | None = None  # the layer the live window opens on; None: the first dream layer
+
+    @property
+    def first_live_layer(self) -> str:
+        """The layer the live window shows first: the spec's ``live_layer`` (one whose units read
+        at a glance), else its first dream layer."""
+        return self.layer(self.live_layer or self.dream_layers[0][0]).name
 
     @property
     def has_classifier(self) -> bool:
@@ -113,6 +120,7 @@ def load_spec(name_or_path: str, models_dir: Path) -> ModelSpec:
                                for k, v in (raw.get("source") or {}).items()),
             aliases=tuple((str(k), str(v)) for k, v in (raw.get("aliases") or {}).items()),
             outputs=outputs,
+            live_layer=str(raw["live_layer"]) if raw.get("live_layer") else None,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(f"model spec {path} is malformed: {e}") from None
