@@ -379,6 +379,44 @@ def test_command_writes_maps_and_prints_the_score(tmp_path, settings_file):
     assert r.stdout.startswith("block9_add unit 3: ") and (tmp_path / "u.png").is_file()
 
 
+def test_default_map_is_readable_and_every_method_has_an_overlay(tmp_path, settings_file):
+    """Issue 21: the default (gradient, raw) gave grey static on chelsea. The default now
+    concentrates on what matters (the cat's eyes and nose): its brightest 5% of pixels hold far
+    more of the map than the plain gradient's; and every method writes its heat over the photo."""
+    from toolbox.images import read_image
+
+    def share_of_top(path):
+        v = np.sort(read_image(path)[..., 0].astype(float).ravel())[::-1]
+        return v[:len(v) // 20].sum() / max(v.sum(), 1.0)
+
+    runs = {"default": [], "gradient": ["--method", "gradient", "--filter", "norm"]}
+    for name, extra in runs.items():
+        r = deepvis(settings_file, "attribute", str(EXAMPLES / "chelsea.png"), "--class", "egyptian cat",
+                    "-o", str(tmp_path / f"{name}.png"), *extra)
+        assert r.returncode == 0, r.stderr
+        assert f"{name}_overlay.png" in r.stdout
+        over = read_image(tmp_path / f"{name}_overlay.png")
+        assert over.shape == (224, 224, 3) and over.std() > 20  # a picture, not a blank
+    assert share_of_top(tmp_path / "default.png") > 1.5 * share_of_top(tmp_path / "gradient.png")
+
+
+def test_gradient_maps_lay_their_evidence_over_the_photo():
+    from toolbox.optvis.attribution import Attribution
+    from toolbox.optvis.attribution_display import evidence_heat
+    from toolbox.outputs.attribution import attribution_images
+
+    m = np.zeros((64, 64, 3), np.float32)
+    m[40, 20] = [3.0, -4.0, 0.0]
+    heat = evidence_heat(m)
+    assert heat.shape == (64, 64) and 0.0 <= heat.min() and heat.max() <= 1.0
+    assert heat[40, 20] == heat.max() == 1.0 and heat[5, 60] == 0.0  # hot at the spot, cold far away
+    photo = np.full((64, 64, 3), 128, np.uint8)
+    images = attribution_images(Attribution("guided", Target.klass(0), m, 1.0), photo, "norm")
+    assert set(images) == {"map", "overlay"}
+    over = images["overlay"].astype(int)
+    assert over[40, 20, 0] > over[40, 20, 2] and over[5, 60, 2] > over[5, 60, 0]  # hot red, cold blue
+
+
 @pytest.mark.parametrize("args, message", [
     (["--class", "egyptian_cat"], "did you mean: egyptian cat"),
     (["--layer", "block9_add", "--unit", "112"], "unit 112 is out of range"),

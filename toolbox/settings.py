@@ -106,8 +106,9 @@ class AtlasSettings:
 
 @dataclass(frozen=True)
 class AttributeSettings:
-    method: str = setting("gradient", "what explains the unit or class", choices=ATTRIBUTION_METHODS)
-    filter: str = setting("raw", "how a map is shown: signed (raw, gray), or its per-pixel size (norm, norm-blur)",
+    method: str = setting("guided", "what explains the unit or class (guided backprop: the sharpest picture)",
+                          choices=ATTRIBUTION_METHODS)
+    filter: str = setting("norm", "how a map is shown: signed (raw, gray), or its per-pixel size (norm, norm-blur)",
                           choices=MAP_FILTERS)
     unit_value: str = setting("max", "a unit's score: its value at its strongest position, or summed over positions",
                               choices=("max", "sum"))

@@ -11,11 +11,12 @@ from toolbox.errors import UserError
 
 def add_parser(command) -> None:
     p = command("attribute", run, "which pixels of an image drive a unit or a class (gradient maps)",
-                "methods: gradient, guided (guided backprop), deconv, gradcam (also writes OUT_overlay.png, the\n"
-                "heat map over the input), smoothgrad (a noise tunnel over --base), integrated (from a black\n"
-                "image). Prints the unit's or class's score. The image is fitted to the network's input first.\n"
+                "methods: guided (guided backprop, the default: the sharpest picture), gradient, deconv, gradcam,\n"
+                "smoothgrad (a noise tunnel over --base), integrated (from a black image). Writes the map and\n"
+                "OUT_overlay.png, its heat over the input (Grad-CAM's heat, else where the map's evidence lies).\n"
+                "Prints the unit's or class's score. The image is fitted to the network's input first.\n"
                 "examples:\n"
-                "  deepvis attribute examples/chelsea.png --class 'egyptian cat' --method guided -o cat.png\n"
+                "  deepvis attribute examples/chelsea.png --class 'egyptian cat' -o cat.png\n"
                 "  deepvis attribute examples/coffee.png --class espresso --method gradcam -o cup.png\n"
                 "  deepvis attribute examples/chelsea.png --layer block9_add --unit 17 --filter norm-blur")
     p.add_argument("image", metavar="IMAGE")
@@ -51,8 +52,7 @@ def run(args: argparse.Namespace) -> None:
         raise UserError(f"--cam-layer is for --method gradcam, not {a.method}")
     output = args.output or f"{Path(args.image).stem}_{a.method}.png"
     check_output_file(output, IMAGE_SUFFIXES)
-    if a.method == "gradcam":
-        check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
+    check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
     clean_stray_parts(Path(output).parent)
     image = read_image(args.image, settings.images.max_pixels)
     net = network(settings, needs_classifier="attribute --class" if args.klass is not None else None)

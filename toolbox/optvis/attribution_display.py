@@ -8,7 +8,8 @@ Filters (all give (H, W, 3) uint8):
 - gray: the mean over channels, signed, zero at mid grey;
 - norm: the per-pixel L2 norm over channels, black at zero;
 - norm-blur: the norm blurred (DVT's ``grad_norm_blur_radius`` of 4 px at 227 px), which
-  shows where the evidence lies rather than its texture.
+  shows where the evidence lies rather than its texture (``evidence_heat``: the same as a
+  heat map in [0, 1], to lay over the photo).
 
 Maps are scaled by a high percentile of their magnitude rather than their maximum: a few
 extreme pixels would otherwise leave the rest at grey.
@@ -72,6 +73,14 @@ def display(attribution_map: np.ndarray, filter: str = "raw", percentile: float 
     else:
         raise ValueError(f"unknown filter '{filter}' (use {', '.join(FILTERS)})")
     return np.repeat(plane[..., None], 3, axis=-1)
+
+
+def evidence_heat(attribution_map: np.ndarray, percentile: float = PERCENTILE) -> np.ndarray:
+    """(H, W, 3) map -> (H, W) in [0, 1]: where the evidence lies (the norm-blur filter's
+    values), the heat a gradient-like map lays over the photo as Grad-CAM's does."""
+    norm = np.sqrt(np.square(np.asarray(attribution_map, np.float32)).sum(-1))
+    norm = gaussian_blur(norm, BLUR_SIGMA * max(norm.shape))
+    return magnitude_to_uint8(norm, percentile).astype(np.float32) / 255.0
 
 
 def heat_colors(heat: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """`deepvis attribute`: a class named as people name it, an attribution map written as an
-image, and for CAM methods its heat map over the input beside it (OUT_overlay.png)."""
+image, and its heat map over the input beside it (OUT_overlay.png)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from toolbox.errors import UserError, closest
 from toolbox.files import sibling_path
 from toolbox.images import write_image
 from toolbox.optvis.attribution import Attribution
-from toolbox.optvis.attribution_display import display, heat_colors, overlay
+from toolbox.optvis.attribution_display import display, evidence_heat, heat_colors, overlay
 
 
 def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
@@ -32,15 +32,19 @@ def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
 
 
 def attribution_images(attribution: Attribution, image: np.ndarray, filter: str) -> dict[str, np.ndarray]:
-    """{"map": ...} and, for a CAM method, {"overlay": ...}: RGB uint8 images of the input's
-    size. A CAM's map is its heat in colour (the filters are for gradient-like maps)."""
+    """{"map": ..., "overlay": ...}: RGB uint8 images of the input's size. The overlay is the
+    heat over the input: a CAM's own heat, or for a gradient-like map where its evidence lies
+    (the norm-blur filter's values). A CAM's map is its heat in colour (the filters are for
+    gradient-like maps)."""
+    photo = np.asarray(image, np.uint8)
     if attribution.heat is None:
-        return {"map": display(attribution.map, filter)}
-    return {"map": heat_colors(attribution.heat), "overlay": overlay(np.asarray(image, np.uint8), attribution.heat)}
+        return {"map": display(attribution.map, filter), "overlay": overlay(photo, evidence_heat(attribution.map))}
+    return {"map": heat_colors(attribution.heat), "overlay": overlay(photo, attribution.heat)}
 
 
 def attribution_to_files(attribution: Attribution, image: np.ndarray, output: str | Path, filter: str) -> list[Path]:
-    """Write the map to ``output`` (and a CAM's overlay beside it); returns the paths written."""
+    """Write the map to ``output`` and its overlay beside it (OUT_overlay.png); returns the
+    paths written."""
     images = attribution_images(attribution, image, filter)
     paths = {"map": Path(output), "overlay": sibling_path(output, "overlay")}
     for kind, picture in images.items():
