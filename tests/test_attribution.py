@@ -265,12 +265,37 @@ def test_targets_and_class_names_are_checked(tiny):
         a(np.zeros((8, 8, 3)), Target.klass(0), "saliency")
     labels = ("tabby", "Egyptian cat", "crane", "crane")
     assert class_index(labels, "egyptian CAT") == 1 and class_index(labels, "0") == 0
+    assert class_index(labels, "egyptian_cat") == 1
     with pytest.raises(UserError, match="did you mean: egyptian cat"):
-        class_index(labels, "egyptian_cat")
+        class_index(labels, "egyptain cat")
     with pytest.raises(UserError, match="2, 3"):
         class_index(labels, "Crane")
     with pytest.raises(UserError, match="out of range"):
         class_index(labels, "4")
+
+
+def test_class_names_match_words_inside_labels_before_spelling():
+    """Issue 21: '--class cat' suggested crate, oxcart, castle. Words inside labels come first:
+    one label holding them is the class, several are listed with their numbers; text inside a
+    word is suggested, never guessed; spelling distance is the last resort."""
+    from toolbox.settings import bundled
+
+    labels = [line.strip() for line in (bundled("models") / "imagenet_labels.txt").read_text().splitlines()
+              if line.strip()]
+    with pytest.raises(UserError) as cat:
+        class_index(labels, "cat")
+    message = str(cat.value)
+    for label in ("tiger cat (282)", "Persian cat (283)", "Siamese cat (284)", "Egyptian cat (285)"):
+        assert label in message
+    assert "crate" not in message and "polecat" not in message
+    assert labels[class_index(labels, "egyptian")] == "Egyptian cat"
+    assert labels[class_index(labels, "retriever golden")] == "golden retriever"
+    assert labels[class_index(labels, "jack-o-lantern")] == "jack-o'-lantern"
+    assert labels[class_index(labels, "tiger")] == "tiger"  # a whole label before the words of others
+    with pytest.raises(UserError, match=r"labels that contain it: polecat \(358\)"):
+        class_index(labels, "polec")
+    with pytest.raises(UserError, match="did you mean: espresso"):
+        class_index(labels, "espreso")
 
 
 def test_display_filters():
@@ -418,7 +443,8 @@ def test_gradient_maps_lay_their_evidence_over_the_photo():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--class", "egyptian_cat"], "did you mean: egyptian cat"),
+    (["--class", "egyptain cat"], "did you mean: egyptian cat"),
+    (["--class", "cat"], "tiger cat (282), Persian cat (283)"),
     (["--layer", "block9_add", "--unit", "112"], "unit 112 is out of range"),
     (["--layer", "block9_add"], "--layer and --unit go together"),
     (["--class", "3", "--layer", "block9_add", "--unit", "1"], "one of the two"),

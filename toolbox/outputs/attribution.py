@@ -3,6 +3,7 @@ image, and its heat map over the input beside it (OUT_overlay.png)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +15,50 @@ from toolbox.optvis.attribution import Attribution
 from toolbox.optvis.attribution_display import display, evidence_heat, heat_colors, overlay
 
 
+def _normalized(name: str) -> str:
+    """Lower case, with underscores, hyphens and runs of spaces as one space and without
+    apostrophes: 'Egyptian_cat' and 'egyptian  cat' name Egyptian cat, 'jack-o-lantern'
+    names jack-o'-lantern."""
+    return " ".join(re.split(r"[\s_-]+", name.lower().replace("'", ""))).strip()
+
+
+def _words(name: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", _normalized(name))
+
+
+def _listing(labels: tuple[str, ...] | list[str], found: list[int], most: int = 8) -> str:
+    shown = ", ".join(f"{labels[i]} ({i})" for i in found[:most])
+    return shown + (f" and {len(found) - most} more" if len(found) > most else "")
+
+
 def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
-    """A class by its number, or by its label matched case-insensitively; a UserError with
-    the nearest labels when none matches, or with the numbers when several do."""
+    """A class by its number, by its label (any case; underscores and hyphens as spaces), or
+    by words inside one label ('egyptian' -> Egyptian cat). A UserError otherwise: when the
+    words are inside several labels it lists them with their numbers ('cat': tiger cat,
+    Persian cat, ...), else it names the labels that contain the text or are spelt alike."""
     text = name_or_id.strip()
     if text.isdigit():
         if int(text) >= len(labels):
             raise UserError(f"class {text} is out of range (0..{len(labels) - 1})")
         return int(text)
-    found = [i for i, label in enumerate(labels) if label.lower() == text.lower()]
+    wanted = _normalized(text)
+    found = [i for i, label in enumerate(labels) if _normalized(label) == wanted]
     if len(found) == 1:
         return found[0]
     if found:
         raise UserError(f"class '{text[:60]}' is one of several: {', '.join(map(str, found))}; give the number")
+    words = _words(text)
+    found = [i for i, label in enumerate(labels) if words and set(words) <= set(_words(label))]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UserError(f"class '{text[:60]}' is in {len(found)} labels: {_listing(labels, found)}; "
+                        "give one of them (in quotes) or its number")
+    found = [i for i, label in enumerate(labels) if wanted and wanted in _normalized(label)]
+    if found:  # inside a word ('cat' in 'polecat'): suggest, never guess
+        raise UserError(f"unknown class '{text[:60]}' (labels that contain it: {_listing(labels, found)})")
     # matching ignores case, so suggestions may too
-    raise UserError(f"unknown class '{text[:60]}'{closest(text.lower(), [label.lower() for label in labels])}")
+    raise UserError(f"unknown class '{text[:60]}'{closest(wanted, [_normalized(label) for label in labels])}")
 
 
 def attribution_images(attribution: Attribution, image: np.ndarray, filter: str) -> dict[str, np.ndarray]:
