@@ -23,7 +23,8 @@ def add_parser(command) -> None:
     p.add_argument("--layer", "-l", help="layer of the unit to explain (see: deepvis layers)")
     p.add_argument("--unit", "-u", type=bounded(int, 0), help="unit (channel) of --layer")
     p.add_argument("--class", "-c", dest="klass", metavar="NAME_OR_ID",
-                   help="class to explain (its score before softmax): a label, any case, or its number")
+                   help="class to explain (its score before softmax): a label (any case, or a word inside one: "
+                   "egyptian) or its number")
     setting_option(p, ["--method"], "attribute.method")
     setting_option(p, ["--filter"], "attribute.filter")
     setting_option(p, ["--unit-value"], "attribute.unit_value")

@@ -14,7 +14,7 @@ def add_parser(command) -> None:
                 "examples:\n  deepvis classes --classes \"magpie,tarantula,17\" -o classes/\n"
                 "  deepvis classes --classes robin --size 128 --steps 128")
     p.add_argument("--classes", "-c", required=True, metavar="LIST",
-                   help="labels (any case) or numbers, separated by commas")
+                   help="labels (any case, or a word inside one: egyptian) or numbers, separated by commas")
     p.add_argument("-o", "--output", default="classes", metavar="DIR", help="output folder (default: classes)")
     setting_option(p, ["--size"], "classes.size", int)
     setting_option(p, ["--steps"], "classes.steps", int)

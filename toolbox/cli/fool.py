@@ -19,7 +19,7 @@ def add_parser(command) -> None:
                 "examples:\n  deepvis fool examples/chelsea.png --target robin -o robin_cat.png\n"
                 "  deepvis fool --from-noise --target tarantula -o tarantula_noise.png")
     p.add_argument("image", metavar="IMAGE", nargs="?", help="the photo to change (not with --from-noise)")
-    p.add_argument("--target", "-t", required=True, metavar="CLASS", help="a label (any case) or its number")
+    p.add_argument("--target", "-t", required=True, metavar="CLASS", help="a label (any case, or a word inside one: robin) or its number")
     p.add_argument("--from-noise", action="store_true", help="start from noise instead of a photo")
     p.add_argument("-o", "--output", metavar="OUT.png", help="default: IMAGE_fooled.png (noise_fooled.png) here")
     setting_option(p, ["--epsilon"], "fool.epsilon", fraction)
