@@ -24,7 +24,6 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from toolbox.errors import UserError
@@ -36,6 +35,7 @@ from toolbox.files import (
     update_json,
 )
 from toolbox.images import read_image, write_image
+from toolbox.sheets import contact_sheet
 
 
 def _is_unit_key(key: object) -> bool:
@@ -142,23 +142,5 @@ class UnitImageFolder:
 
     def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray]) -> Path:
         path = self.sheet_path(layer)
-        write_image(path, contact_sheet(images, [f"{layer} {u}" for u in units]))
+        write_image(path, contact_sheet(images, [f"unit {u}" for u in units], title=layer))
         return path
-
-
-def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], columns: int = 0,
-                  caption_height: int = 16) -> np.ndarray:
-    """Images in a grid, each with a caption underneath, on a dark background."""
-    n = len(images)
-    columns = columns or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / columns))
-    h, w = images[0].shape[:2]
-    cell_h, pad = h + caption_height, 4
-    sheet = np.full((rows * (cell_h + pad) + pad, columns * (w + pad) + pad, 3), 24, np.uint8)
-    for i, (image, caption) in enumerate(zip(images, captions)):
-        y, x = pad + (i // columns) * (cell_h + pad), pad + (i % columns) * (w + pad)
-        sheet[y:y + h, x:x + w] = image
-        cv2.putText(sheet, caption, (x + 2, y + h + caption_height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (230, 230, 230), 1, cv2.LINE_AA)
-    return sheet
-

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from toolbox.assets.unit_images import contact_sheet
 from toolbox.errors import UserError
 from toolbox.images import write_image
 from toolbox.nets import Network
 from toolbox.optvis.classes import ClassImages, class_images
 from toolbox.outputs.attribution import class_index
 from toolbox.settings import ClassImageSettings
+from toolbox.sheets import contact_sheet
 
 SHEET_NAME = "classes_sheet.png"
 
@@ -54,7 +54,7 @@ def classes_to_files(network: Network, classes: list[int], folder: str | Path, s
     with progress(settings.steps * batches, f"{len(classes)} classes") as bar:
         result = class_images(network, classes, settings.preset, settings.size, settings.steps, settings.batch,
                               seed, on_step=lambda: bar.update(1), on_batch=store)
-    captions = [f"{c} {labels[c][:20]} p={p[c]:.2f}" for c, p in zip(classes, result.probabilities)]
+    captions = [f"{c} p={p[c]:.2f}\n{labels[c]}" for c, p in zip(classes, result.probabilities)]
     sheet = Path(folder) / SHEET_NAME
     write_image(sheet, contact_sheet(list(result.images), captions))
     return result, paths + [sheet]

@@ -9,13 +9,13 @@ from typing import Callable, ContextManager
 
 import numpy as np
 
-from toolbox.assets.unit_images import contact_sheet
 from toolbox.errors import UserError
 from toolbox.files import sibling_path
 from toolbox.images import write_image
 from toolbox.nets import Network
 from toolbox.optvis.inversion import Inversion, invert
 from toolbox.settings import InvertSettings
+from toolbox.sheets import contact_sheet
 
 
 def layers_in_order(network: Network, text: str) -> list[str]:
@@ -39,7 +39,7 @@ def invert_to_files(network: Network, photo: np.ndarray, layers: list[str], outp
     for inv in inversions:
         paths.append(sibling_path(output, inv.layer))
         write_image(paths[-1], inv.image)
-    captions = ["photo"] + [f"{inv.layer} err {inv.relative_error:.3f}" for inv in inversions]
+    captions = ["photo"] + [f"{inv.layer}\nerr {inv.relative_error:.3f}" for inv in inversions]
     write_image(output, contact_sheet([photo] + [inv.image for inv in inversions], captions,
                                       columns=len(inversions) + 1))
     return inversions, paths + [Path(output)]
