@@ -29,7 +29,7 @@ DESCRIPTION = """\
 deepvis: see what a convolutional network has learned.
 
 Networks (--model): efficientnet_lite0 (real ImageNet weights, offline), efficientnet_lite2,
-inception_v3 (needs its ImageNet weights: --weights FILE, Keras' cache, or internet),
+inception_v3 (needs its ImageNet weights: --weights FILE, Keras' cache ~/.keras/models, or internet),
 googlenet (needs --weights tensorflow_inception_graph.pb or bvlc_googlenet.caffemodel),
 a spec of your own in models/, or auto (the default: inception_v3 when its weights are
 available, else efficientnet_lite0).

@@ -200,9 +200,8 @@ def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     if weights is not None:
         log.info("model auto -> inception_v3 (ImageNet weights at %s)", weights)
         return "inception_v3", str(weights)
-    log.info("model auto -> %s (no InceptionV3 weights: none given, none in %s, no internet; "
-             "for GoogLeNet give --model googlenet --weights %s or %s)",
-             FALLBACK_MODEL, inception.keras_cache_file().parent, googlenet.GRAPH_FILE, googlenet.CAFFE_FILE)
+    # a few words at the start of every command; where the weights are looked for is in --help and the README
+    log.info("model auto -> %s (no InceptionV3 weights found; see deepvis --help)", FALLBACK_MODEL)
     return FALLBACK_MODEL, None
 
 
