@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -24,7 +25,8 @@ def deepvis(*args, settings=None):
 
 
 COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool", "crops",
-            "precompute", "atlas", "live")
+            "precompute", "atlas", "live", "examples")
+NO_NETWORK = ("examples",)  # commands without --model, --weights, --settings
 
 
 def test_help_lists_and_explains_every_command():
@@ -36,7 +38,29 @@ def test_help_lists_and_explains_every_command():
     for command in COMMANDS:
         assert command in out
         r = deepvis(command, "--help")
-        assert r.returncode == 0 and "example" in r.stdout and "--settings" in r.stdout, command
+        assert r.returncode == 0 and "example" in r.stdout, command
+        assert ("--settings" in r.stdout) == (command not in NO_NETWORK), command
+
+
+def test_a_newcomers_first_commands():
+    """Issue 21: `deepvis` alone said "the following arguments are required" after a doubled
+    "deepvis: error: deepvis:"; there was no --version; nothing said where the photos are."""
+    import toolbox
+
+    alone = deepvis()
+    assert alone.returncode == 0 and alone.stderr == ""
+    assert alone.stdout.startswith("usage: deepvis") and all(c in alone.stdout for c in COMMANDS)
+    version = deepvis("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"deepvis {toolbox.__version__}"
+    for args, says in ((["frob"], "invalid choice: 'frob'"), (["live", "--frames", "x"], "live: argument --frames")):
+        r = deepvis(*args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("deepvis: error: ") and "deepvis: error: deepvis" not in r.stderr
+        assert says in r.stderr, r.stderr
+    examples = deepvis("examples")
+    assert examples.returncode == 0 and (Path(examples.stdout.strip()) / "chelsea.png").is_file()
+    listed = deepvis("examples", "--list").stdout.split()
+    assert any(p.endswith("coffee.png") for p in listed) and all(Path(p).is_file() for p in listed)
 
 
 def test_layers_json_in_network_order(settings_file, lite0):

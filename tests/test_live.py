@@ -135,11 +135,12 @@ def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
     from toolbox.images import read_image
 
     r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(_photos(tmp_path)), "--headless",
-                        "--frames", "4", "-o", str(tmp_path / "out"), "--video", str(tmp_path / "rec.mp4"),
+                        "--frames", "4", "-o", f"{tmp_path / 'out'}/", "--video", str(tmp_path / "rec.mp4"),
                         "--layer", "block6_add", "--backprop", "guided",
                         "--settings", str(_settings_file(tmp_path, cache_dir))],
                        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert r.returncode == 0, r.stderr
+    assert f"wrote 4 dashboards in {tmp_path / 'out'}/ and" in r.stdout  # one slash, whatever -o ended in
     shots = sorted((tmp_path / "out").glob("dashboard_*.png"))
     assert len(shots) == 4
     first, second, fourth = (read_image(p) for p in (shots[0], shots[1], shots[3]))

@@ -23,7 +23,7 @@ from toolbox.errors import UserError
 __all__ = ["build_parser", "main", "parse_layers", "parse_units", "settings_of", "bounded"]
 
 COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
-            "crops", "precompute", "atlas", "live")
+            "crops", "precompute", "atlas", "live", "examples")
 
 DESCRIPTION = """\
 deepvis: see what a convolutional network has learned.
@@ -38,18 +38,32 @@ available, else efficientnet_lite0).
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="deepvis", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"deepvis {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
 
-    def command(name: str, func: Callable, help: str, epilog: str = "") -> argparse.ArgumentParser:
+    def command(name: str, func: Callable, help: str, epilog: str = "", common: bool = True) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help, epilog=epilog,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(func=func)
-        common_options(p)
+        if common:  # --model, --weights, --settings: every command that loads a network
+            common_options(p)
         return p
 
     for name in COMMANDS:
         importlib.import_module(f"toolbox.cli.{name}").add_parser(command)
     return parser
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's own (a checkout on PYTHONPATH)."""
+    from importlib.metadata import PackageNotFoundError, version as installed
+
+    try:
+        return installed("deepvis")
+    except PackageNotFoundError:
+        from toolbox import __version__
+
+        return __version__
 
 
 class ProgressAwareHandler(logging.Handler):
@@ -85,7 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     _setup_output()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # `deepvis` alone: what it can do, not a mistake
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
     try:
         args.func(args)
     except UserError as e:

@@ -20,7 +20,9 @@ class Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line, like every other error of deepvis."""
 
     def error(self, message: str):  # noqa: ANN201 (argparse's signature)
-        self.exit(2, f"deepvis: error: {self.prog}: {message} (see: {self.prog} --help)\n")
+        command = self.prog.partition(" ")[2]  # "deepvis live" -> "live"; the top level has none
+        where = f"{command}: " if command else ""
+        self.exit(2, f"deepvis: error: {where}{message} (see: {self.prog} --help)\n")
 
 
 def bounded(kind: type, lo: float, hi: float | None = None) -> Callable[[str], Any]:

@@ -79,6 +79,6 @@ def run(args: argparse.Namespace) -> None:
         written = app.run_headless(frames, Path(out_dir) if out_dir else None,
                                    Path(args.video) if args.video else None, unit=args.unit,
                                    progress=lambda: bar.update(1))
-    where = [f"{len(written)} dashboard{'s' * (len(written) != 1)} in {out_dir}/"] if written else []
+    where = [f"{len(written)} dashboard{'s' * (len(written) != 1)} in {Path(out_dir)}/"] if written else []
     where += [f"a recording in {args.video}"] if args.video else []
     print("wrote " + " and ".join(where))
