@@ -408,6 +408,8 @@ def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, ph
     assert r.returncode == 0, r.stderr
     assert "broken.jpg" in r.stderr and "1 unreadable" in r.stdout and "Traceback" not in r.stderr
     assert CropStore(tmp_path / "out").unit("block9_add", 3)[0].shape[1:] == (16, 16, 3)
+    sheet = tmp_path / "out" / "block9_add_crops.png"  # a picture a person can open, named in the summary
+    assert sheet.is_file() and r.stdout.strip().endswith(f"to look at: {sheet}")
     for args, message in ((["--images", str(tmp_path / "nope")], "not found"),
                           (["--images", str(src), "--layers", "block9_ad"], "did you mean: block9_add"),
                           (["--images", str(src), "--top", "0"], "--top (crops.top)")):

@@ -13,7 +13,8 @@ def add_parser(command) -> None:
                 "For every unit of the chosen layers, keeps the K images where it fires most (and, for signed\n"
                 "layers, least), with the crop of each under the unit's receptive field. Runs add to what is\n"
                 "stored (images seen before, by content, are skipped); Ctrl-C loses at most the current\n"
-                "chunk (crops.chunk images), a kill at most two. The live window shows them in its crops pane.\n"
+                "chunk (crops.chunk images), a kill at most two. The live window shows them in its crops pane;\n"
+                "DIR/<layer>_crops.png shows the top crops of each layer's strongest units (one row per unit).\n"
                 "examples:\n  deepvis crops --images ~/photos\n"
                 "  deepvis crops --images val/ clips/lab.mp4 more.txt --layers block9_add,block12_add --top 16")
     p.add_argument("--images", nargs="+", required=True, metavar="SRC",
@@ -59,7 +60,15 @@ def run(args: argparse.Namespace) -> None:
             made = backprop_crops(net, layers=layers, store=store, rule=args.backprop,
                                   max_pixels=settings.images.max_pixels, fit=settings.images.fit, on_unit=bar.update)
         print(f"made {made} {args.backprop} crops")
+    from toolbox.assets.crop_sheets import write_crop_sheets
+    from toolbox.files import display_path
+
+    sheets = write_crop_sheets(store, layers, folder.root)
+    if len(sheets) == 1:
+        where = f"; to look at: {display_path(sheets[0])}"
+    else:
+        where = f"; to look at: {len(sheets)} sheets {display_path(folder.root)}/<layer>_crops.png" if sheets else ""
     rate = report.images / max(report.seconds, 1e-9)
     print(f"looked at {report.images} images ({rate:.1f}/s), skipped {report.skipped} seen before"
           + (f", {report.bad} unreadable" if report.bad else "") + f"; top {c.top} crops of "
-          f"{units} units in {store.dir}")
+          f"{units} units in {display_path(store.dir)}" + where)
