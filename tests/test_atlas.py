@@ -3,7 +3,8 @@
 resolves, images load, "not computed yet" where assets are missing, arrow keys move.
 
 Assets: lite0 block2_add and block4_dw_relu, units 0-3 optimized (48 px, 8 steps), crops of
-6 photos; block3_project_bn has nothing, so its pages say so.
+6 photos; block3_project_bn has nothing, so it has no pages: the index lists it as not computed
+and the layer links skip it.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ def site(assets, tmp_path_factory) -> Path:
     from toolbox.atlas import write_atlas
 
     out = tmp_path_factory.mktemp("site")
-    report = write_atlas(MODEL, LAYERS, assets, out)
-    assert report.layers == 3 and report.units == 24 + 40 + 240
+    report = write_atlas(MODEL, LAYERS, assets, out, fields={"block2_add": (19, 4), "block3_project_bn": (35, 8),
+                                                              "block4_dw_relu": (67, 8)})
+    assert report.layers == 2 and report.units == 24 + 240  # pages for what is computed (issue 21)
     assert report.unit_images == 8 and report.units_with_crops == 24 + 240
     return out
 
@@ -50,18 +52,47 @@ def site(assets, tmp_path_factory) -> Path:
 def test_pages_have_stable_urls_and_say_what_is_missing(site):
     assert (site / "index.html").is_file() and (site / "style.css").is_file() and (site / "keys.js").is_file()
     for layer, channels in LAYERS:
-        assert (site / layer / "index.html").is_file()
-        assert all((site / layer / f"{u}.html").is_file() for u in range(channels))
+        if layer != "block3_project_bn":
+            assert (site / layer / "index.html").is_file()
+            assert all((site / layer / f"{u}.html").is_file() for u in range(channels))
+    assert not (site / "block3_project_bn").exists()  # nothing computed: no pages, listed on the index
+    index = (site / "index.html").read_text()
+    assert "<td>block3_project_bn</td>" in index and 'href="block2_add/index.html"' in index
+    assert "the other 1 are listed here, not computed yet" in index
     unit = (site / "block2_add" / "0.html").read_text()
     assert 'src="img/0.png"' in unit and 'src="crops/0_top.png"' in unit and 'src="crops/0_bottom.png"' in unit
     assert "objective reached" in unit and 'data-right="1.html"' in unit
-    assert 'data-down="../block3_project_bn/0.html"' in unit
+    assert 'data-down="../block4_dw_relu/0.html"' in unit  # past the layer with nothing computed
     assert "not computed yet" in (site / "block2_add" / "5.html").read_text()  # no optimized image
-    assert "bottom images" not in (site / "block4_dw_relu" / "0.html").read_text()  # ReLU6: no lowest side
-    empty = (site / "block3_project_bn" / "39.html").read_text()
-    assert empty.count("not computed yet") >= 2 and 'data-right=' not in empty  # last unit: no next
-    assert 'data-down="../block4_dw_relu/39.html"' in empty
+    relu = (site / "block4_dw_relu" / "239.html").read_text()
+    assert "bottom images" not in relu  # ReLU6: no lowest side
+    assert 'data-right=' not in relu and 'data-up="../block2_add/23.html"' in relu  # last unit: no next
+    assert "receptive field</th><td>67 px, stride 8" in relu and "crops show" not in relu
     assert "http" not in unit.replace("http-equiv", "")  # nothing fetched from anywhere
+
+
+def test_a_field_wider_than_the_image_is_shown_beside_the_crops_window(assets, tmp_path):
+    """Issue 21: the page said "receptive field 224 px" (the crops' window, clamped to the
+    image) where the network's field is wider."""
+    from toolbox.atlas import write_atlas
+
+    write_atlas(MODEL, LAYERS[:1], assets, tmp_path, fields={"block2_add": (275, 16)})  # as if it were deeper
+    page = (tmp_path / "block2_add" / "0.html").read_text()
+    assert "receptive field</th><td>275 px, stride 16" in page
+    assert "crops show</th><td>19 px (the field is wider than the image" in page
+
+
+def test_without_crops_only_units_with_an_image_have_pages(assets, tmp_path):
+    from toolbox.atlas import write_atlas
+
+    images_only = tmp_path / "assets"
+    shutil.copytree(assets, images_only, ignore=shutil.ignore_patterns("crops", "precompute"))
+    report = write_atlas(MODEL, LAYERS, images_only, tmp_path / "site")
+    assert report.layers == 2 and report.units == 8 and report.units_with_crops == 0
+    layer = tmp_path / "site" / "block2_add"
+    assert sorted(p.name for p in layer.glob("*.html")) == ["0.html", "1.html", "2.html", "3.html", "index.html"]
+    assert 'data-right=' not in (layer / "3.html").read_text()  # the last unit with a page
+    assert '<span><div class="missing">' in (layer / "index.html").read_text()  # unit 4: no page, no link
 
 
 def test_another_networks_assets_are_refused(assets, tmp_path):
@@ -107,7 +138,7 @@ def test_in_chromium_every_index_link_resolves_and_images_load(site, browser):
     browser.get((site / "index.html").as_uri())
     assert browser.find_element(By.TAG_NAME, "h1").text == f"{MODEL}: unit atlas"
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "a")]
-    assert len(links) == len(LAYERS)
+    assert len(links) == len(LAYERS) - 1  # block3_project_bn: nothing computed, listed without a page
     for link in links:
         browser.get(link)
         heading = browser.find_element(By.TAG_NAME, "h1").text
@@ -117,7 +148,7 @@ def test_in_chromium_every_index_link_resolves_and_images_load(site, browser):
         WebDriverWait(browser, 10).until(lambda d: all(w != -1 for _, w in _loaded(d)))
         images = _loaded(browser)
         assert all(w > 0 for _, w in images), images
-        assert len(images) == (4 if heading != "block3_project_bn" else 0)
+        assert len(images) == 4
         assert len(browser.find_elements(By.CSS_SELECTOR, ".grid .missing")) == len(cells) - len(images)
     browser.get((site / "block2_add" / "2.html").as_uri())
     WebDriverWait(browser, 10).until(lambda d: all(w != -1 for _, w in _loaded(d)))
@@ -139,10 +170,7 @@ def test_in_chromium_arrow_keys_move_between_units_and_layers(site, browser):
     press(Keys.ARROW_RIGHT, "block2_add/1.html")
     press(Keys.ARROW_RIGHT, "block2_add/2.html")
     press(Keys.ARROW_LEFT, "block2_add/1.html")
-    press(Keys.ARROW_DOWN, "block3_project_bn/1.html")
-    assert "not computed yet" in browser.find_element(By.TAG_NAME, "body").text
-    press(Keys.ARROW_DOWN, "block4_dw_relu/1.html")
-    press(Keys.ARROW_UP, "block3_project_bn/1.html")
+    press(Keys.ARROW_DOWN, "block4_dw_relu/1.html")  # past block3_project_bn: nothing computed
     press("u", "block2_add/1.html")
     press(Keys.ESCAPE, "block2_add/index.html")
     press(Keys.ARROW_RIGHT, "block2_add/0.html")
@@ -155,7 +183,11 @@ def test_the_command_writes_the_whole_network(assets, cache_dir, tmp_path, capsy
     settings.write_text(f"cache_dir: {cache_dir}\n")
     site = tmp_path / "site"
     assert main(["atlas", "--model", MODEL, "--assets", str(assets), "-o", str(site), "--settings", str(settings)]) == 0
-    assert "wrote 5184 unit pages of 21 layers (8 with optimized images" in capsys.readouterr().out
-    assert (site / "head_relu" / "1279.html").is_file() and (site / "block2_add" / "img" / "3.png").is_file()
+    said = capsys.readouterr().out
+    assert "wrote 264 unit pages of 2 layers (8 with optimized images" in said  # not 5,184 pages of all 21
+    assert "19 layers with nothing computed are listed on the index" in said
+    assert not (site / "head_relu").exists() and (site / "block2_add" / "img" / "3.png").is_file()
+    relu = (site / "block4_dw_relu" / "0.html").read_text()
+    assert "receptive field</th><td>67 px, stride 8" in relu  # the network's own, as the window shows
     assert main(["atlas", "--model", MODEL, "--assets", str(tmp_path / "none"), "-o", str(site),
                  "--settings", str(settings)]) == 2

@@ -44,7 +44,7 @@ h1 { font-size: 22px; margin: 6px 0 10px; } h2 { font-size: 16px; margin: 22px 0
 table { border-collapse: collapse; } td, th { padding: 3px 12px 3px 0; text-align: left; }
 th { color: #98a2b0; font-weight: 500; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 1fr)); gap: 8px; }
-.grid a { display: block; text-align: center; font-size: 12px; color: #aab3bf; }
+.grid a, .grid span { display: block; text-align: center; font-size: 12px; color: #aab3bf; }
 .grid img, .grid .missing { width: 88px; height: 88px; display: block; margin: 0 auto 2px; border-radius: 3px; }
 .missing { background: #23272e; color: #77808c; font-size: 12px; display: flex; align-items: center;
            justify-content: center; text-align: center; border: 1px dashed #3a414b; }
@@ -139,13 +139,25 @@ class _Layer:
         self.objectives = _objectives(folder, model, name)
         self.images = {u for u in range(channels) if folder.image_path(name, u).is_file()}
         self.crops = store.load(name) if index else None
-        self.field = index.get("layers", {}).get(name, {}).get("field")
+        self.field = index.get("layers", {}).get(name, {}).get("field")  # the crops' window (clamped)
+
+    @property
+    def pages(self) -> list[int]:
+        """The units that get a page: every unit when crops are stored, else those with an
+        optimized image or a recorded objective; none for a layer with nothing computed."""
+        if self.crops is not None:
+            return list(range(self.channels))
+        return sorted(self.images | {int(u) for u in self.objectives if int(u) < self.channels})
 
 
 def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Path, site: str | Path,
-                on_layer: Callable[[int], None] | None = None) -> AtlasReport:
+                on_layer: Callable[[int], None] | None = None,
+                fields: dict[str, tuple[int, int]] | None = None) -> AtlasReport:
     """Write the site of ``model``'s ``layers`` [(name, channels)] from the asset folder
-    ``assets`` (unit images and crops) into ``site``."""
+    ``assets`` (unit images and crops) into ``site``: pages for the layers and units with
+    something computed; the index lists every layer. ``fields``: {layer: (size, stride)} of
+    the network's receptive fields (``Network.receptive_field``), shown on unit pages beside
+    the crops' window when that is smaller (a field wider than the image)."""
     folder, store = UnitImageFolder(assets), CropStore(assets)
     folder.check_model(model)  # before the site's folder is made
     site = check_output_dir(site)
@@ -157,38 +169,51 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
     atomic_write(site / "style.css", STYLE.encode())
     atomic_write(site / "keys.js", KEYS_JS.encode())
     report = AtlasReport()
-    names = [name for name, _ in layers]
-    infos = []
-    for li, (name, channels) in enumerate(layers):
-        layer = _Layer(name, channels, folder, store, index, model)
-        infos.append(layer)
-        _write_layer(site, model, layer, li, names, layers, folder, store, report)
+    infos = [_Layer(name, channels, folder, store, index, model) for name, channels in layers]
+    computed = [layer for layer in infos if layer.pages]
+    for li, layer in enumerate(computed):
+        _write_layer(site, model, layer, li, computed, folder, store, report, (fields or {}).get(layer.name))
         if on_layer is not None:
             on_layer(1)
+    if on_layer is not None and len(infos) > len(computed):
+        on_layer(len(infos) - len(computed))
+
+    def name_cell(layer: _Layer) -> str:
+        if not layer.pages:
+            return html.escape(layer.name)
+        return f'<a href="{_href(layer.name, "index.html")}">{html.escape(layer.name)}</a>'
+
     rows = "".join(
-        f'<tr><td><a href="{_href(layer.name, "index.html")}">{html.escape(layer.name)}</a></td>'
+        f'<tr><td>{name_cell(layer)}</td>'
         f'<td class="num">{layer.channels}</td><td class="num">{len(layer.images)} / {layer.channels}</td>'
         f'<td>{"yes" if layer.crops is not None else NOT_COMPUTED}</td></tr>\n' for layer in infos)
+    rest = len(infos) - len(computed)
     body = (f'<nav><span class="here">{html.escape(model)}</span></nav>\n'
             f'<h1>{html.escape(model)}: unit atlas</h1>\n'
             f'<p>{len(infos)} layers, {sum(layer.channels for layer in infos)} units; '
-            f'{report.unit_images} optimized images, crops from {looked_at} images.</p>\n'
-            f'<table>\n<tr><th>layer</th><th>units</th><th>optimized images</th><th>crops</th></tr>\n'
+            f'{report.unit_images} optimized images, crops from {looked_at} images.'
+            + (f" Pages for the {len(computed)} layers with something computed; the other {rest} are listed "
+               f"here, {NOT_COMPUTED} (<code>deepvis precompute --layers ...</code> makes them)." if rest else "")
+            + f'</p>\n<table>\n<tr><th>layer</th><th>units</th><th>optimized images</th><th>crops</th></tr>\n'
             f'{rows}</table>')
-    first = _href(names[0], "index.html") if names else ""
+    first = _href(computed[0].name, "index.html") if computed else ""
     atomic_write(site / "index.html", _page(f"{model} atlas", body, 0, {"right": first, "down": first}))
-    report.layers = len(infos)
+    report.layers = len(computed)
     return report
 
 
-def _write_layer(site: Path, model: str, layer: _Layer, li: int, names: list[str],
-                 layers: Sequence[tuple[str, int]], folder: UnitImageFolder, store: CropStore,
-                 report: AtlasReport) -> None:
+def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[_Layer], folder: UnitImageFolder,
+                 store: CropStore, report: AtlasReport, field: tuple[int, int] | None) -> None:
+    """The pages of one computed layer; ``computed``: the layers with pages, in order (the
+    previous and next layer links skip the others)."""
     out = site / layer.name
     (out / "img").mkdir(parents=True, exist_ok=True)
     (out / "crops").mkdir(exist_ok=True)
-    prev_layer = names[li - 1] if li > 0 else None
-    next_layer = names[li + 1] if li + 1 < len(names) else None
+    prev = computed[li - 1] if li > 0 else None
+    after = computed[li + 1] if li + 1 < len(computed) else None
+    prev_layer, next_layer = (prev.name if prev else None), (after.name if after else None)
+    pages = layer.pages
+    has_page = set(pages)
     cells = []
     for unit in range(layer.channels):
         if unit in layer.images:
@@ -197,30 +222,47 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, names: list[str
             report.unit_images += 1
         else:
             thumb = _missing()
-        cells.append(f'<a href="{unit}.html">{thumb}{unit}</a>')
-        _write_unit(out, model, layer, unit, prev_layer, next_layer, layers, li, store, report)
-    before = after = ""
+        cells.append(f'<a href="{unit}.html">{thumb}{unit}</a>' if unit in has_page else f'<span>{thumb}{unit}</span>')
+    for i, unit in enumerate(pages):
+        _write_unit(out, model, layer, unit, pages[i - 1] if i else None, pages[i + 1] if i + 1 < len(pages) else None,
+                    prev, after, store, report, field)
+    before = behind = ""
     if prev_layer:
         before = f'<a href="{_href("..", prev_layer, "index.html")}">&larr; {html.escape(prev_layer)}</a>'
     if next_layer:
-        after = f'<a href="{_href("..", next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
+        behind = f'<a href="{_href("..", next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
     nav = (f'<nav><a href="../index.html">{html.escape(model)}</a>{before}'
-           f'<span class="here">{html.escape(layer.name)}</span>{after}</nav>')
+           f'<span class="here">{html.escape(layer.name)}</span>{behind}</nav>')
     body = (f'{nav}\n<h1>{html.escape(layer.name)}</h1>\n<p>{layer.channels} units; {len(layer.images)} optimized '
             f'images; crops: {"stored" if layer.crops is not None else NOT_COMPUTED}.</p>\n'
             f'<div class="grid">\n' + "\n".join(cells) + "\n</div>")
     links = {"up": _href("..", prev_layer, "index.html") if prev_layer else "",
              "down": _href("..", next_layer, "index.html") if next_layer else "",
-             "right": "0.html", "parent": "../index.html"}
+             "right": f"{pages[0]}.html", "parent": "../index.html"}
     atomic_write(out / "index.html", _page(f"{model} {layer.name}", body, 1, links))
+
+
+def _field_rows(field: tuple[int, int] | None, window: Sequence[int] | None) -> list[tuple[str, str]]:
+    """The unit's receptive field (from the network) and, when it differs, the window its
+    crops show (a field wider than the image is cut to the image-sized window around it)."""
+    rows = []
+    if field is not None:
+        rows.append(("receptive field", f"{field[0]} px, stride {field[1]}"))
+    if window and (field is None or int(window[0]) != field[0]):
+        note = " (the field is wider than the image: the image-sized window around the unit)" if field else ""
+        rows.append(("crops show", f"{int(window[0])} px{note}"))
+    return rows
 
 
 def _values(values: np.ndarray) -> str:
     return " ".join(f"{v:.3g}" for v in values)
 
 
-def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_layer: str | None, next_layer: str | None,
-                layers: Sequence[tuple[str, int]], li: int, store: CropStore, report: AtlasReport) -> None:
+def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int | None, next_page: int | None,
+                prev: _Layer | None, after: _Layer | None, store: CropStore, report: AtlasReport,
+                field: tuple[int, int] | None) -> None:
+    """One unit's page; ``prev_page`` / ``next_page``: the neighbouring units with pages in
+    this layer, ``prev`` / ``after``: the neighbouring layers with pages."""
     name = layer.name
     image = (f'<img class="optimized" src="img/{unit}.png" alt="optimized image of {html.escape(name)} unit {unit}">'
              if unit in layer.images else _missing(f"optimized image:<br>{NOT_COMPUTED}", "big"))
@@ -258,25 +300,24 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_layer: str
                                     f'src="crops/{unit}_backprop.png" alt="{html.escape(rule)} crops">')
     else:
         sections.append(f"<h2>top and bottom images</h2>{_missing(kind='row')}")
-    if layer.field:
-        stats.append(("receptive field", f"{layer.field[0]} px, stride {layer.field[1]}"))
+    stats.extend(_field_rows(field, layer.field))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in stats)
-    prev_unit = f"{unit - 1}.html" if unit > 0 else ""
-    next_unit = f"{unit + 1}.html" if unit + 1 < layer.channels else ""
+    prev_unit = f"{prev_page}.html" if prev_page is not None else ""
+    next_unit = f"{next_page}.html" if next_page is not None else ""
 
-    def other(layer_name: str | None, index: int) -> str:  # the same unit number there, or its last unit
-        if layer_name is None:
+    def other(there: _Layer | None) -> str:  # the same unit number there (or its last unit), else its index
+        if there is None:
             return ""
-        channels = layers[index][1]
-        return _href("..", layer_name, f"{min(unit, channels - 1)}.html")
+        target = min(unit, there.channels - 1)
+        return _href("..", there.name, f"{target}.html" if target in there.pages else "index.html")
 
-    up, down = other(prev_layer, li - 1), other(next_layer, li + 1)
+    up, down = other(prev), other(after)
     nav = (f'<nav><a href="../index.html">{html.escape(model)}</a><a href="index.html">{html.escape(name)}</a>'
-           + (f'<a href="{prev_unit}" rel="prev">&larr; unit {unit - 1}</a>' if prev_unit else "")
+           + (f'<a href="{prev_unit}" rel="prev">&larr; unit {prev_page}</a>' if prev_unit else "")
            + f'<span class="here">unit {unit}</span>'
-           + (f'<a href="{next_unit}" rel="next">unit {unit + 1} &rarr;</a>' if next_unit else "")
-           + (f'<a href="{up}">&uarr; {html.escape(prev_layer)}</a>' if up else "")
-           + (f'<a href="{down}">&darr; {html.escape(next_layer)}</a>' if down else "") + "</nav>")
+           + (f'<a href="{next_unit}" rel="next">unit {next_page} &rarr;</a>' if next_unit else "")
+           + (f'<a href="{up}">&uarr; {html.escape(prev.name)}</a>' if up else "")
+           + (f'<a href="{down}">&darr; {html.escape(after.name)}</a>' if down else "") + "</nav>")
     body = (f'{nav}\n<h1>{html.escape(name)} unit {unit}</h1>\n<div class="unit"><div>{image}</div>'
             f'<div><table>{table or f"<tr><td>{NOT_COMPUTED}</td></tr>"}</table></div></div>\n' + "\n".join(sections))
     links = {"left": prev_unit, "right": next_unit, "up": up, "down": down, "parent": "index.html"}
