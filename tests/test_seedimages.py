@@ -168,6 +168,50 @@ def test_fooling_photos_by_two_levels_read_back_from_files(lite0, photos, tmp_pa
     assert np.mean((reached >= 0.9) & quiet) >= 0.9, (reached, quiet)
 
 
+def test_the_photo_fit_is_the_networks_fit_and_carries_gradients_back_exactly():
+    from toolbox.images import fit_square
+    from toolbox.optvis.fooling import PhotoFit
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:90, 0:130]
+    smooth = np.stack([100 + 80 * np.sin(yy / 9.0 + c) * np.cos(xx / 13.0) for c in range(3)], -1)
+    for mode, size in (("crop", 32), ("letterbox", 32), ("crop", 200)):  # shrink (area), shrink, enlarge
+        fit = PhotoFit(90, 130, size, mode)
+        assert np.abs(fit.forward(smooth) - fit_square(smooth.round().astype(np.uint8), size, mode)).max() <= 1.5
+        x, g = rng.normal(size=(90, 130, 3)), rng.normal(size=(size, size, 3))
+        inner, outer = float((fit.forward(x) * g).sum()), float((x * fit.adjoint(g)).sum())
+        assert inner == pytest.approx(outer, rel=1e-4)  # the adjoint: <F x, g> = <x, F^T g>
+    back = PhotoFit(90, 130, 32, "crop").adjoint(np.ones((32, 32, 3)))
+    assert back[:, :20].max() == 0 and back[:, -20:].max() == 0 and back[:, 21:109].min() > 0  # the crop only
+
+
+def test_fooling_keeps_the_users_photo_at_its_own_size(lite0, photos, tmp_path):
+    """Issue 21: `fool` wrote the 224 px centre crop; now the user's 451x300 photo comes back
+    451x300, changed by at most 2 levels where the network looks, and the file read back and
+    fitted as predict fits it is the target."""
+    import contextlib
+
+    from toolbox.images import read_image
+    from toolbox.optvis.classes import Classifier
+    from toolbox.outputs.fool import fool_to_files
+    from toolbox.settings import FoolSettings
+
+    photo = photos["chelsea"]
+    assert photo.shape[:2] == (300, 451)
+
+    @contextlib.contextmanager
+    def progress(total, what):
+        yield type("Bar", (), {"update": lambda self, n: None})()
+
+    report = fool_to_files(lite0, photo, 15, tmp_path / "robin.png", FoolSettings(), 0, progress)
+    back = read_image(tmp_path / "robin.png")
+    assert back.shape == photo.shape and report.max_change <= 2
+    changed = np.abs(back.astype(int) - photo).max(-1) > 0
+    assert changed[:, 75:376].mean() > 0.5 and not changed[:, :74].any() and not changed[:, 377:].any()
+    assert Classifier(lite0)(lite0.fit_input(back)[None])[0, 15] >= 0.99 and report.reached >= 0.99
+    assert report.psnr > 42
+
+
 def test_fooling_from_noise_is_99_percent_sure(lite0):
     from toolbox.optvis.fooling import fool_from_noise
 
@@ -231,6 +275,7 @@ def test_commands_write_their_files_and_print_their_figures(tmp_path, tiny_setti
     assert r.returncode == 0, r.stderr
     assert "before:" in r.stdout and "after (read back from" in r.stdout and "PSNR" in r.stdout
     assert (tmp_path / "f_change.png").is_file()
+    assert read_image(tmp_path / "f.png").shape == read_image(EXAMPLES / "coffee.png").shape  # the photo's own size
     changed = np.abs(read_image(tmp_path / "f.png").astype(int) - read_image(tmp_path / "f_change.png")).max()
     assert changed > 0
 
@@ -246,7 +291,8 @@ def test_help_explains_the_new_commands(command, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["classes", "--classes", "on"], "did you mean: one"),
+    (["classes", "--classes", "on"], "labels that contain it: one (1)"),
+    (["classes", "--classes", "onr"], "did you mean: one"),
     (["fool", str(EXAMPLES / "coffee.png"), "--target", "two", "-o", "/tmp/x.jpg"], "must end in one of: .png"),
     (["fool", "--target", "two"], "give an IMAGE"),
     (["fool", str(EXAMPLES / "coffee.png"), "--target", "two", "--epsilon", "2/0"], "fraction"),

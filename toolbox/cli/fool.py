@@ -12,9 +12,10 @@ from toolbox.errors import UserError
 def add_parser(command) -> None:
     p = command("fool", run, "fooling images: an invisible change that flips the class, or noise the "
                 "network is sure of",
-                "changes the photo (fitted to the network's input) by at most --epsilon per pixel value until the\n"
-                "network predicts --target; writes OUT (lossless: .png or .bmp) and OUT_change.png (the change,\n"
-                "amplified around grey), and prints the top-5 before and after, the latter read back from OUT.\n"
+                "changes the photo, at its own size, by at most --epsilon per pixel value until the network\n"
+                "(fitting it to its input as it fits any photo) predicts --target; writes OUT (lossless: .png or .bmp)\n"
+                "and OUT_change.png (the change, amplified around grey), and prints the top-5 before and\n"
+                "after, the latter read back from OUT and fitted as predict fits it.\n"
                 "--from-noise instead makes an image from noise that the network assigns to the target.\n"
                 "examples:\n  deepvis fool examples/chelsea.png --target robin -o robin_cat.png\n"
                 "  deepvis fool --from-noise --target tarantula -o tarantula_noise.png")
@@ -50,8 +51,8 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.outputs.fool import fool_to_files
 
     target = class_index(net.labels, args.target)
-    photo = None if image is None else net.fit_input(image, settings.images.fit)
-    report = fool_to_files(net, photo, target, output, settings.fool, args.seed, progress)
+    report = fool_to_files(net, image, target, output, settings.fool, args.seed, progress, settings.images.fit,
+                           settings.images.max_pixels)
     if report.before is not None:
         print(f"before: {classes_line(top_classes(report.before, net.labels))}")
     print(f"after (read back from {display_path(output)}): {classes_line(top_classes(report.after, net.labels))}")
