@@ -25,6 +25,7 @@ TEXT = (225, 225, 225)
 DIM = (130, 130, 140)
 ACCENT = (255, 200, 40)
 SELECT = (60, 220, 255)
+CLASS_BAR = (60, 90, 150)  # the top classes' probability bars
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -332,7 +333,7 @@ def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:
     title(canvas, L.CLASSES, "top classes")
     for i, (label, p) in enumerate(view.top[:5]):
         y = L.CLASSES.y + 4 + i * 21
-        cv2.rectangle(canvas, (L.CLASSES.x, y), (L.CLASSES.x + int(p * L.CLASSES.w), y + 16), (60, 90, 150), -1)
+        cv2.rectangle(canvas, (L.CLASSES.x, y), (L.CLASSES.x + int(p * L.CLASSES.w), y + 16), CLASS_BAR, -1)
         text(canvas, f"{p:5.1%}  {label[:34]}", L.CLASSES.x + 4, y + 13)
 
 
