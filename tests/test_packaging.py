@@ -33,7 +33,8 @@ def test_non_editable_install_runs_from_another_folder(tmp_path, cache_dir, lite
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     folder = r.stdout.strip().splitlines()[-1]
-    assert folder == str(target / "toolbox" / "data" / "examples") and os.path.isfile(os.path.join(folder, "chelsea.png"))
+    assert folder == str(target / "toolbox" / "data" / "examples")
+    assert os.path.isfile(os.path.join(folder, "chelsea.png"))
 
 
 def _fake_checkout(tmp_path, pip_says: str, pip_fails: bool = False):

@@ -56,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def version() -> str:
     """The installed distribution's version, else the package's own (a checkout on PYTHONPATH)."""
-    from importlib.metadata import PackageNotFoundError, version as installed
+    from importlib import metadata
 
     try:
-        return installed("deepvis")
-    except PackageNotFoundError:
+        return metadata.version("deepvis")
+    except metadata.PackageNotFoundError:
         from toolbox import __version__
 
         return __version__

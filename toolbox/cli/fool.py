@@ -13,14 +13,15 @@ def add_parser(command) -> None:
     p = command("fool", run, "fooling images: an invisible change that flips the class, or noise the "
                 "network is sure of",
                 "changes the photo, at its own size, by at most --epsilon per pixel value until the network\n"
-                "(fitting it to its input as it fits any photo) predicts --target; writes OUT (lossless: .png or .bmp)\n"
-                "and OUT_change.png (the change, amplified around grey), and prints the top-5 before and\n"
+                "(fitting it to its input as it fits any photo) predicts --target; writes OUT (lossless: .png or\n"
+                ".bmp) and OUT_change.png (the change, amplified around grey), and prints the top-5 before and\n"
                 "after, the latter read back from OUT and fitted as predict fits it.\n"
                 "--from-noise instead makes an image from noise that the network assigns to the target.\n"
                 "examples:\n  deepvis fool examples/chelsea.png --target robin -o robin_cat.png\n"
                 "  deepvis fool --from-noise --target tarantula -o tarantula_noise.png")
     p.add_argument("image", metavar="IMAGE", nargs="?", help="the photo to change (not with --from-noise)")
-    p.add_argument("--target", "-t", required=True, metavar="CLASS", help="a label (any case, or a word inside one: robin) or its number")
+    p.add_argument("--target", "-t", required=True, metavar="CLASS",
+                   help="a label (any case, or a word inside one: robin) or its number")
     p.add_argument("--from-noise", action="store_true", help="start from noise instead of a photo")
     p.add_argument("-o", "--output", metavar="OUT.png", help="default: IMAGE_fooled.png (noise_fooled.png) here")
     setting_option(p, ["--epsilon"], "fool.epsilon", fraction)
