@@ -96,7 +96,7 @@ def test_a_crops_run_reports_special_files_in_a_list_and_goes_on(tiny, tmp_path)
 
     write_image(tmp_path / "ok.png", np.full((16, 16, 3), 120, np.uint8))
     os.mkfifo(tmp_path / "pipe.mp4")
-    (tmp_path / "list.txt").write_text(f"ok.png\npipe.mp4\n/dev/zero\n")
+    (tmp_path / "list.txt").write_text("ok.png\npipe.mp4\n/dev/zero\n")
     bad = []
     job = CropJob(tiny, ["conv_b"], CropStore(tmp_path / "assets"), 2, 8, 1_000_000)
     out = _finishes(lambda: job.run(find_sources([str(tmp_path / "list.txt")]), on_bad=bad.append))
