@@ -23,7 +23,7 @@ def deepvis(*args, settings=None):
                           cwd=REPO, timeout=300)
 
 
-COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool", "crops",
+COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool", "crops",
             "precompute", "atlas", "live")
 
 

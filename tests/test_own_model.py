@@ -80,10 +80,10 @@ def _nested_sequential():
 
 
 def _fixed_size():
-    """A 16x16 input whose head flattens the feature map: it takes no other size."""
+    """A 16x16 gray input whose head flattens the feature map: it takes no other size."""
     import keras
 
-    inputs = keras.Input((16, 16, 3))
+    inputs = keras.Input((16, 16, 1))
     x = keras.layers.Rescaling(1 / 255)(inputs)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_a")(x)
     x = keras.layers.MaxPooling2D(name="pool_a")(x)
@@ -227,7 +227,7 @@ def test_guided_backprop_rectifies_relus_built_into_convolutions(models):
     assert net.non_negative("conv_b")  # its values are ReLU outputs: drawn as such, with no "lowest" side
 
 
-def test_a_fixed_size_model_sees_every_input_resized_to_its_size(models):
+def test_a_fixed_size_gray_model_sees_every_input_resized_to_its_size(models):
     import keras
 
     net = _network(models, "fixed.keras")
@@ -237,7 +237,8 @@ def test_a_fixed_size_model_sees_every_input_resized_to_its_size(models):
 
     probs = Probe(net, []).batch(pixels)["probs"]
     model = keras.models.load_model(models / "fixed.keras")
-    np.testing.assert_allclose(probs, model(pixels).numpy(), rtol=1e-5, atol=1e-6)
+    gray = (pixels * np.array([0.299, 0.587, 0.114], np.float32)).sum(-1, keepdims=True)  # it takes one channel
+    np.testing.assert_allclose(probs, model(gray).numpy(), rtol=1e-5, atol=1e-6)
     # any other size is resized to 16x16 inside the network: the layer's map keeps its size
     assert net.activations(np.zeros((1, 40, 40, 3), np.float32), ["pool_a"])["pool_a"].shape == (1, 8, 8, 4)
 

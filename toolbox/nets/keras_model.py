@@ -26,6 +26,7 @@ from typing import Any
 import keras
 
 from toolbox.errors import UserError, closest
+from toolbox.files import check_regular_file
 from toolbox.nets.keras_graph import Graph, is_nested, functional, nodes, producer, qualify_names, rebuild
 from toolbox.nets.spec import PREPROCESSING, ModelSpec, parse_spec, read_labels, spec_yaml
 
@@ -111,10 +112,9 @@ class Loaded:
 def load_model_file(path: str | Path) -> Loaded:
     """The model in ``path`` with its graph; loaded once per process (per file version)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"model file not found: {path}")
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(f"{path.name}: a Keras model file ends in {', '.join(MODEL_SUFFIXES)}")
+    check_regular_file(path, "model file")  # not found, a folder, a pipe or a device: one line
     stat = path.stat()
     return _load(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
@@ -222,8 +222,8 @@ def _sizes(loaded: Loaded, layers: list[str]) -> tuple[int, int, list[tuple[int,
     if shapes is None:
         raise UserError(f"{loaded.path.name} does not run on a {size}x{size} input")
     if graph.resized_to is not None:
-        return size, size, shapes, (f"the model takes only {fixed[0]}x{fixed[1]} inputs (its head flattens the "
-                                    f"feature map): other sizes are resized to it inside the network")
+        return size, size, shapes, (f"it takes only {fixed[0]}x{fixed[1]} inputs, its head flattening the feature "
+                                    f"map; other sizes are resized to it inside the network")
     why = f"its Input is {fixed[0]}x{fixed[1]}, other sizes work too" if fixed else \
         f"its Input takes any size; {size} assumed"
     stride = max(1, max(math.ceil(size / s[0]) for s in shapes))

@@ -240,6 +240,9 @@ def load_network(settings: Settings, random_weights: bool = False, needs_classif
         spec = googlenet.spec_for(spec, googlenet.weights_kind(Path(weights)) if weights else googlenet.INCEPTION5H)
     labels = tuple(read_labels(spec))
     model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
+    outputs = model.outputs[0].shape[-1]
+    if spec.has_classifier and outputs != len(labels):  # a --labels file of another network
+        raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} outputs")
     return Network(spec=spec, model=model, labels=labels)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from toolbox.errors import UserError, closest
-from toolbox.files import display_path
+from toolbox.files import display_path, read_input
 from toolbox.settings import PREPROCESS_NAMES
 from toolbox.yamlfile import read_yaml
 
@@ -72,10 +72,12 @@ class ModelSpec:
         for layer in self.layers:
             if layer.name == name:
                 return layer
+        model = self.source.get("path", self.name) if self.builder == "keras_file" else self.name
         raise UserError(f"unknown layer '{name}' for {self.name}{closest(name, self.layer_names)}"
-                        f"; see: deepvis layers --model {self.name}")
+                        f"; see: deepvis layers --model {model}")
 
 
+MAX_LABELS_BYTES = 16 << 20  # a labels file of a million classes is far smaller
 _REQUIRED = ("builder", "input_size", "min_size", "preprocess", "layers", "dream_layers")
 # probabilities: a softmax output; logits: class scores before it; features: no classifier at all
 OUTPUT_KINDS = ("probabilities", "logits", "features")
@@ -176,12 +178,7 @@ def read_labels(spec: ModelSpec, classes: int | None = None) -> list[str]:
         return []
     if spec.labels_file is None:
         return [f"class {i}" for i in range(classes or 0)]
-    if not spec.labels_file.is_file():
-        raise UserError(f"labels file of {spec.name} not found: {spec.labels_file}")
-    try:
-        text = spec.labels_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"labels file {spec.labels_file} is unreadable: {type(e).__name__}") from None
+    text = read_input(spec.labels_file, f"labels file of {spec.name}", MAX_LABELS_BYTES).decode("utf-8", "replace")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
