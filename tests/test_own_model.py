@@ -324,7 +324,8 @@ def test_spec_writes_the_inferred_spec_and_an_edited_spec_overrides_it(models, t
 
 
 @pytest.mark.parametrize("edit, message", [
-    (("base.down", "base.dwn"), "does not fit the model in nested.keras: it has no layer base.dwn (did you mean: base.down"),
+    (("base.down", "base.dwn"),
+     "does not fit the model in nested.keras: it has no layer base.dwn (did you mean: base.down"),
     (("channels: 6", "channels: 8"), "its layer base.down has 6 channels, the spec says 8"),
     (("labels: null", "labels: two.txt"), "it has 4 outputs, the labels list 2"),
 ])

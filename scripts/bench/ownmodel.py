@@ -35,9 +35,9 @@ def _seconds(f, repeat: int) -> float:
 def run(quick: bool) -> None:
     import keras
 
+    from toolbox.nets.graph import is_relu
     from toolbox.nets.keras_graph import qualify_names, rebuild
     from toolbox.nets.keras_model import Loaded, infer, offered_layers
-    from toolbox.nets.graph import is_relu
     from toolbox.optvis.relu_rules import rule_relu
 
     base = keras.applications.ResNet101(include_top=False, weights=None, input_shape=(224, 224, 3))

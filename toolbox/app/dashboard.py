@@ -7,7 +7,6 @@ recorder and the tests all draw the same thing.
 from __future__ import annotations
 
 import functools
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 

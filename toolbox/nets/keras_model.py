@@ -27,7 +27,7 @@ import keras
 
 from toolbox.errors import UserError, closest
 from toolbox.files import check_regular_file
-from toolbox.nets.keras_graph import Graph, is_nested, functional, nodes, producer, qualify_names, rebuild
+from toolbox.nets.keras_graph import Graph, functional, is_nested, nodes, producer, qualify_names, rebuild
 from toolbox.nets.spec import PREPROCESSING, ModelSpec, parse_spec, read_labels, spec_yaml
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,8 @@ def _outputs(graph: Graph) -> tuple[str, int, str]:
     if isinstance(op, keras.layers.Softmax) or activation in ("softmax", "sigmoid"):
         return "probabilities", n, f"{n} values from a {activation or 'softmax'}, {name}{many}"
     if isinstance(op, keras.layers.Dense) and activation in ("linear", ""):
-        return "logits", n, f"{n} values from a Dense without softmax, {name}: class probabilities are their softmax{many}"
+        return "logits", n, (f"{n} values from a Dense without softmax, {name}: class probabilities are their "
+                             f"softmax{many}")
     return "features", n, f"its output, {name} ({n} values), is not class scores{many}"
 
 

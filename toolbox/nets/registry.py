@@ -242,7 +242,8 @@ def load_network(settings: Settings, random_weights: bool = False, needs_classif
     model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
     outputs = model.outputs[0].shape[-1]
     if spec.has_classifier and outputs != len(labels):  # a --labels file of another network
-        raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} outputs")
+        raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} "
+                        f"outputs")
     return Network(spec=spec, model=model, labels=labels)
 
 
