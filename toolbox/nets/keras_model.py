@@ -347,8 +347,12 @@ def network_from_file(model_file: str | Path, given: dict[str, Any], spec_file: 
     reason = check_spec(spec, loaded.graph, len(labels) if spec.labels_file is not None else None)
     if reason:
         raise UserError(f"{where} does not fit the model in {loaded.path.name}: {reason}")
-    said = [f"{key.replace('_', ' ')} {mapping[key]} ({inferred.why[key]})" for key in
-            ("input_size", "preprocess", "outputs") if key not in given and key not in overrides]
+    # say what was chosen: all of it for a bare model file; for a spec, what it leaves out, except
+    # the outputs it has always been taken to mean when it says nothing (probabilities)
+    keys = ("input_size", "preprocess") + (("outputs",) if spec_file is None or mapping["outputs"] != "probabilities"
+                                           else ())
+    said = [f"{key.replace('_', ' ')} {mapping[key]} ({inferred.why[key]})" for key in keys
+            if key not in given and key not in overrides]
     if said:
         log.info("%s: %s", name, "; ".join(said))
     log.debug("%s: %d layers offered; graph rebuilt and layers found in %.3f s", name, len(spec.layers),
