@@ -35,6 +35,8 @@ GRADIENT_RULES = ("gradient", "guided", "deconv")  # how a gradient passes a ReL
 ATTRIBUTION_METHODS = (*GRADIENT_RULES, "gradcam", "smoothgrad", "integrated")
 MAP_FILTERS = ("raw", "gray", "norm", "norm-blur")  # how a gradient map is shown
 GRID_SCALES = ("channel", "layer", "gamma")  # how the window's grid scales activations
+# how pixels in [0, 255] become a network's input (the numbers: toolbox.nets.spec.PREPROCESSING)
+PREPROCESS_NAMES = ("raw", "unit", "tf", "torch", "caffe")
 
 
 def setting(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
@@ -199,6 +201,13 @@ class Settings:
                                  "inception_v3, or a spec in models/")
     weights: str | None = setting(None, "weights file for inception_v3, googlenet (.pb or .caffemodel) or a "
                                         "keras_file spec")
+    preprocess: str | None = setting(None, "how pixels become the network's input: raw (0..255), unit (0..1), "
+                                           "tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus the ImageNet "
+                                           "mean); default: the model's spec, or for a .keras/.h5 file raw when "
+                                           "it starts with its own scaling, else what it shows (said on stderr)",
+                                     choices=PREPROCESS_NAMES)
+    labels: str | None = setting(None, "class names file, one a line, as many as the model has outputs; "
+                                       "default: the spec's, or 'class N'")
     cache_dir: str | None = setting(None, "converted weights and generated images; default: ~/.cache/deepvis")
     models_dir: str | None = setting(None, "model specs and labels; default: the bundled models/")
     images: ImageSettings = field(default_factory=ImageSettings)

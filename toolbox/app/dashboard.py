@@ -6,6 +6,7 @@ recorder and the tests all draw the same thing.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,6 +73,16 @@ def text(canvas: np.ndarray, s: str, x: int, y: int, color=TEXT, scale: float = 
     # OpenCV's fonts draw ASCII only, and a file name that is not valid UTF-8 would crash it
     s = s.encode("ascii", "backslashreplace").decode("ascii")
     cv2.putText(canvas, s, (x, y), FONT, scale, color, 2 if bold else 1, cv2.LINE_AA)
+
+
+@functools.lru_cache(maxsize=1024)
+def fitted(s: str, width: int, scale: float = 0.45) -> str:
+    """``s``, or its end after "..", to fit ``width`` pixels (nested models' layer names are long;
+    their end says most)."""
+    cut = 0
+    while cut < len(s) and cv2.getTextSize((".." if cut else "") + s[cut:], FONT, scale, 1)[0][0] > width:
+        cut += 1
+    return (".." if cut else "") + s[cut:]
 
 
 def title(canvas: np.ndarray, rect: Rect, s: str) -> None:
@@ -346,9 +357,10 @@ def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
         current = index == view.state.layer
         y = L.LAYERS.y + 12 + i * 15
         color = ACCENT if current else TEXT
-        text(canvas, f"{'>' if current else ' '} {name}", L.LAYERS.x, y, color, 0.42)
         count = str(view.channels[index])
         width = cv2.getTextSize(count, FONT, 0.42, 1)[0][0]
+        room = L.LAYERS.w - 60 - width - 12
+        text(canvas, f"{'>' if current else ' '} {fitted(name, room, 0.42)}", L.LAYERS.x, y, color, 0.42)
         text(canvas, count, L.LAYERS.x + L.LAYERS.w - 60 - width, y, color, 0.42)
 
 

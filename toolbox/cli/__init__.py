@@ -22,7 +22,7 @@ from toolbox.errors import UserError
 
 __all__ = ["build_parser", "main", "parse_layers", "parse_units", "settings_of", "bounded"]
 
-COMMANDS = ("layers", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
+COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
             "crops", "precompute", "atlas", "live", "examples")
 
 DESCRIPTION = """\
@@ -31,8 +31,9 @@ deepvis: see what a convolutional network has learned.
 Networks (--model): efficientnet_lite0 (real ImageNet weights, offline), efficientnet_lite2,
 inception_v3 (needs its ImageNet weights: --weights FILE, Keras' cache ~/.keras/models, or internet),
 googlenet (needs --weights tensorflow_inception_graph.pb or bvlc_googlenet.caffemodel),
-a spec of your own in models/, or auto (the default: inception_v3 when its weights are
-available, else efficientnet_lite0).
+your own model as a .keras / .h5 file (nested and Sequential models too: no spec needed;
+`deepvis spec FILE` writes one to edit), a spec in models/, or auto (the default:
+inception_v3 when its weights are available, else efficientnet_lite0).
 """
 
 

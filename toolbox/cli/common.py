@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from toolbox.errors import UserError
-from toolbox.settings import describe
+from toolbox.settings import PREPROCESS_NAMES, describe
 
 log = logging.getLogger("toolbox.cli")
 
@@ -61,6 +61,8 @@ def common_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("common options")
     setting_option(g, ["--model", "-m"], "model")
     setting_option(g, ["--weights"], "weights")
+    setting_option(g, ["--preprocess"], "preprocess", metavar="{" + ",".join(PREPROCESS_NAMES) + "}")
+    setting_option(g, ["--labels"], "labels", metavar="FILE")
     g.add_argument("--settings", help="settings YAML (default: ./settings.yaml when present)")
 
 

@@ -22,5 +22,8 @@ def run(args: argparse.Namespace) -> None:
         return
     size = net.spec.input_size
     print(f"{net.name}: {len(shapes)} layers at {size}x{size} input")
+    if any(inner in shapes for inner in dict(net.spec.aliases).values()):
+        print("  (layers inside nested models are named <model>.<layer>; the plain layer name works where unique)")
+    width = max([22, *map(len, shapes)])
     for name, (h, w, c) in shapes.items():
-        print(f"  {name:<22} {h:>4} x {w:<4} x {c:>5}")
+        print(f"  {name:<{width}} {h:>4} x {w:<4} x {c:>5}")

@@ -50,6 +50,8 @@ def unit_field(network: Network, layer: str) -> Field:
     # an input a multiple of the stride (so "same" padding pads alike everywhere) on which the
     # middle unit's whole field fits inside the image
     side = -(-(max(network.spec.input_size, size + 4 * stride)) // stride) * stride
+    if network.fixed_input:  # any other size would be resized inside the network, fields with it
+        side = network.spec.input_size
     view = network.view([layer])
     rng = np.random.default_rng(0)
     seen = np.zeros((side, side), bool)

@@ -17,7 +17,8 @@ import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.images import fit_square
-from toolbox.nets.graph import is_relu, non_negative, pre_activation, pre_softmax, receptive_field
+from toolbox.nets.graph import is_relu, logits_of, non_negative, pre_activation, receptive_field
+from toolbox.nets.keras_graph import Graph, graph_of, rebuild
 from toolbox.nets.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -30,12 +31,16 @@ PRE_RELU = ":pre_relu"  # suffix of a ``rectified_view`` layer name: its values 
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """``model`` maps a normalized image batch of any size (>= ``spec.min_size``) to class
-    probabilities. ``normalize`` turns pixels in [0, 255] into that model's input."""
+    """``model`` maps a normalized image batch of any size (>= ``spec.min_size``) to what
+    ``spec.outputs`` says: class probabilities, logits or features. ``normalize`` turns pixels
+    in [0, 255] into that model's input. Everything is read through ``graph`` (the model's own
+    graph, or for nested, Sequential and fixed-size models one rebuilt from a free-size input:
+    ``keras_graph``), given by the loader or made on first use."""
 
     spec: ModelSpec
     model: keras.Model
     labels: tuple[str, ...]
+    given_graph: Graph | None = field(default=None, repr=False, compare=False)
     # what the methods below derived from the model, built once (the model never changes)
     _derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
@@ -50,8 +55,23 @@ class Network:
                 self._derived[key] = make()
             return self._derived[key]
 
+    @property
+    def graph(self) -> Graph:
+        return self.given_graph or self._once(("graph",), lambda: graph_of(self.model))
+
+    @property
+    def fixed_input(self) -> bool:
+        """Whether the network sees every image resized to ``spec.input_size`` (its head needs
+        that size); then any size may be fed, but only that one shows it at full detail."""
+        return self.graph.resized_to is not None
+
     def normalize(self, pixels):
-        return (pixels - self.spec.mean) / self.spec.std
+        spec = self.spec
+        if spec.bgr:
+            pixels = pixels[..., ::-1]
+        if isinstance(spec.mean, tuple) or isinstance(spec.std, tuple):
+            return (pixels - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+        return (pixels - spec.mean) / spec.std
 
     def fit_input(self, image: np.ndarray, mode: str = "crop") -> np.ndarray:
         """The network's square input size view of an RGB image: centre-cropped or letterboxed."""
@@ -62,62 +82,74 @@ class Network:
         if not 0 <= unit < channels:
             raise UserError(f"unit {unit} is out of range for layer {layer} (0..{channels - 1})")
 
-    def layer_tensor(self, name: str, pre_relu: bool = False):
-        """The KerasTensor of a spec layer (or LOGITS) in ``model``'s graph."""
+    def _class_tensor(self, graph: Graph, which: str):
+        """LOGITS or PROBS of ``graph``; probabilities of a logits model are its softmax, and
+        logits of a probabilities model the scores before its softmax (their log when the
+        softmax cannot be found: equal up to a constant per image)."""
+        self.spec.require_classifier("reading class scores")
+        out = graph.class_output
+        if self.spec.outputs == "logits":
+            return out if which == LOGITS else keras.ops.softmax(out, axis=-1)
+        if which == PROBS:
+            return out
+        logits = logits_of(out)
+        return logits if logits is not None else keras.ops.log(keras.ops.maximum(out, 1e-12))
+
+    def _tensor(self, graph: Graph, name: str, pre_relu: bool = False):
         if name == LOGITS:
-            return pre_softmax(self.model)
-        self.spec.layer(name)  # a UserError naming the closest layers when unknown
-        layer = self.model.get_layer(name)
-        return pre_activation(layer) if pre_relu else layer.output
+            return self._class_tensor(graph, LOGITS)
+        tensor = graph.tensors.get(name)
+        if tensor is None:
+            raise UserError(f"{self.name}: layer {name} is not in the model's graph")
+        return pre_activation(tensor) if pre_relu else tensor
+
+    def _ours(self, name: str) -> str:
+        """The graph's name of a spec layer (or LOGITS) known by ``name`` (an alias, say); a
+        UserError naming the closest layers when there is none."""
+        return name if name == LOGITS else self.spec.layer(name).name
+
+    def layer_tensor(self, name: str, pre_relu: bool = False):
+        """The KerasTensor of a spec layer (or LOGITS) in the network's graph."""
+        return self._tensor(self.graph, self._ours(name), pre_relu)
 
     def view(self, layers: Sequence[str], pre_relu: bool = False, with_probs: bool = False) -> keras.Model:
         """A model from the NORMALIZED image batch to ``{layer: activations}`` (plus ``PROBS``),
         cut after the deepest layer it needs; built once per set of layers and options.
         ``pre_relu`` reads the values before each layer's ReLU (see ``graph``)."""
         names = tuple(sorted(set(layers)))
-        for name in names:
-            if name != LOGITS:
-                self.spec.layer(name)  # unknown names fail before anything is built or cached
+        ours = {name: self._ours(name) for name in names}  # unknown names fail before anything is built
 
         def make() -> keras.Model:
-            outputs = {name: self.layer_tensor(name, pre_relu) for name in names}
+            graph = self.graph
+            outputs = {name: self._tensor(graph, ours[name], pre_relu) for name in names}
             if with_probs:
-                outputs[PROBS] = self.model.output
-            return keras.Model(self.model.input, outputs, name=f"{self.name}_view")
+                outputs[PROBS] = self._class_tensor(graph, PROBS)
+            return keras.Model(graph.input, outputs, name=f"{self.name}_view")
 
         return self._once(("view", names, pre_relu, with_probs), make)
 
     def rectified_view(self, layers: Sequence[str],
                        rectifier: Callable[[keras.layers.Layer], keras.layers.Layer]) -> keras.Model:
-        """``view(layers)`` of a copy of the model in which every ReLU / ReLU6 layer is
-        ``rectifier(layer)``: a layer with the same forward values whose backward pass differs
-        (the attribution rules). A name ending in PRE_RELU reads that layer before its ReLU
-        (as ``pre_relu`` does in ``view``; the rectifier's layers must count as ReLUs for
-        ``graph``), so one view can hold both. The other layers are copies holding the same
-        weights: a separate graph, because reusing the model's own layers in a second graph
-        would give them extra inbound nodes. Built once per rectifier and per set of layers."""
+        """``view(layers)`` of the network's graph called again with every ReLU / ReLU6 layer
+        replaced by ``rectifier(layer)``: a layer with the same forward values whose backward
+        pass differs (the attribution rules). A name ending in PRE_RELU reads that layer before
+        its ReLU (as ``pre_relu`` does in ``view``; the rectifier's layers must count as ReLUs
+        for ``graph``), so one view can hold both. The other layers are the network's own
+        (weights shared, nested models included: ``keras_graph.rebuild``); the walks of
+        ``graph`` follow tensors, so the extra calls do not confuse them. Built once per
+        rectifier and per set of layers."""
         names = tuple(sorted(set(layers)))
-        for name in names:
-            if name != LOGITS:
-                self.spec.layer(name.removesuffix(PRE_RELU))
+        ours = {name: self._ours(name.removesuffix(PRE_RELU)) for name in names}
 
-        def copy() -> keras.Model:
-            clone = keras.models.clone_model(self.model, clone_function=lambda layer: rectifier(layer) if is_relu(
-                layer) else layer.__class__.from_config(layer.get_config()))
-            clone.set_weights(self.model.get_weights())
-            return clone
-
-        def tensor(clone: keras.Model, name: str):
-            if name == LOGITS:
-                return pre_softmax(clone)
-            if name.endswith(PRE_RELU):
-                return pre_activation(clone.get_layer(name[:-len(PRE_RELU)]))
-            return clone.get_layer(name).output
+        def tensor(graph: Graph, name: str):
+            return self._tensor(graph, ours[name], pre_relu=name.endswith(PRE_RELU))
 
         def make() -> keras.Model:
-            clone = self._once(("rectified", rectifier), copy)
-            outputs = {name: tensor(clone, name) for name in names}
-            return keras.Model(clone.input, outputs, name=f"{self.name}_rectified_view")
+            self.graph  # noqa: B018 (names made unique first: qualify_names)
+            graph = self._once(("rectified", rectifier), lambda: rebuild(
+                self.model, replace=lambda layer: rectifier(layer) if is_relu(layer) else layer))
+            outputs = {name: tensor(graph, name) for name in names}
+            return keras.Model(graph.input, outputs, name=f"{self.name}_rectified_view")
 
         return self._once(("rectified_view", rectifier, names), make)
 
@@ -148,10 +180,10 @@ class Network:
         size = self.spec.input_size if size is None else int(size)
 
         def make() -> tuple[tuple[int, int, int], ...]:
-            maps = [layer.output for layer in self.model.layers
-                    if not isinstance(layer, keras.layers.InputLayer) and len(layer._inbound_nodes) == 1
-                    and not isinstance(layer.output, (list, tuple)) and len(layer.output.shape) == 4]
-            every = keras.Model(self.model.input, maps)
+            graph = self.graph
+            maps = [r.output for r in graph.records
+                    if not isinstance(r.output, (list, tuple)) and len(r.output.shape) == 4]
+            every = keras.Model(graph.input, maps)
             out = every.compute_output_spec(keras.KerasTensor((1, size, size, 3)))
             return tuple(tuple(int(d) for d in t.shape[1:]) for t in out)
 
@@ -160,18 +192,18 @@ class Network:
     def non_negative(self, layer: str) -> bool:
         """Whether ``layer``'s values can never be negative (a ReLU output); signed layers are
         drawn centred on zero and have a "lowest" side."""
-        self.spec.layer(layer)
-        return self._once(("non_negative", layer), lambda: non_negative(self.model.get_layer(layer)))
+        name = self.spec.layer(layer).name
+        return self._once(("non_negative", name), lambda: non_negative(self._tensor(self.graph, name)))
 
     def receptive_field(self, layer: str) -> tuple[int, int]:
         """(size, stride) in input pixels of one unit of ``layer``."""
-        self.spec.layer(layer)
-        return self._once(("receptive_field", layer), lambda: receptive_field(self.model, layer))
+        name = self.spec.layer(layer).name
+        return self._once(("receptive_field", name), lambda: receptive_field(self._tensor(self.graph, name)))
 
     def unit_field(self, layer: str) -> Field:
         """Where in the input a unit of ``layer`` looks (size, stride and offset), measured
         once (``fields.unit_field``)."""
         from toolbox.nets.fields import unit_field
 
-        self.spec.layer(layer)
-        return self._once(("unit_field", layer), lambda: unit_field(self, layer))
+        name = self.spec.layer(layer).name
+        return self._once(("unit_field", name), lambda: unit_field(self, name))

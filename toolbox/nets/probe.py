@@ -18,7 +18,10 @@ from toolbox.nets.network import PROBS, Network
 
 
 def top_classes(probs: np.ndarray, labels: Sequence[str], k: int = 5) -> list[tuple[str, float]]:
-    """The ``k`` most probable classes, most probable first: [(label, probability)]."""
+    """The ``k`` most probable classes, most probable first: [(label, probability)]; none for a
+    network without a classifier."""
+    if not len(labels):
+        return []
     order = np.argsort(probs)[::-1][:k]
     return [(labels[i], float(probs[i])) for i in order]
 
@@ -38,11 +41,15 @@ class Probe:
     def __init__(self, network: Network, layers: Sequence[str]) -> None:
         self.network = network
         self.layers = tuple(layers)
-        model = network.view(self.layers, with_probs=True)
+        classes = network.spec.has_classifier  # a features-only network gives empty probabilities
+        model = network.view(self.layers, with_probs=classes)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         def run(pixels):
-            return model(network.normalize(pixels), training=False)
+            out = dict(model(network.normalize(pixels), training=False))
+            if not classes:
+                out[PROBS] = tf.zeros([tf.shape(pixels)[0], 0])
+            return out
 
         self._run = run
 
@@ -51,7 +58,8 @@ class Probe:
         return self._run.experimental_get_tracing_count()
 
     def batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """(n, h, w, 3) pixels in [0, 255] -> {layer: (n, h', w', c), PROBS: (n, classes)}."""
+        """(n, h, w, 3) pixels in [0, 255] -> {layer: (n, h', w', c), PROBS: (n, classes)} (no
+        classes without a classifier)."""
         out = self._run(tf.convert_to_tensor(images, tf.float32))
         return {k: v.numpy() for k, v in out.items()}
 

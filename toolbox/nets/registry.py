@@ -21,9 +21,9 @@ from typing import Any
 
 from toolbox.errors import UserError
 from toolbox.files import atomic_output, atomic_write, check_output_dir, clean_stray_parts, write_error
-from toolbox.nets import efficientnet_lite, googlenet, inception
+from toolbox.nets import efficientnet_lite, googlenet, inception, keras_model
 from toolbox.nets.network import Network
-from toolbox.nets.spec import ModelSpec, load_spec, read_labels
+from toolbox.nets.spec import ModelSpec, parse_spec, read_labels, read_spec, spec_path
 from toolbox.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,20 +181,6 @@ def cached_conversion(spec: ModelSpec, source: Path, cached: Path, classes: int,
 # -- other builders ----------------------------------------------------------------------------
 
 
-def _load_keras_file(spec: ModelSpec, weights: str | None):
-    import keras
-
-    path = Path(weights or spec.source.get("path", "")).expanduser()
-    if not path.is_file():
-        raise UserError(f"model file for {spec.name} not found: {path} (set source.path in its spec or --weights)")
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:
-        raise UserError(f"cannot load Keras model {path}: {' '.join(str(e).split())}") from None
-    log.debug("%s: model from %s", spec.name, path)
-    return model
-
-
 def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     weights = inception.find_weights(settings.weights, allow_download=True)
     if weights is not None:
@@ -205,15 +191,47 @@ def _choose_auto(settings: Settings) -> tuple[str, str | None]:
     return FALLBACK_MODEL, None
 
 
+def overrides_of(settings: Settings) -> dict[str, Any]:
+    """The spec keys the settings override (--preprocess, --labels) for every network."""
+    found: dict[str, Any] = {}
+    if settings.preprocess:
+        found["preprocess"] = settings.preprocess
+    if settings.labels:
+        found["labels"] = str(Path(settings.labels).expanduser().absolute())
+    return found
+
+
+def _keras_network(settings: Settings, name: str, weights: str | None, needs_classifier: str | None) -> Network:
+    """A Keras model file given directly (--model mine.keras) or through a keras_file spec."""
+    spec_file, given = None, {}
+    if not keras_model.is_model_file(name):
+        spec_file = spec_path(name, settings.models_path)
+        given = read_spec(spec_file)
+    path = weights or (given.get("source") or {}).get("path") or name
+    path = Path(str(path)).expanduser()
+    if spec_file is not None and not path.is_absolute() and (spec_file.parent / path).is_file():
+        path = spec_file.parent / path  # a relative path in a spec: beside the spec, else the working folder
+    if spec_file is not None and not path.is_file():
+        raise UserError(f"model file for {spec_file.stem} not found: {path} (set source.path in its spec or --weights)")
+    return keras_model.network_from_file(path, given, spec_file, overrides_of(settings), needs_classifier)
+
+
 def load_network(settings: Settings, random_weights: bool = False, needs_classifier: str | None = None) -> Network:
-    """The network named by ``settings.model``; ``random_weights`` (inception_v3 and
-    googlenet) skips the weights search, for benchmarks and structure tests. With
-    ``needs_classifier`` (what needs it, for the message), a network without one is refused
-    before anything is loaded."""
+    """The network named by ``settings.model`` (a name, a spec file, or a .keras / .h5 model
+    file); ``random_weights`` (inception_v3 and googlenet) skips the weights search, for
+    benchmarks and structure tests. With ``needs_classifier`` (what needs it, for the message),
+    a network without one is refused before its weights are loaded (a model file: before any
+    long work)."""
     name, weights = settings.model, settings.weights
     if name == "auto":
         name, weights = _choose_auto(settings)
-    spec = load_spec(name, settings.models_path)
+    if keras_model.is_model_file(name):
+        return _keras_network(settings, name, weights, needs_classifier)
+    path = spec_path(name, settings.models_path)
+    raw = read_spec(path)
+    if raw.get("builder") == "keras_file":
+        return _keras_network(settings, name, weights, needs_classifier)
+    spec = parse_spec({**raw, **overrides_of(settings)}, path)
     if needs_classifier:
         spec.require_classifier(needs_classifier)
     if spec.builder == "googlenet":  # which file it is decides the classes and one width
@@ -221,6 +239,10 @@ def load_network(settings: Settings, random_weights: bool = False, needs_classif
         spec = googlenet.spec_for(spec, googlenet.weights_kind(Path(weights)) if weights else googlenet.INCEPTION5H)
     labels = tuple(read_labels(spec))
     model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
+    outputs = model.outputs[0].shape[-1]
+    if spec.has_classifier and outputs != len(labels):  # a --labels file of another network
+        raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} "
+                        f"outputs")
     return Network(spec=spec, model=model, labels=labels)
 
 
@@ -242,6 +264,4 @@ def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weight
         kind = googlenet.weights_kind(source)
         return cached_conversion(spec, source, cache / "models" / f"{spec.name}-{kind}.keras", classes,
                                  googlenet.CONVERTER_VERSION, lambda: googlenet.convert(source))
-    if spec.builder == "keras_file":
-        return _load_keras_file(spec, weights)
     raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")

@@ -104,7 +104,9 @@ class DeepDream:
         original = image.astype(np.float32)
         h, w = original.shape[:2]
         sizes = octave_sizes(h, w, schedule.octaves, schedule.octave_scale, self.network.spec.min_size)
-        tile = max(schedule.tile, self.network.spec.min_size)
+        # a network that sees every input resized to its one size sees each tile best at that size
+        tile = self.network.spec.input_size if self.network.fixed_input else max(schedule.tile,
+                                                                                 self.network.spec.min_size)
         step = schedule.step_size * 255.0
         total, done = len(sizes) * schedule.steps, 0
         detail = np.zeros((*sizes[0], 3), np.float32)

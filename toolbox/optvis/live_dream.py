@@ -78,7 +78,7 @@ class LiveDream:
         """``steps`` normalized ascent steps, each on a randomly rolled copy (rolled back)."""
         h, w = dream.shape[:2]
         step = self.step_size * 255.0
-        tile = max(h, w)
+        tile = self.network.spec.input_size if self.network.fixed_input else max(h, w)  # see DeepDream.run
         max_shift = min(h, w) // 8
         for _ in range(self.steps):
             dy, dx = self._rng.integers(-max_shift, max_shift + 1, size=2)
