@@ -153,6 +153,24 @@ class Network:
 
         return self._once(("rectified_view", rectifier, names), make)
 
+    def masked_view(self, masked: str, layers: Sequence[str]) -> keras.Model:
+        """``view(layers, pre_relu=True)`` of a copy of the model whose layer ``masked`` has its
+        output multiplied, channel by channel, by the mask of ``ablation.channel_mask`` (n, C):
+        switching channels off to see what they did. Built once per layer and set of layers."""
+        from toolbox.nets.ablation import masked_copy
+
+        names = tuple(sorted(set(layers)))
+        masked = self.spec.layer(masked).name
+        for name in names:
+            self.spec.layer(name)
+
+        def make() -> keras.Model:
+            copy = self._once(("masked", masked), lambda: masked_copy(self.model, masked))
+            outputs = {name: pre_activation(copy.get_layer(name)) for name in names}
+            return keras.Model(copy.input, outputs, name=f"{self.name}_masked_view")
+
+        return self._once(("masked_view", masked, names), make)
+
     def activations(self, pixels_batch: np.ndarray, layers: Sequence[str],
                     pre_relu: bool = False) -> dict[str, np.ndarray]:
         """{layer: (n, h, w, c)} for an (n, h, w, 3) batch of pixels in [0, 255], computed
