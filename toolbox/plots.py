@@ -41,3 +41,47 @@ def plot_layer_activations(activations: np.ndarray, title: str, output: str | Pa
     fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=100)
     plt.close(fig)
     atomic_write(output, buf.getvalue())
+
+
+def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output: str | Path) -> None:
+    """A unit's strongest inputs as horizontal bars, excitatory (warm) above inhibitory (cold),
+    each labelled with its unit and share and, where given, its thumbnail ((image, kind) or
+    None per link, in the order excitatory then inhibitory); written atomically to ``output``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    links = list(excitatory) + list(inhibitory)
+    gap = 0.6 if excitatory and inhibitory else 0.0
+    ys = [-(i + (gap if i >= len(excitatory) else 0.0)) for i in range(len(links))]
+    values = [link.contribution for link in links]
+    colors = ["#e07020"] * len(excitatory) + ["#3070d0"] * len(inhibitory)
+    title = title.encode("utf-8", "backslashreplace").decode("utf-8")
+    fig, ax = plt.subplots(figsize=(8.0, 1.1 + 0.62 * max(len(links), 1)))
+    ax.barh(ys, values, height=0.7, color=colors)
+    ax.axvline(0, color="#444444", linewidth=0.8)
+    ax.set_yticks(ys, [f"unit {link.unit}" for link in links])
+    ax.set_ylim(min(ys, default=0) - 0.6, 0.6)
+    span = max((abs(v) for v in values), default=1.0) or 1.0
+    ax.set_xlim(min(min(values, default=0), 0) - 0.45 * span, max(max(values, default=0), 0) + 0.3 * span)
+    for y, link in zip(ys, links):
+        ax.text(link.contribution + (0.02 if link.contribution >= 0 else -0.02) * span, y, f"{link.share:+.1%}",
+                va="center", ha="left" if link.contribution >= 0 else "right", fontsize=9)
+    left = ax.get_xlim()[0]
+    for y, thumb in zip(ys, thumbnails):
+        if thumb is not None:
+            image = thumb[0]
+            box = OffsetImage(image, zoom=40 / max(image.shape[:2]))
+            ax.add_artist(AnnotationBbox(box, (left, y), xybox=(24, 0), xycoords="data", boxcoords="offset points",
+                                         frameon=False))
+    over = "1 image" if circuit.images == 1 else f"mean over {circuit.images} images"
+    ax.set_title(f"{title}: value {circuit.value:.3g} before ReLU ({over})\n"
+                 f"strongest inputs from {circuit.source} (orange: excitatory, blue: inhibitory)", fontsize=10)
+    ax.set_xlabel("contribution (activation x gradient, summed over space); label: share of all |contributions|")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=100)
+    plt.close(fig)
+    atomic_write(output, buf.getvalue())

@@ -99,6 +99,13 @@ class PrecomputeSettings:
                            lo=0, hi=1024)
     shard: int = setting(256, "images per crops task (the work one worker takes at a time)", lo=1, hi=1_000_000)
     retries: int = setting(3, "times a task is given to a new worker after its worker died", lo=0, hi=100)
+    circuit_units: int = setting(64, "units per circuits task (each over its top-crop images)", lo=1, hi=100_000)
+
+
+@dataclass(frozen=True)
+class CircuitSettings:
+    top: int = setting(6, "strongest inputs listed each way (excitatory, and as many inhibitory)", lo=1, hi=10_000)
+    batch: int = setting(16, "images per forward and backward pass", lo=1, hi=1024)
 
 
 @dataclass(frozen=True)
@@ -221,6 +228,7 @@ class Settings:
     fool: FoolSettings = field(default_factory=FoolSettings)
     precompute: PrecomputeSettings = field(default_factory=PrecomputeSettings)
     atlas: AtlasSettings = field(default_factory=AtlasSettings)
+    circuit: CircuitSettings = field(default_factory=CircuitSettings)
 
     @property
     def cache_path(self) -> Path:

@@ -20,7 +20,7 @@ import socket
 import time
 from typing import Any, Callable, Sequence
 
-from toolbox.assets.precompute import Committer, CropParams, Outcome, Task, UnitParams, Worker
+from toolbox.assets.precompute import CircuitParams, Committer, CropParams, Outcome, Task, UnitParams, Worker
 from toolbox.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _ActorBody:
     """A Ray actor's state: the network and a Worker on it."""
 
     def __init__(self, settings: Any, unit_params: UnitParams | None, crop_params: CropParams | None,
-                 threads: int) -> None:
+                 threads: int, circuit_params: CircuitParams | None = None) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
             os.environ[name] = str(threads)
@@ -71,7 +71,7 @@ class _ActorBody:
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
         from toolbox.nets import load_network
 
-        self.worker = Worker(load_network(settings), unit_params, crop_params)
+        self.worker = Worker(load_network(settings), unit_params, crop_params, circuit_params)
 
     def pid(self) -> int:
         return os.getpid()
@@ -85,8 +85,10 @@ class RayRunner:
     process, else a local one (``address`` None) or the cluster at ``address``."""
 
     def __init__(self, settings: Any, unit_params: UnitParams | None, crop_params: CropParams | None,
-                 workers: int = 0, address: str | None = None, threads: int = 0, retries: int = 3) -> None:
+                 workers: int = 0, address: str | None = None, threads: int = 0, retries: int = 3,
+                 circuit_params: CircuitParams | None = None) -> None:
         self.settings, self.unit_params, self.crop_params = settings, unit_params, crop_params
+        self.circuit_params = circuit_params
         self.workers, self.address, self.threads, self.retries = workers, address, threads, retries
         self.pids: dict[int, int] = {}  # worker slot -> its process id (tests kill them)
         self._own_runtime = False
@@ -140,7 +142,7 @@ class RayRunner:
             log.info("%d Ray workers, %d TensorFlow thread%s each", workers, threads, "s" * (threads != 1))
 
             def new_actor() -> Any:
-                return actor.remote(self.settings, self.unit_params, self.crop_params, threads)
+                return actor.remote(self.settings, self.unit_params, self.crop_params, threads, self.circuit_params)
 
             actors = {slot: new_actor() for slot in range(workers)}
             try:  # every worker has loaded the network

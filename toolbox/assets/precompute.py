@@ -10,7 +10,11 @@ never on how many workers run it:
   whenever it runs (batch composition changes a unit's image, so the boundaries are fixed);
 - crops: one task per shard of ``precompute.shard`` sources (in the sorted order
   ``find_sources`` gives), covering every chosen layer; its top K per unit merge exactly
-  (``crops.merge``), so the order in which shards finish does not matter.
+  (``crops.merge``), so the order in which shards finish does not matter;
+- circuits: one task per layer and ``precompute.circuit_units`` units, planned from the crops
+  stored (after this run's crops tasks): each unit's contributions from the offered layer
+  before and to the one after, averaged over its top-crop images (``assets.circuits``). No
+  randomness: a task's result depends only on the network and the images it names.
 
 A :class:`Worker` (one per process: in this one, or a Ray actor) holds the network and turns
 a task into a result in memory; only the driver writes, through the asset owners
@@ -39,7 +43,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 
-from toolbox.assets.crops import CropStore, Entries, LayerCrops, valid_index
+from toolbox.assets.crops import EMPTY, CropStore, Entries, LayerCrops, valid_index
 from toolbox.files import atomic_write, update_json
 
 log = logging.getLogger(__name__)
@@ -67,26 +71,40 @@ class CropParams:
 
 
 @dataclass(frozen=True)
+class CircuitParams:
+    batch: int  # (unit, image) rows per pass
+    max_pixels: int
+    fit: str
+
+
+@dataclass(frozen=True)
 class Task:
     """One independent piece of work. ``units`` task: ``layer`` and its ``units``, first
-    seeded ``seed``; ``crops`` task: ``sources`` [(path, is_video)] for ``layers``."""
+    seeded ``seed``; ``crops`` task: ``sources`` [(path, is_video)] for ``layers``;
+    ``circuits`` task: ``layer``'s ``units``, each over its top-crop images ``tops`` (source
+    ids, ``crops.EMPTY`` padding) found at ``images`` [(id, path, frame or -1)], from
+    ``layers[0]`` to ``layers[1]`` (the layers before and after; "" where there is none)."""
 
     id: str
-    kind: str  # "units" | "crops"
+    kind: str  # "units" | "crops" | "circuits"
     layer: str = ""
     units: tuple[int, ...] = ()
     seed: int = 0
     sources: tuple[tuple[str, bool], ...] = ()
     layers: tuple[str, ...] = ()
+    tops: tuple[tuple[int, ...], ...] = ()
+    images: tuple[tuple[int, str, int], ...] = ()
 
     @property
     def size(self) -> int:
         """How much work it is: units, or sources."""
-        return len(self.units) if self.kind == "units" else len(self.sources)
+        return len(self.sources) if self.kind == "crops" else len(self.units)
 
     def describe(self) -> str:
         if self.kind == "units":
             return f"{self.layer} units {self.units[0]}-{self.units[-1]}"
+        if self.kind == "circuits":
+            return f"{self.layer} circuits {self.units[0]}-{self.units[-1]}"
         return f"crops of {len(self.sources)} sources"
 
 
@@ -117,6 +135,33 @@ def plan_crop_tasks(sources: Sequence[tuple[str, bool]], layers: Sequence[str], 
         part = tuple((str(path), bool(video)) for path, video in sources[start:start + shard])
         tid = f"crops-{start:07d}-{_digest(part, list(layers), p.k, p.side, p.every, p.fit, *([model] if model else []))}"
         tasks.append(Task(tid, "crops", sources=part, layers=tuple(layers)))
+    return tasks
+
+
+def plan_circuit_tasks(store: CropStore, order: Sequence[str], layers: Sequence[str], per_task: int,
+                       model: str = "") -> list[Task]:
+    """Per chosen layer with stored crops, its units in chunks of ``per_task``, each unit over
+    its stored top-crop images; ``order`` lists every offered layer (the neighbours come from
+    it). Ids name the images (so new crops make new tasks), the neighbours and ``model``."""
+    index = store.index().get("images", {})
+    tasks = []
+    for layer in layers:
+        crops = store.load(layer)
+        if crops is None:
+            continue
+        at = list(order).index(layer)
+        source = order[at - 1] if at > 0 else ""
+        target = order[at + 1] if at + 1 < len(order) else ""
+        top = crops.top.sources
+        for start in range(0, len(top), per_task):
+            units = tuple(range(start, min(start + per_task, len(top))))
+            tops = tuple(tuple(int(s) for s in top[u]) for u in units)
+            ids = sorted({s for row in tops for s in row if s != EMPTY and str(s) in index})
+            images = tuple((i, str(index[str(i)]["path"]), -1 if index[str(i)].get("frame") is None
+                            else int(index[str(i)]["frame"])) for i in ids)
+            digest = _digest(layer, units, source, target, tops, *([model] if model else []))
+            tasks.append(Task(f"circuits-{layer}-{units[0]:04d}-{units[-1]:04d}-{digest}", "circuits", layer=layer,
+                              units=units, layers=(source, target), tops=tops, images=images))
     return tasks
 
 
@@ -154,10 +199,13 @@ class Worker:
     """Runs tasks on one network; keeps what it compiled (an ascent per layer, a crop job per
     set of layers) between tasks."""
 
-    def __init__(self, network, unit_params: UnitParams | None, crop_params: CropParams | None) -> None:
+    def __init__(self, network, unit_params: UnitParams | None, crop_params: CropParams | None,
+                 circuit_params: CircuitParams | None = None) -> None:
         self.network, self.unit_params, self.crop_params = network, unit_params, crop_params
+        self.circuit_params = circuit_params
         self._ascents: dict[str, Any] = {}
         self._crop_jobs: dict[tuple[str, ...], Any] = {}
+        self._tracer: Any = None
 
     def run(self, task: Task, known: dict | None = None, on_step: Callable[[], None] | None = None) -> dict:
         """The task's result. For crops, ``known`` says what the store holds already
@@ -165,7 +213,10 @@ class Worker:
         without their crops, so the crop job leaves out, and cuts no crop for, what the
         driver's merge would drop. Neither changes what the store ends with."""
         start = time.perf_counter()
-        result = self._units(task, on_step) if task.kind == "units" else self._crops(task, known or {})
+        if task.kind == "circuits":
+            result = self._circuits(task)
+        else:
+            result = self._units(task, on_step) if task.kind == "units" else self._crops(task, known or {})
         result.update(seconds=time.perf_counter() - start, worker=worker_name())
         return result
 
@@ -195,6 +246,47 @@ class Worker:
         sources = [Source(Path(path), video) for path, video in task.sources]
         job.run(sources, p.every, p.batch, chunk=1 << 62, on_bad=lambda e: bad.append(str(e)))
         return {"found": capture.found, "images": capture.images, "meta": job.meta, "bad": bad}
+
+
+    def _circuits(self, task: Task) -> dict:
+        """Every unit's (unit, image) rows in batches of ``batch``, inputs and outputs from one
+        forward pass each, then the mean over each unit's images. An image that cannot be read
+        again is left out (a unit without any: its row stays not computed)."""
+        import numpy as np
+
+        from toolbox.assets.crop_job import _reload
+        from toolbox.optvis.circuits import CircuitTracer
+
+        p = self.circuit_params
+        assert p is not None
+        if self._tracer is None:
+            self._tracer = CircuitTracer(self.network)
+        source, target = (name or None for name in task.layers)
+        pixels: dict[int, Any] = {}
+        for i, path, frame in task.images:
+            info = {"path": path, "frame": None if frame < 0 else frame}
+            pixels[i] = _reload(info, self.network, p.max_pixels, p.fit)
+        rows = [(k, s) for k, tops in enumerate(task.tops) for s in tops if pixels.get(s) is not None]
+        units = len(task.units)
+        widths = [self.network.spec.layer(name).channels if name else 0 for name in (source, target)]
+        inputs, outputs = np.zeros((units, widths[0]), np.float64), np.zeros((units, widths[1]), np.float64)
+        values, counts = np.zeros(units, np.float64), np.zeros(units, np.int32)
+        for start in range(0, len(rows), p.batch):
+            part = rows[start:start + p.batch]
+            batch = np.stack([pixels[s] for _, s in part]).astype(np.float32)
+            which = np.array([k for k, _ in part])
+            got_in, got_out, got_values = self._tracer.both(batch, task.layer, np.array(task.units)[which], source,
+                                                            target)
+            np.add.at(values, which, got_values)
+            np.add.at(counts, which, 1)
+            if got_in is not None:
+                np.add.at(inputs, which, got_in)
+            if got_out is not None:
+                np.add.at(outputs, which, got_out)
+        seen = np.maximum(counts, 1)[:, None]
+        return {"inputs": (inputs / seen).astype(np.float32), "outputs": (outputs / seen).astype(np.float32),
+                "values": (values / seen[:, 0]).astype(np.float32), "images": counts,
+                "channels": self.network.spec.layer(task.layer).channels}
 
 
 class Captured(CropStore):
@@ -230,7 +322,9 @@ class Committer:
     def __init__(self, root: str | Path, model: str, unit_params: UnitParams | None) -> None:
         from toolbox.assets.unit_images import UnitImageFolder
 
-        self.folder, self.store = UnitImageFolder(root), CropStore(root)
+        from toolbox.assets.circuits import CircuitStore
+
+        self.folder, self.store, self.circuits = UnitImageFolder(root), CropStore(root), CircuitStore(root)
         self.folder.claim(model)  # a folder holds one network's assets
         self.model, self.unit_params = model, unit_params
         self.records = TaskRecords(root)
@@ -244,6 +338,12 @@ class Committer:
                 self.folder.save(task.layer, unit, image)
             self.folder.record(self.model, task.layer, dict(zip(task.units, result["objective"])),
                                preset=p.preset, size=p.size, steps=p.steps)
+        elif task.kind == "circuits":
+            import numpy as np
+
+            tops = np.array(task.tops, np.int64).reshape(len(task.units), -1)
+            self.circuits.commit(task.layer, task.units, result["channels"], task.layers[0], task.layers[1], result["inputs"], result["outputs"],
+                                 result["values"], result["images"], tops)
         else:
             for message in result["bad"]:
                 log.warning("skipped: %s", message)

@@ -23,7 +23,7 @@ from toolbox.errors import UserError
 __all__ = ["build_parser", "main", "parse_layers", "parse_units", "settings_of", "bounded"]
 
 COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
-            "crops", "precompute", "atlas", "live", "examples")
+            "crops", "circuit", "precompute", "atlas", "live", "examples")
 
 DESCRIPTION = """\
 deepvis: see what a convolutional network has learned.
