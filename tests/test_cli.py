@@ -25,7 +25,7 @@ def deepvis(*args, settings=None):
 
 
 COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
-            "crops", "precompute", "atlas", "live", "examples")
+            "crops", "circuit", "precompute", "atlas", "live", "examples")
 NO_NETWORK = ("examples",)  # commands without --model, --weights, --settings
 
 
