@@ -162,7 +162,8 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "pause": ("space",), "switch_source": ("c",), "zoom": ("z",), "save": ("s",), "help": ("h",),
     "quit": ("q", "esc"), "pattern": ("p",), "scale": ("a",), "crops_side": ("t",),
     "backprop": ("b",), "backprop_filter": ("n",), "freeze_backprop": ("d",),
-    "dream": ("g",),
+    "dream": ("g",), "circuit": ("v",), "circuit_from": ("f",), "circuit_next": ("tab",),
+    "circuit_jump": ("enter",), "circuit_back": ("backspace",),
 }
 
 
@@ -189,6 +190,8 @@ class LiveSettings:
     backprop_filter: str = setting("norm-blur", "how the gradient pane shows its map: signed (raw, gray), or "
                                                 "its per-pixel size (norm, norm-blur: where the evidence lies)",
                                    choices=MAP_FILTERS)
+    circuit: bool = setting(False, "start with the crops pane showing the circuit view: the explained unit's "
+                                   "strongest inputs from an earlier layer (the circuit key toggles it)")
     dream: bool = setting(False, "start with the input pane dreaming (the dream key toggles it)")
     dream_layers: str | None = setting(None, '"name[:weight],..." the live dream amplifies; default: the '
                                              'selected layer')

@@ -18,7 +18,7 @@ from toolbox.app.layout import Rect, grid_geometry
 from toolbox.app.state import ViewState
 
 if TYPE_CHECKING:  # drawing needs no TensorFlow, only the observation's arrays
-    from toolbox.app.worker import BackpropRequest, GradientImage, UnitCrops
+    from toolbox.app.worker import BackpropRequest, CircuitInputs, CircuitRequest, GradientImage, UnitCrops
     from toolbox.nets import Observation
 
 BACKGROUND = (28, 28, 32)
@@ -54,6 +54,8 @@ class DashboardView:
     gradient: "GradientImage | None" = None  # the newest map the worker made (maybe of an older request)
     dream: np.ndarray | None = None  # dream mode: the dream of the frame, fitted like ``frame``
     dream_note: str = ""  # what dreams, for the input pane's title
+    circuit_want: "CircuitRequest | None" = None  # what the circuit view wants now (None: off, or no inputs)
+    circuit: "CircuitInputs | None" = None  # the newest inputs the worker sent (maybe of an older request)
 
     @property
     def layer(self) -> str:
@@ -364,7 +366,59 @@ def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
         text(canvas, count, L.LAYERS.x + L.LAYERS.w - 60 - width, y, color, 0.42)
 
 
+def circuit_title(canvas: np.ndarray, request: "CircuitRequest", stale: bool = False) -> None:
+    """The unit explained and where its inputs come from ("..." while a newer one is on its way);
+    long layer names shrink the text rather than run into the next column."""
+    s = f"circuit: {request.layer} {request.unit} <- {request.source}" + (" ..." if stale else "")
+    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
+    text(canvas, s, L.CROPS.x, L.CROPS.y - 8, DIM, 0.45 * min(1.0, L.CROPS.w / width))
+
+
+def draw_circuit(canvas: np.ndarray, view: DashboardView) -> None:
+    """The crops pane's circuit mode: the explained unit's strongest inputs, each a thumbnail
+    (its optimized image or top crop; else its map on this frame) over its unit and share."""
+    want, shown, s = view.circuit_want, view.circuit, view.state
+    if want is None:
+        title(canvas, L.CROPS, "circuit")
+        placeholder(canvas, L.CROPS, ["the first layer has no earlier layer", "to draw its inputs from"])
+        return
+    if shown is None:
+        circuit_title(canvas, want)
+        placeholder(canvas, L.CROPS, ["measuring its inputs...", "(compiled once: a few seconds)"])
+        return
+    circuit_title(canvas, shown.request, stale=shown.request != want)
+    maps = None if view.observation is None else view.observation.activations.get(shown.request.source)
+    for cell in range(sum(L.CIRCUIT_ROW)):
+        r = L.circuit_cell(cell)
+        k = shown.at(cell)
+        x, y = r.x + (r.w - L.CIRCUIT_THUMB) // 2, r.y + 2
+        box = Rect(x, y, L.CIRCUIT_THUMB, L.CIRCUIT_THUMB)
+        if k is None:
+            cv2.rectangle(canvas, (x, y), (x + box.w - 1, y + box.h - 1), (60, 60, 68), 1)
+            continue
+        link, thumb = shown.links[k], shown.thumbnails[k]
+        if thumb is not None:
+            paste(canvas, thumb[0], box)
+        elif maps is not None:
+            paste(canvas, colorize(normalize_channels(maps[..., link.unit:link.unit + 1])[0]), box, cv2.INTER_NEAREST)
+        if cell == s.circuit_pick:
+            cv2.rectangle(canvas, (x - 2, y - 2), (x + box.w + 1, y + box.h + 1), SELECT, 2)
+        color = (255, 170, 90) if link.contribution > 0 else (120, 170, 255)
+        text(canvas, f"{link.unit}", x, y + box.h + 15, TEXT, 0.42)
+        text(canvas, f"{link.share:+.1%}", x, y + box.h + 31, color, 0.42)
+    n = L.CIRCUIT_NOTES
+    path = f", path {len(s.path)}" if s.path else ""
+    lines = [(f"value {shown.value:.3g} (before ReLU)", TEXT), ("share of all |contributions|;", DIM),
+             ("top row excites, this row inhibits", DIM), (f"Tab next, Enter go, Bksp back{path}", DIM),
+             ("f from further back, v crops", DIM)]
+    for i, (line, color) in enumerate(lines):
+        text(canvas, line, n.x, n.y + 14 + 16 * i, color, 0.4)
+
+
 def draw_crops(canvas: np.ndarray, view: DashboardView) -> None:
+    if view.state.circuit:
+        draw_circuit(canvas, view)
+        return
     lowest = view.state.lowest
     title(canvas, L.CROPS, f"{'lowest' if lowest else 'top'} image crops of unit {view.state.unit} "
                            f"(t: {'top' if lowest else 'lowest'})")

@@ -31,6 +31,11 @@ class Action(str, Enum):
     BACKPROP_FILTER = "backprop_filter"
     FREEZE_BACKPROP = "freeze_backprop"
     DREAM = "dream"
+    CIRCUIT = "circuit"
+    CIRCUIT_FROM = "circuit_from"
+    CIRCUIT_NEXT = "circuit_next"
+    CIRCUIT_JUMP = "circuit_jump"
+    CIRCUIT_BACK = "circuit_back"
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
@@ -50,6 +55,11 @@ HELP_TEXT: dict[Action, str] = {
     Action.BACKPROP_FILTER: "gradient pane's filter: raw / gray / norm / norm-blur",
     Action.FREEZE_BACKPROP: "gradient pane: keep explaining this unit / follow the selection",
     Action.DREAM: "input pane: the frame / a live DeepDream of it",
+    Action.CIRCUIT: "crops pane: top crops / the unit's circuit (strongest inputs)",
+    Action.CIRCUIT_FROM: "circuit: inputs from the layer before / further back",
+    Action.CIRCUIT_NEXT: "circuit: highlight the next input",
+    Action.CIRCUIT_JUMP: "circuit: go to the highlighted input (or click it)",
+    Action.CIRCUIT_BACK: "circuit: back along the path",
 }
 
 # X11 key codes as cv2.waitKeyEx reports them (Qt and GTK backends on Linux).

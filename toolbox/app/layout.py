@@ -75,3 +75,24 @@ def grid_geometry(channels: int, area: Rect = GRID) -> GridGeometry:
     cols = math.ceil(math.sqrt(per_page))
     rows = math.ceil(per_page / cols)
     return GridGeometry(channels, cols, rows, side // cols, per_page)
+
+
+# The circuit view, a mode of the crops pane: 6 excitatory inputs in the top row, 3 inhibitory
+# below, each a thumbnail over its unit and share; the rest of the bottom row says the keys.
+CIRCUIT_CELL_W, CIRCUIT_CELL_H, CIRCUIT_THUMB = 75, 94, 56
+CIRCUIT_ROW = (6, 3)  # cells in the top (excitatory) and bottom (inhibitory) rows
+CIRCUIT_NOTES = Rect(CROPS.x + CIRCUIT_ROW[1] * CIRCUIT_CELL_W + 8, CROPS.y + CIRCUIT_CELL_H,
+                     CROPS.w - CIRCUIT_ROW[1] * CIRCUIT_CELL_W - 8, CROPS.h - CIRCUIT_CELL_H)
+
+
+def circuit_cell(i: int) -> Rect:
+    """Cell ``i`` of the circuit view: 0-5 excitatory, 6-8 inhibitory."""
+    row, col = (0, i) if i < CIRCUIT_ROW[0] else (1, i - CIRCUIT_ROW[0])
+    return Rect(CROPS.x + col * CIRCUIT_CELL_W, CROPS.y + row * CIRCUIT_CELL_H, CIRCUIT_CELL_W, CIRCUIT_CELL_H)
+
+
+def circuit_cell_at(px: int, py: int) -> int | None:
+    for i in range(sum(CIRCUIT_ROW)):
+        if circuit_cell(i).contains(px, py):
+            return i
+    return None

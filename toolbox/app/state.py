@@ -17,6 +17,8 @@ ZOOM_MODES = ("map", "overlay", "field")  # enlarged activation map / over the i
 SCALE_MODES = GRID_SCALES  # grid: each channel on its own scale / one scale / one, boosted
 BACKPROP_MODES = ("off", *GRADIENT_RULES)  # the gradient pane: nothing, or one of the engine's ReLU rules
 BACKPROP_FILTERS = MAP_FILTERS
+CIRCUIT_EXCITATORY, CIRCUIT_INHIBITORY = 6, 3  # inputs the circuit view shows each way
+CIRCUIT_LINKS = CIRCUIT_EXCITATORY + CIRCUIT_INHIBITORY
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,10 @@ class ViewState:
     backprop_filter: int = 0  # index into BACKPROP_FILTERS
     frozen: tuple[int, int] | None = None  # (layer, unit) the gradient pane keeps explaining
     dream: bool = False  # the input pane shows a live DeepDream of the frame
+    circuit: bool = False  # the crops pane shows the explained unit's strongest inputs
+    circuit_from: int = 1  # the circuit's inputs come from this many offered layers before the unit's
+    circuit_pick: int = 0  # the highlighted input (excitatory first, then inhibitory): where a jump goes
+    path: tuple[tuple[int, int], ...] = ()  # (layer, unit) explained before each jump, oldest first
 
     @property
     def zoom_mode(self) -> str:
@@ -91,7 +97,36 @@ def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int 
         return replace(state, dream=not state.dream)
     if action is Action.FREEZE_BACKPROP:
         return replace(state, frozen=None if state.frozen is not None else (state.layer, state.unit))
-    return state  # NEXT_IMAGE, PREV_IMAGE, SAVE act on the input or files, not on the state
+    if action is Action.CIRCUIT:
+        return replace(state, circuit=not state.circuit)
+    if action is Action.CIRCUIT_FROM:  # one layer further back, round to the layer just before
+        return replace(state, circuit_from=state.circuit_from % max(state.explained[0], 1) + 1, circuit_pick=0)
+    if action is Action.CIRCUIT_NEXT:
+        return replace(state, circuit_pick=(state.circuit_pick + 1) % CIRCUIT_LINKS)
+    if action is Action.CIRCUIT_BACK:
+        return back(state)
+    return state  # NEXT_IMAGE, PREV_IMAGE, SAVE, CIRCUIT_JUMP act on the input, files or results
+
+
+def jump(state: ViewState, layer: int, unit: int) -> ViewState:
+    """Go to an input unit of the circuit view: it becomes the selection (and the frozen unit
+    while one is frozen), and the unit left is remembered for ``back``."""
+    return replace(state, path=(*state.path, state.explained), **_explaining(state, layer, unit))
+
+
+def back(state: ViewState) -> ViewState:
+    """Return to the unit explained before the last jump (nothing to do at the path's start)."""
+    if not state.path:
+        return state
+    layer, unit = state.path[-1]
+    return replace(state, path=state.path[:-1], **_explaining(state, layer, unit))
+
+
+def _explaining(state: ViewState, layer: int, unit: int) -> dict:
+    changes = {"layer": layer, "unit": unit, "circuit_from": 1, "circuit_pick": 0}
+    if state.frozen is not None:
+        changes["frozen"] = (layer, unit)
+    return changes
 
 
 def move(state: ViewState, action: Action, channels: int, steps: int) -> ViewState:

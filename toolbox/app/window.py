@@ -18,11 +18,13 @@ import numpy as np
 
 from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action, KeyMap
-from toolbox.app.layout import GRID, grid_geometry
+from toolbox.app.layout import GRID, circuit_cell_at, grid_geometry
 from toolbox.app.sources import open_source
-from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, SCALE_MODES, ViewState, apply, select
-from toolbox.app.worker import (BackpropRequest, DreamRequest, FrameRequest, FrameResult, LayerPatterns,
-                                NetworkWorker, PatternRequest, UnitCrops, UnitImage, UnitRequest, WorkerError, frozen)
+from toolbox.app.state import (BACKPROP_FILTERS, BACKPROP_MODES, CIRCUIT_EXCITATORY, CIRCUIT_INHIBITORY, SCALE_MODES,
+                               ViewState, apply, jump, select)
+from toolbox.app.worker import (BackpropRequest, CircuitRequest, DreamRequest, FrameRequest, FrameResult,
+                                LayerPatterns, NetworkWorker, PatternRequest, UnitCrops, UnitImage, UnitRequest,
+                                WorkerError, frozen)
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings, parse_layer_weights
@@ -90,7 +92,7 @@ class LiveApp:
                                       for name, w in parse_layer_weights(live.dream_layers).items())
         else:
             self.dream_layers = None  # the selected layer
-        self.initial_state = ViewState(layer=self.layers.index(first), dream=live.dream,
+        self.initial_state = ViewState(layer=self.layers.index(first), dream=live.dream, circuit=live.circuit,
                                        scale=SCALE_MODES.index(settings.live.grid_scale),
                                        backprop=BACKPROP_MODES.index(settings.live.backprop),
                                        backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter))
@@ -111,6 +113,16 @@ class LiveApp:
         layer, unit = state.explained
         return BackpropRequest(self.layers[layer], unit, state.backprop_mode, state.backprop_filter_name)
 
+    def circuit_request(self, state: ViewState) -> CircuitRequest | None:
+        """What the circuit view wants: the inputs of the unit the gradient pane explains (one
+        backward pass serves both) from ``circuit_from`` layers before; None when the view is
+        off or the unit's layer is the first."""
+        layer, unit = state.explained
+        if not state.circuit or layer == 0:
+            return None
+        source = layer - min(state.circuit_from, layer)
+        return CircuitRequest(self.layers[layer], unit, self.layers[source], CIRCUIT_EXCITATORY, CIRCUIT_INHIBITORY)
+
     def dream_request(self, state: ViewState) -> DreamRequest | None:
         """What dream mode dreams: live.dream_layers, else the selected layer."""
         if not state.dream:
@@ -124,7 +136,8 @@ class LiveApp:
                 raw: np.ndarray | None = None) -> FrameRequest:
         dream = self.dream_request(state)
         return FrameRequest(frame_id, image, self.backprop_request(state), dream,
-                            frozen(raw) if dream is not None and raw is not None else None)
+                            frozen(raw) if dream is not None and raw is not None else None,
+                            self.circuit_request(state))
 
     def view(self, session: LiveSession) -> DashboardView:
         state, latest, ui = session.state, session.latest, session.unit_image
@@ -150,7 +163,8 @@ class LiveApp:
             source=self.source.label,
             message=session.message, help_lines=self.help_lines,
             backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient,
-            dream=None if latest is None else latest.dream, dream_note=self._dream_note(state))
+            dream=None if latest is None else latest.dream, dream_note=self._dream_note(state),
+            circuit_want=self.circuit_request(state), circuit=None if latest is None else latest.circuit)
 
     def _dream_note(self, state: ViewState) -> str:
         want = self.dream_request(state)
@@ -210,7 +224,8 @@ class LiveApp:
         latest, still = session.latest, session.state.paused or not self.source.live
         if latest is None or not still:
             self._resend(session)
-        elif session.state.dream or latest.backprop != self.backprop_request(session.state):
+        elif (session.state.dream or latest.backprop != self.backprop_request(session.state)
+              or latest.circuit_request != self.circuit_request(session.state)):
             self._send(session, latest.image, session.raw)  # a still picture keeps dreaming
 
     def _resend(self, session: LiveSession) -> None:
@@ -273,6 +288,8 @@ class LiveApp:
             self._resend(session)
         elif action is Action.SWITCH_SOURCE:
             state = self._switch_source(state, session)
+        elif action is Action.CIRCUIT_JUMP:
+            state = self._jump(session, state, state.circuit_pick)
         elif action is Action.SAVE:
             path = Path(self.settings.live.save_dir) / time.strftime("deepvis-%Y%m%d-%H%M%S.png")
             write_image(path, canvas)
@@ -293,7 +310,23 @@ class LiveApp:
         self._resend(session)
         return state
 
+    def _jump(self, session: LiveSession, state: ViewState, pick: int) -> ViewState:
+        """To input ``pick`` of the circuit on screen (when it is the one the view wants)."""
+        shown = None if session.latest is None else session.latest.circuit
+        if not state.circuit or shown is None or shown.request != self.circuit_request(state):
+            session.message = "circuit: wait for the inputs to be shown" if state.circuit else "v: the circuit view"
+            return state
+        k = shown.at(pick)
+        if k is None:
+            return state
+        return jump(state, self.layers.index(shown.request.source), shown.links[k].unit)
+
     def _on_click(self, session: LiveSession, x: int, y: int) -> LiveSession:
+        if session.state.circuit:
+            pick = circuit_cell_at(x, y)
+            if pick is not None:
+                self._set_state(session, self._jump(session, session.state, pick))
+                return session
         channels = self.channels[session.state.layer]
         geo = grid_geometry(channels)
         unit = geo.unit_at(x, y, geo.page_of(session.state.unit), GRID)

@@ -28,6 +28,7 @@ from toolbox.optvis.attribution_display import display
 log = logging.getLogger(__name__)
 
 PATTERN_TILE = 48  # side of the unit images sent for pattern mode
+THUMBNAIL = 64  # side of the circuit view's thumbnails
 
 
 def frozen(array: np.ndarray) -> np.ndarray:
@@ -58,6 +59,40 @@ class GradientImage:
 
 
 @dataclass(frozen=True)
+class CircuitRequest:
+    """What the circuit view wants for a frame: the strongest inputs from ``source`` of unit
+    ``unit`` of ``layer`` (the unit the gradient pane explains, so one backward pass serves both)."""
+
+    layer: str
+    unit: int
+    source: str
+    excitatory: int = 6
+    inhibitory: int = 3
+
+
+@dataclass(frozen=True)
+class CircuitInputs:
+    """The circuit view's answer for one frame: ``links`` (excitatory first, then inhibitory;
+    see ``optvis.circuits.Link``) and for each a thumbnail ((RGB image, kind) or None: the
+    window then shows the input's activation map on this frame)."""
+
+    request: CircuitRequest
+    value: float  # the unit's value (before its ReLU, at its strongest position)
+    links: tuple  # of Link
+    excitatory: int  # how many of ``links`` are excitatory
+    thumbnails: tuple
+
+    def at(self, cell: int) -> int | None:
+        """The index into ``links`` shown in cell ``cell``: the first ``request.excitatory`` cells
+        hold the excitatory inputs, the next ``request.inhibitory`` the inhibitory ones; None
+        for an empty cell."""
+        if cell < self.request.excitatory:
+            return cell if cell < self.excitatory else None
+        k = self.excitatory + cell - self.request.excitatory
+        return k if self.excitatory <= k < len(self.links) else None
+
+
+@dataclass(frozen=True)
 class DreamRequest:
     """Dream mode: dream ``layers`` ((name, weight), ...) on the frame, ``steps`` per frame,
     starting from the previous dream carried along the optical flow (see optvis.live_dream)."""
@@ -78,6 +113,7 @@ class FrameRequest:
     backprop: BackpropRequest | None = None  # None: the gradient pane is off (the Probe alone)
     dream: DreamRequest | None = None  # None: no dream
     frame: np.ndarray | None = None  # dream mode: the source frame, RGB uint8
+    circuit: CircuitRequest | None = None  # None: the circuit view is off
 
 
 @dataclass(frozen=True)
@@ -94,11 +130,16 @@ class FrameResult:
     seconds: float  # network time for this frame
     gradient: GradientImage | None = None  # the gradient pane's map, when the request asked for one
     dream: np.ndarray | None = None  # dream mode: the frame's dream, fitted to the square like ``image``
+    circuit: CircuitInputs | None = None  # the circuit view's inputs, when the request asked for them
 
     @property
     def backprop(self) -> BackpropRequest | None:
         """The map this frame answers, to tell whether the UI wants another one."""
         return None if self.gradient is None else self.gradient.request
+
+    @property
+    def circuit_request(self) -> CircuitRequest | None:
+        return None if self.circuit is None else self.circuit.request
 
 
 @dataclass(frozen=True)
@@ -191,6 +232,7 @@ class NetworkWorker:
         self._dreamers: dict = {}  # (layers, objective) -> DeepDream (compiled once for each)
         self._live_dream = None  # (DreamRequest, LiveDream) of the last dreamed frame
         self._frame_error = ""  # the last error a frame raised (logged once)
+        self._thumbnails: dict[tuple[str, int], tuple] = {}  # (layer, unit) -> (image, kind), once found
 
     # -- synchronous use (headless mode, benchmarks) --------------------------------------
 
@@ -198,7 +240,10 @@ class NetworkWorker:
         """The frame's observation; with a backprop request also its gradient image, from the
         same forward pass. Without one the Probe runs alone, so the frame rate is unchanged."""
         start = time.perf_counter()
-        if request.backprop is None:
+        circuit = None
+        if request.circuit is not None:
+            observation, gradient, circuit = self._circuit(request.image, request.circuit, request.backprop)
+        elif request.backprop is None:
             observation, gradient = self.probe(request.image), None
         else:
             observation, gradient = self._explain(request.image, request.backprop)
@@ -208,7 +253,7 @@ class NetworkWorker:
         else:
             self._live_dream = None  # dream mode ended: the next dream starts afresh
         return FrameResult(request.frame_id, request.image, observation, time.perf_counter() - start, gradient,
-                           dream)
+                           dream, circuit)
 
     def _dream(self, want: DreamRequest):
         """The LiveDream for ``want``: the last one while the request stays the same (its
@@ -232,6 +277,41 @@ class NetworkWorker:
         observation, result = self.attributor.observe(image, Target.unit(want.layer, want.unit), want.rule,
                                                       self.layers)
         return observation, GradientImage(want, frozen(display(result.map, want.filter)), result.score)
+
+    def _circuit(self, image: np.ndarray, want: CircuitRequest,
+                 backprop: BackpropRequest | None) -> tuple[Observation, GradientImage | None, CircuitInputs]:
+        """The circuit view's inputs from the backward pass the gradient pane makes anyway (the
+        pane off: a plain backward pass alone); the pane's map when it explains the same unit."""
+        from toolbox.optvis.circuits import Circuit
+
+        target = Target.unit(want.layer, want.unit)
+        same = backprop is not None and (backprop.layer, backprop.unit) == (want.layer, want.unit)
+        observation, result, contributions = self.attributor.observe_circuit(
+            image, target, backprop.rule if same else "gradient", self.layers)
+        gradient = None
+        if same:
+            gradient = GradientImage(backprop, frozen(display(result.map, backprop.filter)), result.score)
+        elif backprop is not None:  # the pane explains another unit: its own pass
+            _, gradient = self._explain(image, backprop)
+        circuit = Circuit(want.layer, want.unit, want.source, contributions[want.source], result.score)
+        links = tuple(circuit.links(want.excitatory)) + tuple(circuit.links(want.inhibitory, inhibitory=True))
+        thumbnails = tuple(self.thumbnail(want.source, link.unit) for link in links)
+        return observation, gradient, CircuitInputs(want, result.score, links, len(circuit.links(want.excitatory)),
+                                                    thumbnails)
+
+    def thumbnail(self, layer: str, unit: int) -> tuple | None:
+        """A unit's optimized image or top crop, small (kept once found; looked for again
+        while missing, since the window makes unit images as it goes)."""
+        from toolbox.assets.thumbnails import unit_thumbnail
+
+        key = (layer, unit)
+        if key not in self._thumbnails:
+            found = unit_thumbnail(self.folder, self.crops, layer, unit)
+            if found is None:
+                return None
+            image = cv2.resize(found[0], (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA)
+            self._thumbnails[key] = (frozen(image), found[1])
+        return self._thumbnails[key]
 
     def unit_image_now(self, layer: str, unit: int) -> UnitImage:
         """The unit's image from the folder, or made now (and stored)."""

@@ -38,6 +38,9 @@ def add_parser(command) -> None:
     p.add_argument("--dream", action="store_true", default=None, dest=f"{SETTING}live.dream",
                    help=describe("live.dream") + "; also in headless recordings")
     SETTING_FLAGS["live.dream"] = "--dream"
+    p.add_argument("--circuit", action="store_true", default=None, dest=f"{SETTING}live.circuit",
+                   help=describe("live.circuit") + "; also in headless recordings")
+    SETTING_FLAGS["live.circuit"] = "--circuit"
     setting_option(p, ["--dream-layers"], "live.dream_layers")
     setting_option(p, ["--dream-steps"], "live.dream_steps", int)
     p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,

@@ -38,7 +38,7 @@ import tensorflow as tf
 from toolbox.errors import UserError
 from toolbox.nets.network import LOGITS, PRE_RELU, Network
 from toolbox.nets.probe import Observation
-from toolbox.optvis.relu_rules import RULES, backward_rule, rule_relu
+from toolbox.optvis.relu_rules import RULES, backward_rule, plain_backward, rule_relu
 from toolbox.settings import ATTRIBUTION_METHODS, AttributeSettings
 
 METHODS = ATTRIBUTION_METHODS
@@ -160,7 +160,10 @@ class Attributor:
 
         return self._compiled(("gradcam", layer, cam_layer), make)
 
-    def _observe_step(self, layers: tuple[str, ...]) -> Callable:
+    def _observe_step(self, layers: tuple[str, ...], circuit: str | None = None) -> Callable:
+        """``circuit`` None: the map alone; "shared": also every layer's contributions to the
+        target from the same backward pass (the plain rule's); "separate": the map by the rule
+        and the contributions by a second, plain backward pass of the same forward pass."""
         net = self.network
         targets = [name + PRE_RELU for name in layers] + [LOGITS]
 
@@ -169,17 +172,28 @@ class Attributor:
 
             @tf.function(input_signature=[_PIXELS, _INT, _INT, _INT, _INT])
             def observe(pixels, which, index, rule, value):
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
+                with tf.GradientTape(watch_accessed_variables=False, persistent=circuit == "separate") as tape:
                     tape.watch(pixels)
                     with backward_rule(rule):
                         out = view(net.normalize(pixels), training=False)
                     scores = tf.switch_case(which, [functools.partial(_score, out[t], index, value) for t in targets])
                 acts = {name: out[name] for name in layers}
-                return tape.gradient(scores, pixels), scores, acts, tf.nn.softmax(out[LOGITS])
+                if circuit is None:
+                    return tape.gradient(scores, pixels), scores, acts, tf.nn.softmax(out[LOGITS])
+                inner = [acts[name] for name in layers]
+                zero = tf.UnconnectedGradients.ZERO
+                if circuit == "shared":
+                    grads, *at = tape.gradient(scores, [pixels, *inner], unconnected_gradients=zero)
+                else:
+                    grads = tape.gradient(scores, pixels)
+                    with plain_backward():
+                        at = tape.gradient(scores, inner, unconnected_gradients=zero)
+                contributions = {name: tf.reduce_sum(a * g, axis=[1, 2]) for name, a, g in zip(layers, inner, at)}
+                return grads, scores, acts, tf.nn.softmax(out[LOGITS]), contributions
 
             return observe
 
-        return self._compiled(("observe", layers), make)
+        return self._compiled(("observe", layers, circuit), make)
 
     @property
     def trace_count(self) -> int:
@@ -235,19 +249,32 @@ class Attributor:
         layers serves every target layer, unit, class and rule; its backward pass always
         starts at the deepest output (about one bare gradient), which beats a probe plus a
         separate map for deep targets and never compiles again when the layer changes."""
-        layers = tuple(layers)
+        observation, attribution, _ = self._observe(image, target, rule, tuple(layers), None)
+        return observation, attribution
+
+    def observe_circuit(self, image: np.ndarray, target: Target, rule: str,
+                        layers: Sequence[str]) -> tuple[Observation, Attribution, dict[str, np.ndarray]]:
+        """``observe``, and the contributions (activation x plain gradient, summed over space:
+        ``optvis.circuits``) of every channel of every layer of ``layers`` to the target, {layer:
+        (channels,)}, zeros for the target's own layer and those after it. With the plain rule
+        they come from the map's own backward pass; with guided or deconv from a second, plain
+        one (those rules would bend the contributions)."""
+        return self._observe(image, target, rule, tuple(layers), "shared" if rule == "gradient" else "separate")
+
+    def _observe(self, image: np.ndarray, target: Target, rule: str, layers: tuple[str, ...], circuit: str | None):
         self.check(target)
         if rule not in RULES:
             raise UserError(f"unknown rule '{rule}' (use gradient, guided or deconv)")
         if not target.is_class and target.layer not in layers:
             raise UserError(f"layer {target.layer} is not among the observed layers")
         which = len(layers) if target.is_class else layers.index(target.layer)
-        grads, scores, acts, probs = self._observe_step(layers)(
+        grads, scores, acts, probs, *rest = self._observe_step(layers, circuit)(
             tf.convert_to_tensor(np.asarray(image, np.float32)[None]), tf.constant(which, tf.int32),
             tf.constant(target.index, tf.int32), tf.constant(RULES[rule], tf.int32),
             tf.constant(UNIT_VALUES.index(target.value), tf.int32))
         observation = Observation({name: value.numpy()[0] for name, value in acts.items()}, probs.numpy()[0])
-        return observation, Attribution(rule, target, grads.numpy()[0], float(scores[0]))
+        contributions = {name: value.numpy()[0] for name, value in rest[0].items()} if rest else None
+        return observation, Attribution(rule, target, grads.numpy()[0], float(scores[0])), contributions
 
     def gradcam(self, image: np.ndarray, target: Target, cam_layer: str | None = None) -> Attribution:
         cam_layer = cam_layer or self.default_cam_layer(target)

@@ -27,6 +27,20 @@ GRADIENT, GUIDED, DECONV = 0, 1, 2
 RULES: dict[str, int] = {"gradient": GRADIENT, "guided": GUIDED, "deconv": DECONV}
 
 _RULE: ContextVar[tf.Tensor | None] = ContextVar("deepvis_backward_rule", default=None)
+_PLAIN_BACKWARD: ContextVar[bool] = ContextVar("deepvis_plain_backward", default=False)
+
+
+@contextmanager
+def plain_backward() -> Iterator[None]:
+    """Gradients taken (``tape.gradient``) within this block cross every RuleReLU by the plain
+    rule, whatever rule the forward pass was recorded with: one forward pass can give a guided
+    map and the true gradient at an inner layer (the window's circuit view beside its
+    gradient pane). Read when the gradient is built, so it belongs around the gradient call."""
+    token = _PLAIN_BACKWARD.set(True)
+    try:
+        yield
+    finally:
+        _PLAIN_BACKWARD.reset(token)
 
 
 @contextmanager
@@ -71,6 +85,8 @@ def _ruled(x: tf.Tensor, rule: tf.Tensor, cap: float | None) -> tf.Tensor:
             def deconv():
                 return tf.nn.relu(g)
 
+            if _PLAIN_BACKWARD.get():
+                return plain()
             return tf.switch_case(rule, [plain, guided, deconv])
 
         return y, gradient
