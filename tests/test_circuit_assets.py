@@ -139,3 +139,27 @@ def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_se
     for field in ("inputs", "outputs", "values", "images", "made_from"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
 
+
+
+def test_atlas_unit_pages_list_inputs_and_outputs_linking_to_their_pages(assets, tmp_path):
+    import re
+
+    from toolbox.assets.circuits import CircuitStore
+    from toolbox.atlas import write_atlas
+
+    layers = [("block1_project_bn", 24), (LAYER, 24), ("block3_project_bn", 40)]
+    write_atlas("efficientnet_lite0", layers, assets, tmp_path)
+    stored = CircuitStore(assets).unit(LAYER, 5)
+    page = (tmp_path / LAYER / "5.html").read_text()
+    assert "strongest inputs from block1_project_bn" in page and "strongest outputs to block3_project_bn" in page
+    inputs = page.split("strongest inputs from")[1].split("strongest outputs to")[0]
+    linked = [int(u) for u in re.findall(r'href="\.\./block1_project_bn/(\d+)\.html"', inputs)]
+    assert linked == [k.unit for k in stored.inputs.links(6) + stored.inputs.links(3, inhibitory=True)]
+    outputs = page.split("strongest outputs to")[1]
+    linked = [int(u) for u in re.findall(r'href="\.\./block3_project_bn/(\d+)\.html"', outputs)]
+    assert linked == [k.unit for k in stored.outputs.links(6) + stored.outputs.links(3, inhibitory=True)]
+    for unit in linked:
+        assert (tmp_path / "block3_project_bn" / f"{unit}.html").is_file()  # every link resolves
+    assert f"{stored.inputs.links(1)[0].share:+.1%}" in inputs
+    elsewhere = (tmp_path / "block1_project_bn" / "0.html").read_text()  # no circuits stored for that layer
+    assert "strongest inputs and outputs" in elsewhere and "not computed yet" in elsewhere

@@ -50,6 +50,15 @@ class LayerCircuits:
                              np.zeros((units, targets), np.float32), np.zeros(units, np.float32),
                              np.zeros(units, np.int32), np.full((units, k), EMPTY, np.int64))
 
+    def unit(self, layer: str, unit: int) -> "UnitCircuits | None":
+        """Row ``unit`` (of ``layer``, whose rows these are), or None when it is not computed."""
+        if unit >= len(self.values) or self.images[unit] == 0:
+            return None
+        n, value = int(self.images[unit]), float(self.values[unit])
+        inputs = Circuit(layer, unit, self.source, self.inputs[unit], value, n) if self.source else None
+        outputs = Circuit(layer, unit, self.target, self.outputs[unit], value, n) if self.target else None
+        return UnitCircuits(inputs, outputs, self.made_from[unit])
+
     def fits(self, source: str, target: str, units: int, sources: int, targets: int, k: int) -> bool:
         return (self.source, self.target, self.inputs.shape, self.outputs.shape, self.made_from.shape) == (
             source, target, (units, sources), (units, targets), (units, k))
@@ -96,12 +105,7 @@ class CircuitStore:
     def unit(self, layer: str, unit: int) -> UnitCircuits | None:
         """What is stored for one unit, or None when it has not been computed."""
         stored = self.load(layer)
-        if stored is None or unit >= len(stored.values) or stored.images[unit] == 0:
-            return None
-        n, value = int(stored.images[unit]), float(stored.values[unit])
-        inputs = (Circuit(layer, unit, stored.source, stored.inputs[unit], value, n) if stored.source else None)
-        outputs = (Circuit(layer, unit, stored.target, stored.outputs[unit], value, n) if stored.target else None)
-        return UnitCircuits(inputs, outputs, stored.made_from[unit])
+        return None if stored is None else stored.unit(layer, unit)
 
     def done_rows(self, layer: str, units: Sequence[int], made_from: np.ndarray) -> bool:
         """Whether every one of ``units`` is stored, measured on exactly ``made_from`` (U, K)."""

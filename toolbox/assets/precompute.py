@@ -138,11 +138,12 @@ def plan_crop_tasks(sources: Sequence[tuple[str, bool]], layers: Sequence[str], 
     return tasks
 
 
-def plan_circuit_tasks(store: CropStore, order: Sequence[str], layers: Sequence[str], per_task: int,
-                       model: str = "") -> list[Task]:
-    """Per chosen layer with stored crops, its units in chunks of ``per_task``, each unit over
-    its stored top-crop images; ``order`` lists every offered layer (the neighbours come from
-    it). Ids name the images (so new crops make new tasks), the neighbours and ``model``."""
+def plan_circuit_tasks(store: CropStore, order: Sequence[str], layers: Sequence[str] | dict[str, Sequence[int]],
+                       per_task: int, model: str = "") -> list[Task]:
+    """Per chosen layer with stored crops, its units (all, or those ``layers`` maps it to) in
+    chunks of ``per_task``, each unit over its stored top-crop images; ``order`` lists every
+    offered layer (the neighbours come from it). Ids name the images (so new crops make new
+    tasks), the neighbours and ``model``."""
     index = store.index().get("images", {})
     tasks = []
     for layer in layers:
@@ -153,8 +154,9 @@ def plan_circuit_tasks(store: CropStore, order: Sequence[str], layers: Sequence[
         source = order[at - 1] if at > 0 else ""
         target = order[at + 1] if at + 1 < len(order) else ""
         top = crops.top.sources
-        for start in range(0, len(top), per_task):
-            units = tuple(range(start, min(start + per_task, len(top))))
+        chosen = list(layers[layer]) if isinstance(layers, dict) else list(range(len(top)))
+        for start in range(0, len(chosen), per_task):
+            units = tuple(chosen[start:start + per_task])
             tops = tuple(tuple(int(s) for s in top[u]) for u in units)
             ids = sorted({s for row in tops for s in row if s != EMPTY and str(s) in index})
             images = tuple((i, str(index[str(i)]["path"]), -1 if index[str(i)].get("frame") is None

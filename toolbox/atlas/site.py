@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from toolbox.assets.circuits import CircuitStore
 from toolbox.assets.crops import CropStore
 from toolbox.assets.unit_images import UnitImageFolder, valid_index
 from toolbox.files import atomic_write, check_output_dir, clean_stray_parts
@@ -55,6 +56,11 @@ th { color: #98a2b0; font-weight: 500; } td.num { text-align: right; font-varian
 .strip { image-rendering: pixelated; height: 96px; border-radius: 3px; display: block; }
 .values { color: #98a2b0; font-size: 12px; font-variant-numeric: tabular-nums; margin: 2px 0 0; }
 .keys { color: #77808c; font-size: 12px; margin-top: 30px; }
+.links { display: flex; gap: 10px; flex-wrap: wrap; margin: 4px 0 2px; }
+.links a, .links span.unit { display: block; width: 76px; text-align: center; font-size: 12px; color: #aab3bf; }
+.links img, .links .missing { width: 64px; height: 64px; display: block; margin: 0 auto 2px; border-radius: 3px; }
+.links img.crop { object-fit: cover; object-position: left; image-rendering: pixelated; }
+.links .share { font-variant-numeric: tabular-nums; } .links .up { color: #ffb070; } .links .down { color: #80b0ff; }
 """
 
 KEYS_JS = """\
@@ -140,6 +146,7 @@ class _Layer:
         self.images = {u for u in range(channels) if folder.image_path(name, u).is_file()}
         self.crops = store.load(name) if index else None
         self.field = index.get("layers", {}).get(name, {}).get("field")  # the crops' window (clamped)
+        self.circuits = CircuitStore(folder.root).load(name)
 
     @property
     def pages(self) -> list[int]:
@@ -172,7 +179,8 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
     infos = [_Layer(name, channels, folder, store, index, model) for name, channels in layers]
     computed = [layer for layer in infos if layer.pages]
     for li, layer in enumerate(computed):
-        _write_layer(site, model, layer, li, computed, folder, store, report, (fields or {}).get(layer.name))
+        _write_layer(site, model, layer, li, computed, folder, store, report, (fields or {}).get(layer.name),
+                     {info.name: info for info in computed})
         if on_layer is not None:
             on_layer(1)
     if on_layer is not None and len(infos) > len(computed):
@@ -203,9 +211,10 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
 
 
 def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[_Layer], folder: UnitImageFolder,
-                 store: CropStore, report: AtlasReport, field: tuple[int, int] | None) -> None:
+                 store: CropStore, report: AtlasReport, field: tuple[int, int] | None,
+                 with_pages: dict[str, _Layer]) -> None:
     """The pages of one computed layer; ``computed``: the layers with pages, in order (the
-    previous and next layer links skip the others)."""
+    previous and next layer links skip the others), ``with_pages`` the same by name."""
     out = site / layer.name
     (out / "img").mkdir(parents=True, exist_ok=True)
     (out / "crops").mkdir(exist_ok=True)
@@ -225,7 +234,7 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
         cells.append(f'<a href="{unit}.html">{thumb}{unit}</a>' if unit in has_page else f'<span>{thumb}{unit}</span>')
     for i, unit in enumerate(pages):
         _write_unit(out, model, layer, unit, pages[i - 1] if i else None, pages[i + 1] if i + 1 < len(pages) else None,
-                    prev, after, store, report, field)
+                    prev, after, store, report, field, with_pages)
     before = behind = ""
     if prev_layer:
         before = f'<a href="{_href("..", prev_layer, "index.html")}">&larr; {html.escape(prev_layer)}</a>'
@@ -258,9 +267,52 @@ def _values(values: np.ndarray) -> str:
     return " ".join(f"{v:.3g}" for v in values)
 
 
+CIRCUIT_LINKS = (6, 3)  # strongest excitatory and inhibitory links listed, as the window shows them
+
+
+def _circuit_sections(layer: _Layer, unit: int, store: CropStore, with_pages: dict[str, _Layer]) -> list[str]:
+    """The unit's strongest inputs (from the offered layer before) and outputs (the units of
+    the layer after it adds most to and takes most from), measured by ``precompute
+    --circuits`` on its top-crop images; each a link to that unit's page (where it has one),
+    shown by its optimized image, else its best top crop (the left end of its crops strip)."""
+    stored = None if layer.circuits is None else layer.circuits.unit(layer.name, unit)
+    if stored is None:
+        return ["<h2>strongest inputs and outputs</h2>" + _missing(kind="row")]
+    sections = []
+    for circuit, title in ((stored.inputs, "strongest inputs from {}"), (stored.outputs, "strongest outputs to {}")):
+        if circuit is None:
+            continue
+        other = with_pages.get(circuit.source)
+        pages = set(other.pages) if other is not None else set()
+        cells = []
+        for links, kind in ((circuit.links(CIRCUIT_LINKS[0]), "up"),
+                            (circuit.links(CIRCUIT_LINKS[1], inhibitory=True), "down")):
+            for link in links:
+                k, name = link.unit, html.escape(circuit.source)
+                if other is not None and k in other.images:
+                    thumb = f'<img loading="lazy" src="{_href("..", circuit.source, "img", f"{k}.png")}" alt="">'
+                elif k in pages and other.crops is not None and len((store.unit(circuit.source, k) or ((), ()))[1]):
+                    strip = _href("..", circuit.source, "crops", f"{k}_top.png")
+                    thumb = f'<img class="crop" loading="lazy" src="{strip}" alt="">'
+                else:
+                    thumb = _missing("no image")
+                label = (f'{thumb}{k} <span class="share {kind}">{link.share:+.1%}</span>')
+                hint = f'title="{name} unit {k}: contribution {link.contribution:.4g}"'
+                cells.append(f'<a href="{_href("..", circuit.source, f"{k}.html")}" {hint}>{label}</a>' if k in pages
+                             else f'<span class="unit" {hint}>{label}</span>')
+        sections.append(f"<h2>{title.format(html.escape(circuit.source))}</h2>"
+                        f'<div class="links">{"".join(cells) or "none"}</div>')
+    what = ("activation x gradient of the unit's value (before its ReLU, at its strongest position), summed over "
+            f"space, mean over its {stored.inputs.images if stored.inputs else stored.outputs.images} top images; "
+            "outputs: its share in each later unit's value; orange adds, blue takes away; share: of all "
+            "|contributions|")
+    sections.append(f'<p class="values">{html.escape(what)}</p>')
+    return sections
+
+
 def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int | None, next_page: int | None,
                 prev: _Layer | None, after: _Layer | None, store: CropStore, report: AtlasReport,
-                field: tuple[int, int] | None) -> None:
+                field: tuple[int, int] | None, with_pages: dict[str, _Layer]) -> None:
     """One unit's page; ``prev_page`` / ``next_page``: the neighbouring units with pages in
     this layer, ``prev`` / ``after``: the neighbouring layers with pages."""
     name = layer.name
@@ -300,6 +352,7 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int 
                                     f'src="crops/{unit}_backprop.png" alt="{html.escape(rule)} crops">')
     else:
         sections.append(f"<h2>top and bottom images</h2>{_missing(kind='row')}")
+    sections += _circuit_sections(layer, unit, store, with_pages)
     stats.extend(_field_rows(field, layer.field))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in stats)
     prev_unit = f"{prev_page}.html" if prev_page is not None else ""

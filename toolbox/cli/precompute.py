@@ -35,7 +35,7 @@ def add_parser(command) -> None:
                 "-o /shared/atlas")
     p.add_argument("--layers", help="a,b or all (default: every layer the network offers)")
     p.add_argument("--units", "-u", default="all", metavar="SPEC",
-                   help="units of each layer, e.g. 0-15 (default all)")
+                   help="units of each layer (unit images, circuits), e.g. 0-15 (default all)")
     p.add_argument("--unit-images", action="store_true", help="make unit images (the default without --crops)")
     p.add_argument("--crops", nargs="+", metavar="SRC",
                    help="also (or only) each unit's top crops from these folders, videos, lists or images")
@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> None:
         outcomes.append(execute(tasks, "tasks"))
     if circuit_params is not None:  # planned from the crops stored now, this run's included
         commit.finish()
-        circuits = plan_circuit_tasks(store, net.spec.layer_names, layers, p.circuit_units, net.name)
+        chosen = {name: parse_units(args.units, net.spec.layer(name).channels) for name in layers}
+        circuits = plan_circuit_tasks(store, net.spec.layer_names, chosen, p.circuit_units, net.name)
         if not circuits:
             raise UserError(f"--circuits: no crops of {', '.join(layers)[:200]} are stored in {folder.root}")
         planned += len(circuits)
