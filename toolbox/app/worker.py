@@ -287,13 +287,13 @@ class NetworkWorker:
         target = Target.unit(want.layer, want.unit)
         same = backprop is not None and (backprop.layer, backprop.unit) == (want.layer, want.unit)
         observation, result, contributions = self.attributor.observe_circuit(
-            image, target, backprop.rule if same else "gradient", self.layers)
+            image, target, backprop.rule if same else None, self.layers, want.source)
         gradient = None
         if same:
             gradient = GradientImage(backprop, frozen(display(result.map, backprop.filter)), result.score)
         elif backprop is not None:  # the pane explains another unit: its own pass
             _, gradient = self._explain(image, backprop)
-        circuit = Circuit(want.layer, want.unit, want.source, contributions[want.source], result.score)
+        circuit = Circuit(want.layer, want.unit, want.source, contributions, result.score)
         links = tuple(circuit.links(want.excitatory)) + tuple(circuit.links(want.inhibitory, inhibitory=True))
         thumbnails = tuple(self.thumbnail(want.source, link.unit) for link in links)
         return observation, gradient, CircuitInputs(want, result.score, links, len(circuit.links(want.excitatory)),

@@ -161,9 +161,12 @@ class Attributor:
         return self._compiled(("gradcam", layer, cam_layer), make)
 
     def _observe_step(self, layers: tuple[str, ...], circuit: str | None = None) -> Callable:
-        """``circuit`` None: the map alone; "shared": also every layer's contributions to the
-        target from the same backward pass (the plain rule's); "separate": the map by the rule
-        and the contributions by a second, plain backward pass of the same forward pass."""
+        """``circuit`` None: the map alone. Otherwise also every layer's contributions to the
+        target (zeros for layers not before it), from one backward pass down to the first
+        layer, which serves any source and target without compiling again (a branch per
+        source would compile one backward pass per layer pair): "alone", no map (zeros), that
+        pass only; "shared", the map's own pass gives them (the plain rule); "separate", the
+        map by its rule, then a second, plain pass of the same forward pass."""
         net = self.network
         targets = [name + PRE_RELU for name in layers] + [LOGITS]
 
@@ -184,6 +187,8 @@ class Attributor:
                 zero = tf.UnconnectedGradients.ZERO
                 if circuit == "shared":
                     grads, *at = tape.gradient(scores, [pixels, *inner], unconnected_gradients=zero)
+                elif circuit == "alone":
+                    grads, at = tf.zeros_like(pixels), tape.gradient(scores, inner, unconnected_gradients=zero)
                 else:
                     grads = tape.gradient(scores, pixels)
                     with plain_backward():
@@ -252,16 +257,23 @@ class Attributor:
         observation, attribution, _ = self._observe(image, target, rule, tuple(layers), None)
         return observation, attribution
 
-    def observe_circuit(self, image: np.ndarray, target: Target, rule: str,
-                        layers: Sequence[str]) -> tuple[Observation, Attribution, dict[str, np.ndarray]]:
+    def observe_circuit(self, image: np.ndarray, target: Target, rule: str | None, layers: Sequence[str],
+                        source: str) -> tuple[Observation, Attribution, np.ndarray]:
         """``observe``, and the contributions (activation x plain gradient, summed over space:
-        ``optvis.circuits``) of every channel of every layer of ``layers`` to the target, {layer:
-        (channels,)}, zeros for the target's own layer and those after it. With the plain rule
-        they come from the map's own backward pass; with guided or deconv from a second, plain
-        one (those rules would bend the contributions)."""
-        return self._observe(image, target, rule, tuple(layers), "shared" if rule == "gradient" else "separate")
+        ``optvis.circuits``) of every channel of ``source`` (one of ``layers``) to the target,
+        (channels of source,): zeros unless it comes before the target's layer. ``rule`` None:
+        no map (its Attribution's map is zeros), only a plain backward pass; "gradient": from
+        the map's own backward pass; guided or deconv: from a second, plain one (those rules
+        would bend the contributions). One compiled step per set of layers and kind of rule
+        serves every target and source."""
+        circuit = "alone" if rule is None else "shared" if rule == "gradient" else "separate"
+        layers = tuple(layers)
+        observation, attribution, contributions = self._observe(image, target, rule or "gradient", layers, circuit,
+                                                                layers.index(source))
+        return observation, attribution, contributions[:self.network.spec.layer(source).channels]
 
-    def _observe(self, image: np.ndarray, target: Target, rule: str, layers: tuple[str, ...], circuit: str | None):
+    def _observe(self, image: np.ndarray, target: Target, rule: str, layers: tuple[str, ...], circuit: str | None,
+                 source: int = 0):
         self.check(target)
         if rule not in RULES:
             raise UserError(f"unknown rule '{rule}' (use gradient, guided or deconv)")
@@ -273,7 +285,7 @@ class Attributor:
             tf.constant(target.index, tf.int32), tf.constant(RULES[rule], tf.int32),
             tf.constant(UNIT_VALUES.index(target.value), tf.int32))
         observation = Observation({name: value.numpy()[0] for name, value in acts.items()}, probs.numpy()[0])
-        contributions = {name: value.numpy()[0] for name, value in rest[0].items()} if rest else None
+        contributions = rest[0][layers[source]].numpy()[0] if rest else None
         return observation, Attribution(rule, target, grads.numpy()[0], float(scores[0])), contributions
 
     def gradcam(self, image: np.ndarray, target: Target, cam_layer: str | None = None) -> Attribution:
