@@ -388,6 +388,7 @@ def draw_circuit(canvas: np.ndarray, view: DashboardView) -> None:
         return
     circuit_title(canvas, shown.request, stale=shown.request != want)
     maps = None if view.observation is None else view.observation.activations.get(shown.request.source)
+    signed = maps is not None and bool((maps < 0).any())
     for cell in range(sum(L.CIRCUIT_ROW)):
         r = L.circuit_cell(cell)
         k = shown.at(cell)
@@ -399,8 +400,9 @@ def draw_circuit(canvas: np.ndarray, view: DashboardView) -> None:
         link, thumb = shown.links[k], shown.thumbnails[k]
         if thumb is not None:
             paste(canvas, thumb[0], box)
-        elif maps is not None:
-            paste(canvas, colorize(normalize_channels(maps[..., link.unit:link.unit + 1])[0]), box, cv2.INTER_NEAREST)
+        elif maps is not None:  # its map on this frame, as the grid draws it
+            paste(canvas, apply_lut(grid_levels(maps[..., link.unit:link.unit + 1], "channel", signed)[0], signed),
+                  box, cv2.INTER_NEAREST)
         if cell == s.circuit_pick:
             cv2.rectangle(canvas, (x - 2, y - 2), (x + box.w + 1, y + box.h + 1), SELECT, 2)
         color = (255, 170, 90) if link.contribution > 0 else (120, 170, 255)
