@@ -42,6 +42,38 @@ def test_jump_back_and_from_on_the_state():
     assert frozen.frozen == (1, 2) and frozen.explained == (1, 2)  # the frozen unit follows the path
 
 
+def test_the_view_draws_thumbnails_or_each_inputs_map_and_its_share():
+    from toolbox.app import layout as L
+    from toolbox.app.dashboard import BACKGROUND, DashboardView, draw_dashboard
+    from toolbox.app.state import ViewState
+    from toolbox.app.worker import CircuitInputs, CircuitRequest
+    from toolbox.nets.probe import Observation
+    from toolbox.optvis.circuits import Link
+
+    rng = np.random.default_rng(0)
+    acts = {"a": rng.normal(size=(7, 7, 40)).astype(np.float32), "b": rng.normal(size=(7, 7, 16)).astype(np.float32)}
+    want = CircuitRequest("b", 3, "a")
+    links = tuple(Link(u, c, c / 10) for u, c in ((5, 3.0), (9, 2.0), (1, -1.0)))
+    thumbnail = (np.full((64, 64, 3), 200, np.uint8), "optimized")
+    shown = CircuitInputs(want, 7.5, links, 2, (thumbnail, None, None))
+    state = ViewState(layer=1, unit=3, circuit=True)
+    view = DashboardView(state=state, network="n", layers=("a", "b"), channels=(40, 16), frame=None,
+                         observation=Observation(acts, np.ones(3) / 3), top=(), receptive_field=(3, 1),
+                         unit_image=None, unit_image_note="", net_fps=0.0, ui_fps=0.0, source="s",
+                         circuit_want=want, circuit=shown)
+    canvas = draw_dashboard(view)
+
+    def thumb(cell):
+        r = L.circuit_cell(cell)
+        x, y = r.x + (r.w - L.CIRCUIT_THUMB) // 2, r.y + 2
+        return canvas[y:y + L.CIRCUIT_THUMB, x:x + L.CIRCUIT_THUMB]
+
+    assert (thumb(0) == 200).all()  # the optimized image
+    assert thumb(1).std() > 10  # no thumbnail: the input's map on this frame
+    assert thumb(L.CIRCUIT_ROW[0]).std() > 10  # the first inhibitory cell
+    assert (thumb(2)[2:-2, 2:-2] == BACKGROUND).all()  # only two excitatory inputs: the third cell is empty
+
+
 @pytest.fixture()
 def worker(tiny, tmp_path):
     from toolbox.app.worker import NetworkWorker, UnitImageSettings
@@ -95,17 +127,21 @@ def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
 
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
 def test_real_window_circuit_view_jumps_to_an_input_and_back(tmp_path, cache_dir, lite0, xserver):  # noqa: F811
+    """v shows the circuit of block9_add unit 0 (its title names it and the inputs are drawn);
+    Enter lands on its strongest input (computed here by the engine on the same photo: the
+    title then names that unit and its own inputs); Backspace returns. Each wait is on what
+    the window draws, with bounds for a loaded 2-core machine."""
     import cv2
 
     from toolbox.app import layout as L
-    from toolbox.app.dashboard import BACKGROUND, circuit_title, fill, new_canvas
+    from toolbox.app.dashboard import BACKGROUND, CLASS_BAR, circuit_title, fill, new_canvas
     from toolbox.app.worker import CircuitRequest
     from toolbox.images import read_image
     from toolbox.optvis.circuits import CircuitTracer
 
     photos = _photos(tmp_path)
     first = sorted(photos.iterdir())[0]
-    layer, source, further = "block9_add", "block9_dw_relu", "block8_project_bn"  # the window's first layer
+    layer, source, further = "block9_add", "block9_dw_relu", "block8_project_bn"
     contributions, _ = CircuitTracer(lite0).inputs(lite0.fit_input(read_image(first))[None].astype(np.float32),
                                                    layer, 0)
     strongest = int(np.argmax(contributions[0]))
@@ -115,55 +151,64 @@ def test_real_window_circuit_view_jumps_to_an_input_and_back(tmp_path, cache_dir
         canvas = new_canvas()
         fill(canvas, BACKGROUND)
         circuit_title(canvas, request)
-        return cv2.cvtColor(canvas[strip], cv2.COLOR_RGB2BGR).astype(int)
+        return cv2.cvtColor(canvas[strip], cv2.COLOR_RGB2BGR).astype(int)  # screenshots are BGR
 
     start_title = expected_title(CircuitRequest(layer, 0, source))
     input_title = expected_title(CircuitRequest(source, strongest, further))
     env = {**os.environ, "DISPLAY": xserver}
-    proc = subprocess.Popen([sys.executable, "-m", "toolbox", "live", "--input", str(photos),
+    log = open(tmp_path / "live.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "toolbox", "live", "--input", str(photos), "--layer", layer,
                              "--settings", str(_settings_file(tmp_path, cache_dir))],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
-    try:
-        window = ""
-        for _ in range(120):
-            window = subprocess.run(["xdotool", "search", "--name", "^deepvis$"], capture_output=True, text=True,
-                                    env=env).stdout.split()
-            if window or proc.poll() is not None:
+                            stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
+
+    def wait_for(what: str, timeout: float, check):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
                 break
-            time.sleep(0.5)
-        assert window, proc.communicate(timeout=5)[1]
-        window = window[0]
+            found = check()
+            if found is not None:
+                return found
+            time.sleep(0.25)
+        log.seek(0)
+        state = "is running" if proc.poll() is None else f"exited with {proc.returncode}"
+        pytest.fail(f"waited {timeout:.0f} s for {what}; the process {state}; its output:\n{log.read()[-1500:]}")
 
-        def wait_for(ok, timeout=120.0):
-            """The first screenshot for which ``ok`` holds (the last one when time runs out)."""
-            deadline = time.time() + timeout
-            while True:
-                shot = _screenshot(xserver)
-                if ok(shot) or time.time() > deadline:
-                    return shot
-                time.sleep(0.3)
+    def shows(title):
+        def check():
+            shot = _screenshot(xserver)
+            notes = shot[L.CIRCUIT_NOTES.y:L.CIRCUIT_NOTES.y + 40, L.CIRCUIT_NOTES.x:L.CIRCUIT_NOTES.x + 150]
+            drawn = notes.std() > 10  # the inputs are on screen (not the "measuring..." placeholder)
+            return shot if drawn and np.abs(shot[strip] - title).mean() < 1.0 else None
+        return check
 
-        def key(name):
-            subprocess.run(["xdotool", "key", "--window", window, name], env=env, capture_output=True)
+    def key(name):
+        subprocess.run(["xdotool", "key", "--window", window, name], env=env, capture_output=True)
 
-        def shows(title):
-            return lambda shot: np.abs(shot[strip] - title).mean() < 1.0
+    try:
+        def find_window():
+            ids = subprocess.run(["xdotool", "search", "--name", "^deepvis$"], capture_output=True, text=True,
+                                 env=env).stdout.split()
+            return ids[0] if ids else None
 
-        notes = L.CIRCUIT_NOTES
-        inputs_drawn = lambda shot: shot[notes.y:notes.y + 40, notes.x:notes.x + 150].std() > 10  # noqa: E731
-        grid = (slice(L.GRID.y, L.GRID.y + L.GRID.h), slice(L.GRID.x, L.GRID.x + L.GRID.w))
-        wait_for(lambda shot: shot[grid].std() > 5)  # the network's first answer is drawn
+        window = wait_for("the window named deepvis to appear", 240, find_window)
+
+        def answered():  # the network's first answer: the top classes' bars are drawn
+            shot = _screenshot(xserver)
+            pane = shot[L.CLASSES.y:L.CLASSES.y + L.CLASSES.h, L.CLASSES.x:L.CLASSES.x + L.CLASSES.w]
+            return shot if (np.abs(pane - np.array(CLASS_BAR[::-1])).sum(-1) < 12).sum() > 100 else None
+
+        wait_for("the network's first answer on screen", 240, answered)
         key("v")
-        shot = wait_for(lambda s: shows(start_title)(s) and inputs_drawn(s))
-        assert shows(start_title)(shot) and inputs_drawn(shot), "the circuit view did not appear"
+        wait_for(f"the circuit view of {layer} unit 0 with its inputs (compiled once)", 240, shows(start_title))
         key("Return")  # to the strongest excitatory input, highlighted at first
-        shot = wait_for(lambda s: shows(input_title)(s) and inputs_drawn(s))
-        assert shows(input_title)(shot), f"the jump did not land on {source} unit {strongest}"
+        wait_for(f"the jump to {source} unit {strongest}, the strongest input, with its own inputs", 90,
+                 shows(input_title))
         key("BackSpace")
-        shot = wait_for(shows(start_title))
-        assert shows(start_title)(shot), "back did not return to the first unit"
+        wait_for(f"the way back to {layer} unit 0", 90, shows(start_title))
         key("q")
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.close()

@@ -1,11 +1,11 @@
-"""Switching channels off: a copy of a network in which one layer's output is multiplied,
+"""Switching channels off: a network's graph in which one layer's output is multiplied,
 channel by channel, by a mask given at call time (``Network.masked_view``).
 
 The check of a circuit is an ablation: zero the channel said to contribute most to a unit
 and see the unit drop. The mask lives in a ``ContextVar`` (as ``relu_rules``' rule does): it
-is read while the copy is called, so one compiled function takes it as an argument and
-nothing is left behind between calls. Outside ``channel_mask`` the copy computes what the
-network computes.
+is read while the graph is called, so one compiled function takes it as an argument and
+nothing is left behind between calls. Outside ``channel_mask`` it computes what the network
+computes.
 """
 
 from __future__ import annotations
@@ -48,15 +48,3 @@ class Masked(keras.layers.Layer):
 
     def compute_output_spec(self, inputs, **kwargs):
         return self.inner.compute_output_spec(inputs, **kwargs)
-
-
-def masked_copy(model: keras.Model, layer: str) -> keras.Model:
-    """A copy of ``model`` (its own layers, the same weights) whose ``layer`` is ``Masked``."""
-
-    def clone(original: keras.layers.Layer) -> keras.layers.Layer:
-        fresh = original.__class__.from_config(original.get_config())
-        return Masked(fresh) if original.name == layer else fresh
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy

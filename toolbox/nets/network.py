@@ -154,20 +154,22 @@ class Network:
         return self._once(("rectified_view", rectifier, names), make)
 
     def masked_view(self, masked: str, layers: Sequence[str]) -> keras.Model:
-        """``view(layers, pre_relu=True)`` of a copy of the model whose layer ``masked`` has its
-        output multiplied, channel by channel, by the mask of ``ablation.channel_mask`` (n, C):
-        switching channels off to see what they did. Built once per layer and set of layers."""
-        from toolbox.nets.ablation import masked_copy
+        """``view(layers, pre_relu=True)`` of the network's graph called again with its layer
+        ``masked`` multiplied, channel by channel, by the mask of ``ablation.channel_mask``
+        (n, C): switching channels off to see what they did (the check of ``optvis.circuits``).
+        Weights shared, as in ``rectified_view``. Built once per layer and set of layers."""
+        from toolbox.nets.ablation import Masked
 
         names = tuple(sorted(set(layers)))
-        masked = self.spec.layer(masked).name
-        for name in names:
-            self.spec.layer(name)
+        ours = {name: self._ours(name) for name in names}
+        masked = self._ours(masked)
 
         def make() -> keras.Model:
-            copy = self._once(("masked", masked), lambda: masked_copy(self.model, masked))
-            outputs = {name: pre_activation(copy.get_layer(name)) for name in names}
-            return keras.Model(copy.input, outputs, name=f"{self.name}_masked_view")
+            self.graph  # noqa: B018 (names made unique first: qualify_names)
+            graph = self._once(("masked", masked), lambda: rebuild(
+                self.model, replace=lambda layer: Masked(layer) if layer.name == masked else layer))
+            outputs = {name: self._tensor(graph, ours[name], pre_relu=True) for name in names}
+            return keras.Model(graph.input, outputs, name=f"{self.name}_masked_view")
 
         return self._once(("masked_view", masked, names), make)
 
