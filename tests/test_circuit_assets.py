@@ -141,25 +141,45 @@ def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_se
 
 
 
-def test_atlas_unit_pages_list_inputs_and_outputs_linking_to_their_pages(assets, tmp_path):
+def test_atlas_unit_pages_list_inputs_and_outputs_linking_to_their_pages(assets, settings_file, photos_dir,
+                                                                       tmp_path):
+    """Listed on every unit page of LAYER, each a link where that unit has a page (its layer has
+    something computed), else named without one: never a link to a page that is not there."""
     import re
 
     from toolbox.assets.circuits import CircuitStore
     from toolbox.atlas import write_atlas
+    from toolbox.cli import main
 
     layers = [("block1_project_bn", 24), (LAYER, 24), ("block3_project_bn", 40)]
-    write_atlas("efficientnet_lite0", layers, assets, tmp_path)
     stored = CircuitStore(assets).unit(LAYER, 5)
-    page = (tmp_path / LAYER / "5.html").read_text()
-    assert "strongest inputs from block1_project_bn" in page and "strongest outputs to block3_project_bn" in page
-    inputs = page.split("strongest inputs from")[1].split("strongest outputs to")[0]
-    linked = [int(u) for u in re.findall(r'href="\.\./block1_project_bn/(\d+)\.html"', inputs)]
-    assert linked == [k.unit for k in stored.inputs.links(6) + stored.inputs.links(3, inhibitory=True)]
-    outputs = page.split("strongest outputs to")[1]
-    linked = [int(u) for u in re.findall(r'href="\.\./block3_project_bn/(\d+)\.html"', outputs)]
-    assert linked == [k.unit for k in stored.outputs.links(6) + stored.outputs.links(3, inhibitory=True)]
-    for unit in linked:
-        assert (tmp_path / "block3_project_bn" / f"{unit}.html").is_file()  # every link resolves
-    assert f"{stored.inputs.links(1)[0].share:+.1%}" in inputs
-    elsewhere = (tmp_path / "block1_project_bn" / "0.html").read_text()  # no circuits stored for that layer
+    inputs = [k.unit for k in stored.inputs.links(6) + stored.inputs.links(3, inhibitory=True)]
+    outputs = [k.unit for k in stored.outputs.links(6) + stored.outputs.links(3, inhibitory=True)]
+
+    def listed(page: str, heading: str, layer: str) -> tuple[list[int], list[int]]:
+        part = page.split(heading)[1].split("<h2>")[0]
+        links = [int(u) for u in re.findall(rf'href="\.\./{layer}/(\d+)\.html"', part)]
+        named = [int(u) for u in re.findall(r'class="unit" title="[^"]* unit (\d+):', part)]
+        return links, named
+
+    alone = tmp_path / "alone"
+    write_atlas("efficientnet_lite0", layers, assets, alone)  # the neighbours have nothing computed
+    page = (alone / LAYER / "5.html").read_text()
+    assert listed(page, "strongest inputs from block1_project_bn", "block1_project_bn") == ([], inputs)
+    assert listed(page, "strongest outputs to block3_project_bn", "block3_project_bn") == ([], outputs)
+    assert f"{stored.inputs.links(1)[0].share:+.1%}" in page
+
+    both = tmp_path / "assets"  # the neighbours' crops too (the same photos): every unit of theirs has a page
+    assert main(["crops", "--images", str(photos_dir), "--layers", ",".join(name for name, _ in layers),
+                 "-o", str(both), "--settings", str(settings_file)]) == 0
+    shutil.copytree(assets / "circuits", both / "circuits")
+    site = tmp_path / "site"
+    write_atlas("efficientnet_lite0", layers, both, site)
+    page = (site / LAYER / "5.html").read_text()
+    assert listed(page, "strongest inputs from block1_project_bn", "block1_project_bn") == (inputs, [])
+    assert listed(page, "strongest outputs to block3_project_bn", "block3_project_bn") == (outputs, [])
+    for unit in outputs:
+        assert (site / "block3_project_bn" / f"{unit}.html").is_file()  # every link resolves
+    assert 'class="crop"' in page  # no optimized images: each shown by its best top crop
+    elsewhere = (site / "block1_project_bn" / "0.html").read_text()  # no circuits stored for that layer
     assert "strongest inputs and outputs" in elsewhere and "not computed yet" in elsewhere
