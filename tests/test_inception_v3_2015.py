@@ -154,8 +154,7 @@ def test_mixed4_unit_images_drive_their_units(net, photos):
     from toolbox.optvis import Ascent, channel, get_preset
 
     units = [5, 300, 600]
-    size, steps = net.spec.unit_size, 128
-    rendered = Ascent(net, channel("mixed4"), get_preset("lucid")).run(units, size, steps, seed=0)
+    rendered = Ascent(net, channel("mixed4"), get_preset("lucid")).run(units, 128, 128, seed=0)
     quality = measure_unit_images(net, "mixed4", units, rendered.images, list(photos.values()))
     print("\n" + ", ".join(f"unit {q.unit}: {q.ratio:.1f}x, selective {q.selective}" for q in quality))
     assert all(q.selective for q in quality)
