@@ -100,6 +100,12 @@ def test_structure_parameters_and_every_block_shape_at_299(net):
     assert not net.has_classifier and net.labels == ()
     assert net.spec.layer("mixed_4").name == "mixed4" and net.spec.layer("conv_4").name == "conv4"
     assert [net.non_negative(n) for n in ("conv0", "mixed4", "mixed10")] == [True, True, True]
+    # the values before the ReLUs, found by walking the graph: ReLU of them is the block itself
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 96, 96, 3)).astype(np.float32)
+    pre, post = net.view(["conv4", "mixed4"], pre_relu=True)(x), net.view(["conv4", "mixed4"])(x)
+    for name in ("conv4", "mixed4"):
+        assert np.asarray(pre[name]).min() < 0
+        np.testing.assert_allclose(np.maximum(np.asarray(pre[name]), 0), np.asarray(post[name]), atol=1e-5)
 
 
 def test_stem_convolution_equals_numpy_on_the_archive_tensors(net, photos):
@@ -167,7 +173,7 @@ def test_crops_over_the_examples_keep_each_units_best_photo(net, photos, tmp_pat
     from toolbox.nets import Probe
     from toolbox.settings import Settings
 
-    layers = list(net.spec.layer_names)
+    layers = ["conv2", "mixed4", "mixed10"]  # a stem layer, a middle block, the last (its field: 1,311 px)
     store = CropStore(tmp_path)
     s = Settings()
     report = CropJob(net, layers, store, 3, 24, s.images.max_pixels, s.images.fit).run(
