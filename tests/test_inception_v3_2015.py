@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import EXAMPLES, REPO
+
 from toolbox.errors import UserError
 
 MODEL = "inception_v3_2015"
@@ -128,6 +128,7 @@ def test_stem_convolution_equals_numpy_on_the_archive_tensors(net, photos):
 
 def test_weights_that_are_not_this_network_are_one_line(tmp_path):
     from crafted_torch import Module, Storage, Tensor, write_torchscript
+
     from toolbox.nets import load_network
     from toolbox.settings import load_settings
 

@@ -1,12 +1,9 @@
 """Networks: the real lite0 for behaviour, a tiny 8x8 model for the math."""
 
-import collections
 import hashlib
-import io
 import json
 import logging
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -14,9 +11,9 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import REPO, build_tiny_model
 from crafted_torch import Call, Global, Storage, Tensor, write_legacy_file
+
 from toolbox.errors import UserError
 from toolbox.images import fit_square
 from toolbox.nets import Probe, load_network, load_spec

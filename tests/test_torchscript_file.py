@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from crafted_torch import Call, Global, IntList, Module, Storage, Tensor, write_torchscript
+
 from toolbox.errors import UserError
 from toolbox.nets.torchscript_file import read_torchscript
 

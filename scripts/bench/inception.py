@@ -59,7 +59,8 @@ def run(quick: bool) -> None:
     _both("inception_live_fps", fps["lite0"], fps["inception"], "dashboards/s", rate=True)
 
     # the live dream: 320x240 frames of a panning camera, 2 steps per frame
-    dream_fps = {"lite0": live_dream_rates(lite0, quick)[True], "inception": live_dream_rates(inception, quick, "mixed4")[True]}
+    dream_fps = {"lite0": live_dream_rates(lite0, quick)[True],
+                 "inception": live_dream_rates(inception, quick, "mixed4")[True]}
     _both("inception_live_dream_fps", dream_fps["lite0"], dream_fps["inception"],
           "dashboards/s (dream mode, 320x240, 2 steps per frame; lite0 block9_add, inception mixed4)", rate=True)
 

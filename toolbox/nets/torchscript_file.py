@@ -31,8 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from toolbox.nets.torch_file import (Refused, StorageRef, TensorRef, TensorUnpickler, check_tensor, check_total,
-                                     load_pickle, materialize, refusals)
+from toolbox.nets.torch_file import (
+    Refused,
+    StorageRef,
+    TensorRef,
+    TensorUnpickler,
+    check_tensor,
+    check_total,
+    load_pickle,
+    materialize,
+    refusals,
+)
 
 MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a module tree; the 2015 InceptionV3's is 28 KB
 MAX_DEPTH = 64  # modules inside modules
