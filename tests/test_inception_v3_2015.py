@@ -97,7 +97,7 @@ def test_auto_still_chooses_a_network_with_a_classifier(monkeypatch, tmp_path):
 def test_structure_parameters_and_every_block_shape_at_299(net):
     assert net.model.count_params() == 21_802_784  # the archive's tensors, element for element
     assert net.layer_shapes(299) == SHAPES_299
-    assert not net.has_classifier and net.labels == ()
+    assert not net.spec.has_classifier and net.labels == ()
     assert net.spec.layer("mixed_4").name == "mixed4" and net.spec.layer("conv_4").name == "conv4"
     assert all(net.non_negative(n) for n in net.spec.layer_names)  # mixed3 and mixed8 concatenate a max pool
     # the values before the ReLUs, found by walking the graph: ReLU of them is the block itself
