@@ -7,7 +7,7 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
 
 Parts, in the order they run (one module each, scripts/bench/<part>.py, whose docstring says
 what it measures and the goal of each figure): probe, dream, units, live, soak, crops, gradients,
-precompute, seedimages, circuits.
+precompute, seedimages, circuits, inception.
 """
 
 from __future__ import annotations

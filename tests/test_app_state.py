@@ -155,6 +155,18 @@ def test_dashboard_draws_every_pane_and_reacts_to_state():
     assert dead.shape == base.shape
 
 
+def test_classes_pane_of_a_network_without_a_classifier_says_features_only():
+    from toolbox.app import layout as L
+    from toolbox.app.dashboard import draw_dashboard
+
+    acts = {"a": np.ones((7, 7, 4), np.float32), "b": np.zeros((7, 7, 3), np.float32)}
+    pane = (slice(L.CLASSES.y, L.CLASSES.y + L.CLASSES.h), slice(L.CLASSES.x, L.CLASSES.x + L.CLASSES.w))
+    no_classes = _view(ViewState(), acts, observation=FakeObservation(acts, np.zeros(0)), top=())
+    empty = draw_dashboard(no_classes)[pane]
+    features = draw_dashboard(replace(no_classes, classifier=False))[pane]
+    assert np.abs(features.astype(int) - empty).sum() > 0  # the pane says so, it is not just empty
+
+
 def test_activation_grid_pages_wide_layers():
     from toolbox.app.dashboard import activation_grid
 

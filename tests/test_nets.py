@@ -1,12 +1,9 @@
 """Networks: the real lite0 for behaviour, a tiny 8x8 model for the math."""
 
-import collections
 import hashlib
-import io
 import json
 import logging
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -14,8 +11,9 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from conftest import REPO, build_tiny_model
+from crafted_torch import Call, Global, Storage, Tensor, write_legacy_file
+
 from toolbox.errors import UserError
 from toolbox.images import fit_square
 from toolbox.nets import Probe, load_network, load_spec
@@ -36,72 +34,6 @@ def test_legacy_torch_file_reads_every_tensor(lite0):
 # -- crafted legacy PyTorch files, written without torch ----------------------------------------
 
 
-class _Global:
-    """Pickled as a bare GLOBAL opcode for module.name (the module need not exist here)."""
-
-    def __init__(self, module: str, name: str) -> None:
-        self.module, self.name = module, name
-
-    def __call__(self, *args):  # pickle's reduce protocol wants a callable
-        raise AssertionError("never called")
-
-
-class _Storage:
-    def __init__(self, key: str, data: np.ndarray, kind: str = "FloatStorage") -> None:
-        self.key, self.data, self.kind = key, data, kind
-
-
-class _Tensor:
-    def __init__(self, storage: _Storage, offset, shape, strides) -> None:
-        self.storage, self.offset, self.shape, self.strides = storage, offset, shape, strides
-
-
-class _Call:
-    """Pickled as ``func(*args)``: what a malicious file would ask the unpickler to do."""
-
-    def __init__(self, func: _Global, args: tuple) -> None:
-        self.func, self.args = func, args
-
-
-class _LegacyPickler(pickle._Pickler):  # the pure-Python pickler lets ``save`` write raw opcodes
-    def persistent_id(self, obj):
-        if isinstance(obj, _Storage):
-            return ("storage", _Global("torch", obj.kind), obj.key, "cpu", obj.data.size, None)
-        return None
-
-    def save(self, obj, save_persistent_id=True):
-        if isinstance(obj, _Global):
-            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-            return
-        super().save(obj, save_persistent_id)
-
-    def reducer_override(self, obj):
-        if isinstance(obj, _Tensor):
-            args = (obj.storage, obj.offset, tuple(obj.shape), tuple(obj.strides), False, collections.OrderedDict())
-            return _Global("torch._utils", "_rebuild_tensor_v2"), args
-        if isinstance(obj, _Call):
-            return obj.func, obj.args
-        return NotImplemented
-
-
-def write_legacy_file(path, state: dict, storages: list[_Storage]) -> bytes:
-    """The legacy torch.save layout: magic, protocol, sys info, the state dict (storages by
-    persistent id), the storage keys, then each storage's element count and raw bytes."""
-    from toolbox.nets.torch_file import LEGACY_MAGIC, LEGACY_PROTOCOL
-
-    buf = io.BytesIO()
-    for header in (LEGACY_MAGIC, LEGACY_PROTOCOL,
-                   {"protocol_version": LEGACY_PROTOCOL, "little_endian": True,
-                    "type_sizes": {"short": 2, "int": 4, "long": 8}}):
-        pickle.dump(header, buf, protocol=2)
-    _LegacyPickler(buf, protocol=2).dump(collections.OrderedDict(state))
-    pickle.dump([st.key for st in storages], buf, protocol=2)
-    for st in storages:
-        buf.write(np.int64(st.data.size).tobytes() + st.data.astype(st.data.dtype.newbyteorder("<")).tobytes())
-    path.write_bytes(buf.getvalue())
-    return buf.getvalue()
-
-
 def _refusal(path, match: str) -> str:
     with pytest.raises(UserError, match=match) as e:
         read_legacy_state_dict(path)
@@ -111,11 +43,11 @@ def _refusal(path, match: str) -> str:
 
 
 def test_crafted_legacy_file_round_trips(tmp_path):
-    weights = _Storage("0", np.arange(12, dtype=np.float32))
-    count = _Storage("1", np.array([7], np.int64), "LongStorage")
-    state = {"w": _Tensor(weights, 0, (3, 4), (4, 1)), "w_t": _Tensor(weights, 0, (4, 3), (1, 4)),
-             "tail": _Tensor(weights, 8, (4,), (1,)), "every_other": _Tensor(weights, 1, (2, 3), (6, 2)),
-             "n": _Tensor(count, 0, (), ()), "empty": _Tensor(weights, 0, (0, 5), (5, 1))}
+    weights = Storage("0", np.arange(12, dtype=np.float32))
+    count = Storage("1", np.array([7], np.int64), "LongStorage")
+    state = {"w": Tensor(weights, 0, (3, 4), (4, 1)), "w_t": Tensor(weights, 0, (4, 3), (1, 4)),
+             "tail": Tensor(weights, 8, (4,), (1,)), "every_other": Tensor(weights, 1, (2, 3), (6, 2)),
+             "n": Tensor(count, 0, (), ()), "empty": Tensor(weights, 0, (0, 5), (5, 1))}
     write_legacy_file(tmp_path / "ok.pth", state, [weights, count])
     out = read_legacy_state_dict(tmp_path / "ok.pth")
     grid = np.arange(12, dtype=np.float32).reshape(3, 4)
@@ -128,11 +60,11 @@ def test_crafted_legacy_file_round_trips(tmp_path):
 
 
 def test_crafted_legacy_files_are_refused_in_one_line(tmp_path):
-    data = _Storage("0", np.arange(12, dtype=np.float32))
+    data = Storage("0", np.arange(12, dtype=np.float32))
 
     def craft(name, **tensor):
         path = tmp_path / name
-        write_legacy_file(path, {"w": _Tensor(data, **{"offset": 0, "shape": (3, 4), "strides": (4, 1), **tensor})},
+        write_legacy_file(path, {"w": Tensor(data, **{"offset": 0, "shape": (3, 4), "strides": (4, 1), **tensor})},
                           [data])
         return path
 
@@ -150,16 +82,16 @@ def test_crafted_legacy_files_are_refused_in_one_line(tmp_path):
     _refusal(tmp_path / "missing.pth", "cannot read")
 
     marker = tmp_path / "pwned"
-    write_legacy_file(tmp_path / "evil.pth", {"w": _Call(_Global("os", "system"), (f"touch {marker}",))}, [])
+    write_legacy_file(tmp_path / "evil.pth", {"w": Call(Global("os", "system"), (f"touch {marker}",))}, [])
     _refusal(tmp_path / "evil.pth", "os.system")
     assert not marker.exists()
 
 
 def test_strides_past_the_storage_are_refused_not_read(tmp_path):
     """Run in a child process: reading foreign memory could crash it rather than fail."""
-    data = _Storage("0", np.arange(12, dtype=np.float32))
+    data = Storage("0", np.arange(12, dtype=np.float32))
     path = tmp_path / "strides.pth"
-    write_legacy_file(path, {"w": _Tensor(data, 0, (3, 4), (1 << 40, 1))}, [data])
+    write_legacy_file(path, {"w": Tensor(data, 0, (3, 4), (1 << 40, 1))}, [data])
     code = textwrap.dedent("""
         import sys
         from toolbox.errors import UserError

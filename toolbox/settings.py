@@ -208,9 +208,9 @@ class LiveSettings:
 @dataclass(frozen=True)
 class Settings:
     model: str = setting("auto", "network name or spec file: auto, efficientnet_lite0, efficientnet_lite2, "
-                                 "inception_v3, or a spec in models/")
-    weights: str | None = setting(None, "weights file for inception_v3, googlenet (.pb or .caffemodel) or a "
-                                        "keras_file spec")
+                                 "inception_v3, inception_v3_2015, googlenet, or a spec in models/")
+    weights: str | None = setting(None, "weights file for inception_v3, inception_v3_2015 (its TorchScript "
+                                        "archive), googlenet (.pb or .caffemodel) or a keras_file spec")
     preprocess: str | None = setting(None, "how pixels become the network's input: raw (0..255), unit (0..1), "
                                            "tf (-1..1), torch (ImageNet mean/std), caffe (BGR minus the ImageNet "
                                            "mean); default: the model's spec, or for a .keras/.h5 file raw when "

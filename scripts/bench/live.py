@@ -14,7 +14,7 @@ import time
 from bench.common import emit, interleaved, live_app, load
 
 
-def _dashboard_times(net, quick: bool, overrides: dict | None = None) -> dict[str, float]:
+def dashboard_times(net, quick: bool, overrides: dict | None = None) -> dict[str, float]:
     """Seconds per headless dashboard frame (probe + draw, and with ``live.backprop`` among
     ``overrides`` the map and its display too) and per bare probe, interleaved."""
     from toolbox.app.dashboard import draw_dashboard, new_canvas
@@ -43,12 +43,12 @@ def run(quick: bool) -> None:
     from toolbox.settings import load_settings
 
     net = load("efficientnet_lite0")
-    times = _dashboard_times(net, quick)
+    times = dashboard_times(net, quick)
     emit("live_fps_lite0", 1.0 / times["dashboard"], "fps")
     emit("draw_overhead", times["dashboard"] / times["probe"], "x")
     emit("dashboard_draw_ms", (times["dashboard"] - times["probe"]) * 1000, "ms")
     # the gradient pane on: guided backprop of a unit of the same layer in every frame (goal >= 12)
-    guided = _dashboard_times(net, quick, {"live.backprop": "guided"})
+    guided = dashboard_times(net, quick, {"live.backprop": "guided"})
     emit("live_fps_backprop_lite0", 1.0 / guided["dashboard"], "fps")
 
     # The UI loop while the worker thread keeps the network busy: first a stream of frames,
@@ -87,6 +87,6 @@ def run(quick: bool) -> None:
         app.worker.stop()
 
     inception = load("inception_v3", random_weights=True)
-    emit("live_fps_inception_v3", 1.0 / _dashboard_times(inception, quick)["dashboard"], "fps (random weights, 299 px)")
+    emit("live_fps_inception_v3", 1.0 / dashboard_times(inception, quick)["dashboard"], "fps (random weights, 299 px)")
     googlenet = load("googlenet", random_weights=True)
-    emit("live_fps_googlenet", 1.0 / _dashboard_times(googlenet, quick)["dashboard"], "fps (random weights, 224 px)")
+    emit("live_fps_googlenet", 1.0 / dashboard_times(googlenet, quick)["dashboard"], "fps (random weights, 224 px)")

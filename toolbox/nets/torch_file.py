@@ -17,17 +17,20 @@ Weights files come from anywhere, so the reader trusts nothing in them:
   is made, and arrays are then made by bounds-checked slicing and indexing, never by
   ``as_strided``: a crafted file cannot make numpy read memory it does not own.
 
-Every refusal is a one-line UserError naming the file.
+Every refusal is a one-line UserError naming the file. The pieces that guard a pickle and its
+tensors (``TensorUnpickler``, ``check_tensor``, ``materialize``, ``refusals``) are shared with
+``torchscript_file``, the reader of TorchScript archives: one set of checks for both formats.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 import os
 import pickle
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
@@ -48,18 +51,18 @@ _STORAGE_DTYPES = {
 }
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """Why the file is not read; turned into a UserError naming the file at the top."""
 
 
-class _StorageRef:
+class StorageRef:
     """Placeholder for a storage whose bytes come after the pickles."""
 
     def __init__(self, key: str, dtype: np.dtype, size: int) -> None:
         self.key, self.dtype, self.size = key, dtype, size
 
 
-class _TensorRef:
+class TensorRef:
     """A view (offset, shape, strides) into a storage, resolved once storages are read."""
 
     def __init__(self, storage: Any, offset: Any, shape: Any, strides: Any) -> None:
@@ -67,7 +70,7 @@ class _TensorRef:
 
 
 def _rebuild_tensor_v2(storage, offset, shape, strides, *_ignored):
-    return _TensorRef(storage, offset, shape, strides)
+    return TensorRef(storage, offset, shape, strides)
 
 
 class _StorageType:
@@ -75,16 +78,20 @@ class _StorageType:
         self.name = name
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _int_tuple(value: Any) -> bool:
-    return isinstance(value, (tuple, list)) and all(_is_int(v) for v in value)
+def int_tuple(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(is_int(v) for v in value)
 
 
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, f: BinaryIO, storages: dict[str, _StorageRef]) -> None:
+class TensorUnpickler(pickle.Unpickler):
+    """Unpickles tensors (as ``TensorRef``s into ``StorageRef``s) and plain data, nothing else:
+    ``find_class`` knows the tensor rebuild, the storage types and OrderedDict, and asks
+    ``extra_class`` (a subclass's hook) for any other name; the default refuses it."""
+
+    def __init__(self, f: BinaryIO, storages: dict[str, StorageRef]) -> None:
         super().__init__(f, encoding="latin1")
         self._storages = storages
 
@@ -95,83 +102,91 @@ class _Unpickler(pickle.Unpickler):
             return _StorageType(name)
         if module == "collections" and name == "OrderedDict":
             return collections.OrderedDict
-        raise _Refused(f"it names {module}.{name}, which a weights file has no use for")
+        return self.extra_class(module, name)
 
-    def persistent_load(self, pid: Any) -> _StorageRef:
+    def extra_class(self, module: str, name: str) -> Any:
+        raise Refused(f"it names {module}.{name}, which a weights file has no use for")
+
+    def persistent_load(self, pid: Any) -> StorageRef:
         # ('storage', storage_type, key, location, numel, view_metadata)
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise _Refused(f"unknown persistent id {str(pid)[:60]}")
+            raise Refused(f"unknown persistent id {str(pid)[:60]}")
         _tag, storage_type, key, _location, size = pid[:5]
-        if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not _is_int(size):
-            raise _Refused(f"malformed storage record {str(pid)[:60]}")
+        if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not is_int(size):
+            raise Refused(f"malformed storage record {str(pid)[:60]}")
         if len(pid) == 6 and pid[5] is not None:
-            raise _Refused(f"storage {key} is a view of another storage (not supported)")
+            raise Refused(f"storage {key} is a view of another storage (not supported)")
         if not 0 <= size <= MAX_ELEMENTS:
-            raise _Refused(f"storage {key} claims {size} elements")
-        ref = _StorageRef(key, np.dtype(_STORAGE_DTYPES[storage_type.name]).newbyteorder("<"), size)
+            raise Refused(f"storage {key} claims {size} elements")
+        ref = StorageRef(key, np.dtype(_STORAGE_DTYPES[storage_type.name]).newbyteorder("<"), size)
         known = self._storages.setdefault(key, ref)
         if (known.dtype, known.size) != (ref.dtype, ref.size):
-            raise _Refused(f"storage {key} is declared twice, differently")
+            raise Refused(f"storage {key} is declared twice, differently")
         return known
 
 
-def _load_pickle(f: BinaryIO, storages: dict[str, _StorageRef] | None = None) -> Any:
+def load_pickle(unpickler: pickle.Unpickler) -> Any:
+    """``unpickler.load()``, any failure but a refusal reported as a damaged pickle."""
     try:
-        return _Unpickler(f, storages if storages is not None else {}).load()
-    except _Refused:
+        return unpickler.load()
+    except Refused:
         raise
     except Exception as e:  # a malformed pickle fails in many ways; all of them mean "not readable"
-        raise _Refused(f"damaged pickle ({type(e).__name__}: {e})") from None
+        raise Refused(f"damaged pickle ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
 
 
-def _check_tensor(name: Any, t: Any, storages: dict[str, _StorageRef]) -> None:
-    """The tensor lies inside its storage; raises _Refused naming what is wrong."""
-    if not isinstance(name, str) or not isinstance(t, _TensorRef):
-        raise _Refused(f"entry {str(name)[:60]} is not a tensor")
-    if not isinstance(t.storage, _StorageRef) or storages.get(t.storage.key) is not t.storage:
-        raise _Refused(f"tensor {name} has no storage")
-    if not (_is_int(t.offset) and _int_tuple(t.shape) and _int_tuple(t.strides) and len(t.shape) == len(t.strides)):
-        raise _Refused(f"tensor {name} has a malformed offset, shape or strides")
+def _load_pickle(f: BinaryIO, storages: dict[str, StorageRef] | None = None) -> Any:
+    return load_pickle(TensorUnpickler(f, storages if storages is not None else {}))
+
+
+def check_tensor(name: Any, t: Any, storages: dict[str, StorageRef]) -> None:
+    """The tensor lies inside its storage; raises Refused naming what is wrong."""
+    if not isinstance(name, str) or not isinstance(t, TensorRef):
+        raise Refused(f"entry {str(name)[:60]} is not a tensor")
+    if not isinstance(t.storage, StorageRef) or storages.get(t.storage.key) is not t.storage:
+        raise Refused(f"tensor {name} has no storage")
+    if not (is_int(t.offset) and int_tuple(t.shape) and int_tuple(t.strides) and len(t.shape) == len(t.strides)):
+        raise Refused(f"tensor {name} has a malformed offset, shape or strides")
     if t.offset < 0 or any(n < 0 for n in t.shape) or any(s < 0 for s in t.strides):
-        raise _Refused(f"tensor {name} has a negative offset, size or stride")
+        raise Refused(f"tensor {name} has a negative offset, size or stride")
     numel = math.prod(t.shape)
     if numel > MAX_ELEMENTS:
-        raise _Refused(f"tensor {name} claims {numel} elements")
+        raise Refused(f"tensor {name} claims {numel} elements")
     if numel == 0:
         return
     last = t.offset + sum((n - 1) * s for n, s in zip(t.shape, t.strides))
     if last >= t.storage.size:
-        raise _Refused(f"tensor {name} reaches element {last} of storage {t.storage.key}, "
+        raise Refused(f"tensor {name} reaches element {last} of storage {t.storage.key}, "
                        f"which holds {t.storage.size}")
 
 
-def _read_storages(f: BinaryIO, keys: Any, storages: dict[str, _StorageRef], file_size: int) -> dict[str, np.ndarray]:
+def _read_storages(f: BinaryIO, keys: Any, storages: dict[str, StorageRef], file_size: int) -> dict[str, np.ndarray]:
     if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
-        raise _Refused("the storage key list is malformed")
+        raise Refused("the storage key list is malformed")
     if len(set(keys)) != len(keys) or set(keys) != set(storages):
-        raise _Refused("the storage key list does not match the storages the tensors use")
+        raise Refused("the storage key list does not match the storages the tensors use")
     data: dict[str, np.ndarray] = {}
     for key in keys:
         ref = storages[key]
         head = f.read(8)
         if len(head) < 8:
-            raise _Refused(f"truncated: storage {key} is missing")
+            raise Refused(f"truncated: storage {key} is missing")
         count = int(np.frombuffer(head, "<i8")[0])
         if count != ref.size:
-            raise _Refused(f"storage {key} holds {count} elements, its record says {ref.size}")
+            raise Refused(f"storage {key} holds {count} elements, its record says {ref.size}")
         nbytes = count * ref.dtype.itemsize
         if nbytes > file_size - f.tell():  # checked before reading: no huge allocation
-            raise _Refused(f"truncated: storage {key} needs {nbytes} bytes, {file_size - f.tell()} remain")
+            raise Refused(f"truncated: storage {key} needs {nbytes} bytes, {file_size - f.tell()} remain")
         raw = f.read(nbytes)
         if len(raw) != nbytes:
-            raise _Refused(f"truncated: storage {key} is short")
+            raise Refused(f"truncated: storage {key} is short")
         data[key] = np.frombuffer(raw, dtype=ref.dtype)
     return data
 
 
-def _materialize(name: str, t: _TensorRef, flat: np.ndarray) -> np.ndarray:
+def materialize(name: str, t: TensorRef, flat: np.ndarray) -> np.ndarray:
     """A copy of the tensor's elements, by bounds-checked slicing or indexing only: even a
-    tensor that slipped past ``_check_tensor`` could raise here, never read foreign memory."""
+    tensor that slipped past ``check_tensor`` could raise here, never read foreign memory."""
     shape, strides = tuple(t.shape), tuple(t.strides)
     contiguous = [math.prod(shape[i + 1:]) for i in range(len(shape))]
     try:
@@ -186,42 +201,53 @@ def _materialize(name: str, t: _TensorRef, flat: np.ndarray) -> np.ndarray:
                 index += (np.arange(n, dtype=np.int64) * step).reshape(along)
             values = flat[index]
     except (IndexError, ValueError, MemoryError) as e:
-        raise _Refused(f"tensor {name} cannot be read ({type(e).__name__})") from None
+        raise Refused(f"tensor {name} cannot be read ({type(e).__name__})") from None
     return np.array(values, dtype=np.float32 if flat.dtype.kind == "f" else flat.dtype.newbyteorder("="))
 
 
 def _read(f: BinaryIO, file_size: int) -> dict[str, np.ndarray]:
     if f.read(4) == _ZIP_MAGIC:
-        raise _Refused("it is a zip-format PyTorch file (PyTorch >= 1.6); only the legacy format is read")
+        raise Refused("it is a zip-format PyTorch file (PyTorch >= 1.6); only the legacy format is read")
     f.seek(0)
     if _load_pickle(f) != LEGACY_MAGIC:
-        raise _Refused("not a legacy PyTorch file (wrong magic number)")
+        raise Refused("not a legacy PyTorch file (wrong magic number)")
     if _load_pickle(f) != LEGACY_PROTOCOL:
-        raise _Refused("unknown legacy protocol version")
+        raise Refused("unknown legacy protocol version")
     sys_info = _load_pickle(f)
     if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
-        raise _Refused("it was saved on a big-endian machine")
-    storages: dict[str, _StorageRef] = {}
+        raise Refused("it was saved on a big-endian machine")
+    storages: dict[str, StorageRef] = {}
     state = _load_pickle(f, storages)
     if not isinstance(state, dict):
-        raise _Refused("it holds no state dict")
+        raise Refused("it holds no state dict")
     for name, t in state.items():
-        _check_tensor(name, t, storages)
-    total = sum(math.prod(t.shape) for t in state.values())
-    if total > MAX_ELEMENTS:
-        raise _Refused(f"its tensors claim {total} elements in all")
+        check_tensor(name, t, storages)
+    check_total(state)
     data = _read_storages(f, _load_pickle(f), storages, file_size)
-    return {name: _materialize(name, t, data[t.storage.key]) for name, t in state.items()}
+    return {name: materialize(name, t, data[t.storage.key]) for name, t in state.items()}
+
+
+def check_total(tensors: dict[str, TensorRef]) -> None:
+    """All tensors together stay under the element cap (checked before any storage is read)."""
+    total = sum(math.prod(t.shape) for t in tensors.values())
+    if total > MAX_ELEMENTS:
+        raise Refused(f"its tensors claim {total} elements in all")
+
+
+@contextlib.contextmanager
+def refusals(path: str | Path) -> Iterator[None]:
+    """Turns a refusal or a read failure inside the block into a one-line UserError naming ``path``."""
+    try:
+        yield
+    except Refused as e:
+        reason = " ".join(str(e).split())[:300]
+        raise UserError(f"refusing weights file {path}: {reason}") from None
+    except OSError as e:
+        raise UserError(f"cannot read weights file {path}: {e.strerror or e}") from None
 
 
 def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Return {name: array} for every tensor in a legacy-format PyTorch state_dict file
     (floating-point tensors as float32)."""
-    try:
-        with open(path, "rb") as f:
-            return _read(f, os.fstat(f.fileno()).st_size)
-    except _Refused as e:
-        reason = " ".join(str(e).split())[:300]
-        raise UserError(f"refusing weights file {path}: {reason}") from None
-    except OSError as e:
-        raise UserError(f"cannot read weights file {path}: {e.strerror or e}") from None
+    with refusals(path), open(path, "rb") as f:
+        return _read(f, os.fstat(f.fileno()).st_size)

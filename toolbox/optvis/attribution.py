@@ -168,7 +168,8 @@ class Attributor:
         pass only; "shared", the map's own pass gives them (the plain rule); "separate", the
         map by its rule, then a second, plain pass of the same forward pass."""
         net = self.network
-        targets = [name + PRE_RELU for name in layers] + [LOGITS]
+        classes = net.spec.has_classifier
+        targets = [name + PRE_RELU for name in layers] + ([LOGITS] if classes else [])
 
         def make():
             view = net.rectified_view([*layers, *targets], rule_relu)
@@ -181,8 +182,10 @@ class Attributor:
                         out = view(net.normalize(pixels), training=False)
                     scores = tf.switch_case(which, [functools.partial(_score, out[t], index, value) for t in targets])
                 acts = {name: out[name] for name in layers}
+                # no classifier: no classes (as the Probe's PROBS)
+                probs = tf.nn.softmax(out[LOGITS]) if classes else tf.zeros([tf.shape(pixels)[0], 0])
                 if circuit is None:
-                    return tape.gradient(scores, pixels), scores, acts, tf.nn.softmax(out[LOGITS])
+                    return tape.gradient(scores, pixels), scores, acts, probs
                 inner = [acts[name] for name in layers]
                 zero = tf.UnconnectedGradients.ZERO
                 if circuit == "shared":
@@ -194,7 +197,7 @@ class Attributor:
                     with plain_backward():
                         at = tape.gradient(scores, inner, unconnected_gradients=zero)
                 contributions = {name: tf.reduce_sum(a * g, axis=[1, 2]) for name, a, g in zip(layers, inner, at)}
-                return grads, scores, acts, tf.nn.softmax(out[LOGITS]), contributions
+                return grads, scores, acts, probs, contributions
 
             return observe
 
@@ -212,6 +215,7 @@ class Attributor:
         if target.value not in UNIT_VALUES:
             raise UserError(f"unknown unit value '{target.value}' (use max or sum)")
         if target.is_class:
+            self.network.spec.require_classifier("a class target")
             classes = len(self.network.labels)
             if not 0 <= target.index < classes:
                 raise UserError(f"class {target.index} is out of range (0..{classes - 1})")

@@ -1,0 +1,121 @@
+"""PyTorch files crafted without torch, for the readers' tests: the legacy ``torch.save`` layout
+and TorchScript archives (a zip of a pickled module tree and raw storages), honest or hostile."""
+
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import zipfile
+
+import numpy as np
+
+
+class Global:
+    """Pickled as a bare GLOBAL opcode for module.name (the module need not exist here)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def __call__(self, *args):  # pickle's reduce protocol wants a callable
+        raise AssertionError("never called")
+
+
+class Storage:
+    """Raw elements under ``key``; ``claimed``: the element count its record declares (default: honest)."""
+
+    def __init__(self, key: str, data: np.ndarray, kind: str = "FloatStorage", claimed: int | None = None) -> None:
+        self.key, self.data, self.kind = key, data, kind
+        self.claimed = data.size if claimed is None else claimed
+
+
+class Tensor:
+    def __init__(self, storage: Storage, offset, shape, strides) -> None:
+        self.storage, self.offset, self.shape, self.strides = storage, offset, shape, strides
+
+
+class Call:
+    """Pickled as ``func(*args)``: what a malicious file would ask the unpickler to do."""
+
+    def __init__(self, func: Global, args: tuple) -> None:
+        self.func, self.args = func, args
+
+
+class Module:
+    """A TorchScript module: pickled as torch.jit.save does (GLOBAL, NEWOBJ, BUILD with its attributes)."""
+
+    def __init__(self, qualified_name: str, **attributes) -> None:
+        self.module, self.name = qualified_name.rsplit(".", 1)
+        self.attributes = {"training": False, "_is_full_backward_hook": None, **attributes}
+
+
+class IntList:
+    """Pickled as ``torch.jit._pickle.build_intlist(values)``, as TorchScript pickles List[int]."""
+
+    def __init__(self, values: list) -> None:
+        self.values = list(values)
+
+
+class TorchPickler(pickle._Pickler):  # the pure-Python pickler lets ``save`` write raw opcodes
+    def __init__(self, f, protocol: int = 2, view_metadata: bool = True) -> None:
+        super().__init__(f, protocol=protocol)
+        self.view_metadata = view_metadata  # legacy records end in a view slot; TorchScript's do not
+
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            record = ("storage", Global("torch", obj.kind), obj.key, "cpu", obj.claimed)
+            return record + (None,) if self.view_metadata else record
+        return None
+
+    def save(self, obj, save_persistent_id=True):
+        if isinstance(obj, Global):
+            self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
+            return
+        if isinstance(obj, Module):
+            self.save(Global(obj.module, obj.name))
+            self.write(pickle.EMPTY_TUPLE + pickle.NEWOBJ)
+            self.save(obj.attributes)
+            self.write(pickle.BUILD)
+            return
+        super().save(obj, save_persistent_id)
+
+    def reducer_override(self, obj):
+        if isinstance(obj, Tensor):
+            args = (obj.storage, obj.offset, tuple(obj.shape), tuple(obj.strides), False, collections.OrderedDict())
+            return Global("torch._utils", "_rebuild_tensor_v2"), args
+        if isinstance(obj, IntList):
+            return Global("torch.jit._pickle", "build_intlist"), (obj.values,)
+        if isinstance(obj, Call):
+            return obj.func, obj.args
+        return NotImplemented
+
+
+def write_legacy_file(path, state: dict, storages: list[Storage]) -> bytes:
+    """The legacy torch.save layout: magic, protocol, sys info, the state dict (storages by
+    persistent id), the storage keys, then each storage's element count and raw bytes."""
+    from toolbox.nets.torch_file import LEGACY_MAGIC, LEGACY_PROTOCOL
+
+    buf = io.BytesIO()
+    for header in (LEGACY_MAGIC, LEGACY_PROTOCOL,
+                   {"protocol_version": LEGACY_PROTOCOL, "little_endian": True,
+                    "type_sizes": {"short": 2, "int": 4, "long": 8}}):
+        pickle.dump(header, buf, protocol=2)
+    TorchPickler(buf, protocol=2).dump(collections.OrderedDict(state))
+    pickle.dump([st.key for st in storages], buf, protocol=2)
+    for st in storages:
+        buf.write(np.int64(st.data.size).tobytes() + st.data.astype(st.data.dtype.newbyteorder("<")).tobytes())
+    path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def write_torchscript(path, root, storages: list[Storage], folder: str = "archive") -> None:
+    """A TorchScript archive as torch.jit.save lays it out: ``<folder>/data.pkl`` (the module
+    tree ``root``), ``<folder>/data/<key>`` (raw little-endian storages), ``version``, ``code/``."""
+    buf = io.BytesIO()
+    TorchPickler(buf, protocol=2, view_metadata=False).dump(root)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(f"{folder}/data.pkl", buf.getvalue())
+        archive.writestr(f"{folder}/version", "3\n")
+        archive.writestr(f"{folder}/code/__torch__/net.py", "class Net(Module):\n  pass\n")
+        for st in storages:
+            archive.writestr(f"{folder}/data/{st.key}", st.data.astype(st.data.dtype.newbyteorder("<")).tobytes())
