@@ -38,7 +38,7 @@ def features_spec(tmp_path_factory):
 def test_commands_that_need_classes_refuse_in_one_line(features_spec, argv, tmp_path, capsys):
     from toolbox.cli import main
 
-    from tests.conftest import EXAMPLES
+    from conftest import EXAMPLES
 
     argv = [str(EXAMPLES / "chelsea.png") if a == "IMG" else a for a in argv]
     rc = main(argv + ["--model", str(features_spec), *(["-o", str(tmp_path / "out")] if argv[0] == "classes" else [])])
@@ -48,7 +48,7 @@ def test_commands_that_need_classes_refuse_in_one_line(features_spec, argv, tmp_
 
 
 def test_per_layer_commands_work_without_classifier(features_spec, tmp_path, capsys):
-    from tests.conftest import EXAMPLES
+    from conftest import EXAMPLES
     from toolbox.cli import main
 
     assert main(["layers", "--model", str(features_spec)]) == 0

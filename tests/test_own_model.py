@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import EXAMPLES
+from conftest import EXAMPLES
 
 IMAGE = str(EXAMPLES / "chelsea.png")
 
