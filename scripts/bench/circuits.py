@@ -4,6 +4,8 @@
   the share for which switching off the strongest contributing channel of the layer before
   lowers the unit (its value before ReLU, at its strongest position, mean over 5 photos) more
   than switching off a random other channel of that layer (goal >= 0.9);
+  circuit_ablation_wins_inception_v3_2015 the same for the real InceptionV3 (299 px; skipped
+  when its weights package is not installed);
 - live_fps_circuit_lite0: headless dashboards per second on the largest offered layer with the
   circuit view on and the gradient pane off (goal >= 12, as with the gradient pane on);
   live_fps_circuit_guided_lite0 with the guided gradient pane on too (a second, plain backward
@@ -162,6 +164,15 @@ def _tasks(net, quick: bool) -> None:
 
 
 def run(quick: bool) -> None:
+    from toolbox.errors import UserError
+
+    try:
+        inception = load("inception_v3_2015")
+    except UserError as e:
+        print(f"circuit_ablation_wins_inception_v3_2015: skipped ({e})")
+    else:
+        emit("circuit_ablation_wins_inception_v3_2015", _ablation(inception, 32), "(of 32 random units; goal >= 0.9)")
+        del inception
     net = load("efficientnet_lite0")
     emit("circuit_ablation_wins_lite0", _ablation(net, 32), "(of 32 random units; goal >= 0.9)")
     times = _dashboards(net, quick)
