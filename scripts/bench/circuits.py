@@ -26,14 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import (
-    EXAMPLES,
-    distinct_photos,
-    emit,
-    interleaved,
-    live_app,
-    load,
-)
+from bench.common import EXAMPLES, distinct_photos, emit, interleaved, live_app, load
 
 
 def _ablation(net, units: int) -> float:
@@ -52,7 +45,7 @@ def _ablation(net, units: int) -> float:
     wins = 0
     for li in sorted({li for li, _ in picks}):  # one batch per layer: its units x the photos
         layer, source = names[li], names[li - 1]
-        chosen = np.array([u for l, u in picks if l == li])
+        chosen = np.array([u for at, u in picks if at == li])
         rows = np.repeat(chosen, len(images))
         batch = np.tile(images, (len(chosen), 1, 1, 1))
         contributions, _ = tracer.inputs(batch, layer, rows, source)
@@ -70,7 +63,7 @@ def _ablation(net, units: int) -> float:
 def _dashboards(net, quick: bool) -> dict[str, float]:
     from toolbox.app.dashboard import draw_dashboard, new_canvas
 
-    largest = max(net.spec.layers, key=lambda l: l.channels).name
+    largest = max(net.spec.layers, key=lambda spec: spec.channels).name
     variants = {"plain": {}, "circuit": {"live.circuit": True}, "backprop": {"live.backprop": "guided"},
                 "circuit_guided": {"live.circuit": True, "live.backprop": "guided"}}
     runs = {}

@@ -8,15 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from toolbox.cli.common import (
-    BadInputs,
-    bounded,
-    image_inputs,
-    network,
-    progress,
-    setting_option,
-    settings_of,
-)
+from toolbox.cli.common import BadInputs, bounded, image_inputs, network, progress, setting_option, settings_of
 from toolbox.errors import UserError
 
 log = logging.getLogger("toolbox.cli")
