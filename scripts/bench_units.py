@@ -41,9 +41,28 @@ def emit(name: str, value: float, unit: str = "") -> None:
 
 def configs() -> dict[str, Callable[[], tuple]]:
     """name -> () -> (preset, Ascent keyword arguments, steps). The first is the baseline."""
-    from toolbox.optvis import get_preset
+    from toolbox.optvis import Preset, get_preset, params, transforms
+    from toolbox.optvis.updates import Adam, NAdam
 
-    return {"lucid": lambda: (get_preset("lucid"), {}, 256)}
+    def lucid(transform, steps_per_call=1, steps=256, lr=0.05):
+        return lambda: (Preset("lucid", params.fourier(), transform(), Adam(lr=lr)),
+                        {"steps_per_call": steps_per_call}, steps)
+
+    return {
+        "lucid": lucid(transforms.standard),  # the preset as it was: one step per call, 126-158 px
+        "kept": lucid(transforms.standard_kept),  # the same transforms, cropped back to 128 px
+        "loop": lucid(transforms.standard, 16),  # 16 steps per compiled call
+        "affine": lucid(transforms.standard_affine),  # one warp per row at 128 px
+        "kept_loop": lucid(transforms.standard_kept, 16),
+        "affine_loop": lucid(transforms.standard_affine, 16),
+        "affine_loop_128": lucid(transforms.standard_affine, 16, steps=128, lr=0.1),
+        "affine_loop_128_lr05": lucid(transforms.standard_affine, 16, steps=128, lr=0.05),
+        "affine_loop_96": lucid(transforms.standard_affine, 16, steps=96, lr=0.1),
+        "affine_loop_64": lucid(transforms.standard_affine, 16, steps=64, lr=0.15),
+        "maco": lambda: (get_preset("maco"), {}, 256),
+        "maco_full": lambda: (Preset("maco_full", params.maco(), transforms.compose(
+            [transforms.crops(0.2, 0.5, 1.0), transforms.noise(0.05)]), NAdam(lr=1.0)), {}, 256),
+    }
 
 
 SPEED_STEPS = 64
@@ -106,13 +125,14 @@ def run(quick: bool, names: list[str] | None = None, rounds: int | None = None) 
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             quality(net, table[name], photos, UnitImageFolder(tmp), name)
-    speed(net, table, names, rounds or (2 if quick else 6))
+    if rounds != 0:
+        speed(net, table, names, rounds or (2 if quick else 6))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two speed rounds")
     parser.add_argument("--configs", nargs="*", help="which configurations (the first is the baseline)")
-    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--rounds", type=int, help="speed rounds (0: quality only)")
     a = parser.parse_args()
     run(a.quick, a.configs, a.rounds)
