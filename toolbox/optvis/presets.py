@@ -7,7 +7,7 @@ from typing import Callable
 
 from toolbox.errors import UserError, closest
 from toolbox.optvis import params, transforms
-from toolbox.optvis.updates import Adam, RegularizedAscent
+from toolbox.optvis.updates import Adam, NAdam, RegularizedAscent
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,16 @@ class Preset:
     name: str
     param: params.Param
     transform: transforms.Transform
-    update: Adam | RegularizedAscent
+    update: Adam | NAdam | RegularizedAscent
+    transparency: bool = False  # its images come with a transparency map worth keeping
+
+
+def _maco() -> Preset:
+    """MACO (Fel et al. 2023): phases under a fixed natural spectrum, NAdam at rate 1,
+    each step one random crop of 20-50% of the image per unit (resized to half the image's
+    side, so the network sees its parts at 1-2.5x) plus noise."""
+    return Preset("maco", params.maco(), transforms.compose([transforms.crops(0.2, 0.5, 0.5), transforms.noise(0.05)]),
+                  NAdam(lr=1.0), transparency=True)
 
 
 def _yosinski(n: int, **regularizers) -> Callable[[], Preset]:
@@ -26,6 +35,8 @@ def _yosinski(n: int, **regularizers) -> Callable[[], Preset]:
 PRESETS: dict[str, Callable[[], Preset]] = {
     # Fourier basis, decorrelated colour, pad/jitter/scale/rotate, Adam
     "lucid": lambda: Preset("lucid", params.fourier(), transforms.standard(), Adam(lr=0.05)),
+    # Phase-only Fourier under a natural magnitude spectrum, random crops and noise, NAdam
+    "maco": _maco,
     # The four hyperparameter settings of Yosinski et al. 2015, "Understanding Neural
     # Networks Through Deep Visualization", table of regularization combinations.
     "yosinski1": _yosinski(1, decay=0.0, blur_every=4, blur_width=0.5, norm_pct=50),
