@@ -14,7 +14,9 @@ configuration's steps, measured on an ascent compiled beforehand (so start-up is
 as `deepvis units` 16 against 32 units leaves it out) and timed over ``SPEED_STEPS`` steps
 (a step costs the same all along a run); the rounds alternate the configurations so that
 the shared machine's noise falls on all alike, and ``speedup`` is the median over the
-rounds of each configuration's rate over the first one's (the baseline) in that round.
+rounds of each configuration's rate over the first one's (the baseline) in that round;
+``speedup_cpu`` is the same in this process's CPU time (user + system, all threads),
+which other processes' load disturbs far less than the wall clock.
 """
 
 from __future__ import annotations
@@ -99,17 +101,20 @@ def speed(net, table: dict, names: list[str], rounds: int) -> None:
     for a in ascents.values():
         a.run(units, SIZE, 2)  # compiled
     rates: dict[str, list[float]] = {n: [] for n in names}
+    cpu_rates: dict[str, list[float]] = {n: [] for n in names}
     for _ in range(rounds):
         for n in names:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             ascents[n].run(units, SIZE, SPEED_STEPS)
-            seconds = (time.perf_counter() - t) * made[n][2] / SPEED_STEPS
-            rates[n].append(BATCH * 60 / seconds)
+            scale = made[n][2] / SPEED_STEPS
+            rates[n].append(BATCH * 60 / ((time.perf_counter() - t) * scale))
+            cpu_rates[n].append(BATCH * 60 / ((time.process_time() - c) * scale))
     for n in names:
         emit(f"units_{n}_per_min", statistics.median(rates[n]), f"units/min at {made[n][2]} steps")
-        ratios = [r / b for r, b in zip(rates[n], rates[names[0]])]
-        emit(f"units_{n}_speedup", statistics.median(ratios), f"x {names[0]} (rounds: "
-             + ", ".join(f"{x:.2f}" for x in ratios) + ")")
+        for tag, r in (("", rates), ("_cpu", cpu_rates)):
+            ratios = [a / b for a, b in zip(r[n], r[names[0]])]
+            emit(f"units_{n}_speedup{tag}", statistics.median(ratios), f"x {names[0]} (rounds: "
+                 + ", ".join(f"{x:.2f}" for x in ratios) + ")")
 
 
 def run(quick: bool, names: list[str] | None = None, rounds: int | None = None) -> None:
