@@ -137,17 +137,26 @@ def natural_magnitude(size: tf.Tensor, table: np.ndarray | None = None) -> tf.Te
     return whitened * n / tf.maximum(f, 1.0 / n)
 
 
-def maco(table: np.ndarray | None = None) -> Param:
+def maco(table: np.ndarray | None = None, standardize: bool = False) -> Param:
     """Phase-only Fourier parameterization under a fixed natural magnitude spectrum (MACO).
-    The values are the phases, (B, 3, size, size // 2 + 1), drawn uniform at the start."""
+    The values are phases, (B, 3, size, size // 2 + 1), drawn normal at the start; each
+    row's are standardized (mean 0, sd 1) before use, as MACO does, so that as an ascent
+    spreads them its steps turn the angles less and less (a self-annealing rate).
+    ``standardize``: also scale each image to sd 1 in the decorrelated colours before the
+    squashing (MACO's choice; without it the image has the photos' contrast)."""
 
     def init(batch: int, size: int, rng: np.random.Generator) -> np.ndarray:
-        return rng.uniform(-np.pi, np.pi, (batch, 3, size, size // 2 + 1)).astype(np.float32)
+        return rng.standard_normal((batch, 3, size, size // 2 + 1)).astype(np.float32)
 
     def to_image(values: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+        mean, var = tf.nn.moments(values, axes=[1, 2, 3], keepdims=True)
+        phase = (values - mean) / (tf.sqrt(var) + 1e-5)
         magnitude = natural_magnitude(size, table)
-        spectrum = tf.complex(magnitude * tf.cos(values), magnitude * tf.sin(values))
+        spectrum = tf.complex(magnitude * tf.cos(phase), magnitude * tf.sin(phase))
         image = tf.signal.irfft2d(spectrum, fft_length=tf.stack([size, size]))  # (B, 3, H, W)
+        if standardize:
+            mean, var = tf.nn.moments(image, axes=[1, 2, 3], keepdims=True)
+            image = (image - mean) / (tf.sqrt(var) + 1e-5)
         image = tf.einsum("bchw,dc->bhwd", image, COLOR_MIX)
         return tf.sigmoid(image)
 
