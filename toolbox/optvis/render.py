@@ -84,6 +84,7 @@ class Ascent:
 
             def body(i, values, m, v, seen, objectives):
                 values, m, v, objective_values, looked = one_step(values, m, v, t + i, units, seeds[i], size)
+                values, m, v = (tf.ensure_shape(x, param.shape) for x in (values, m, v))  # a projection may blur it
                 return i + 1, values, m, v, seen + looked, objectives.write(i, objective_values)
 
             objectives = tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None]))
