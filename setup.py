@@ -12,5 +12,6 @@ DATA = {"toolbox.data.models": "models", "toolbox.data.examples": "examples"}
 setup(
     packages=find_packages(include=["toolbox", "toolbox.*"]) + list(DATA),
     package_dir=DATA,
-    package_data={"toolbox.data.models": ["*.yaml", "*.txt"], "toolbox.data.examples": ["*.png", "*.jpg", "*.md"]},
+    package_data={"toolbox.data.models": ["*.yaml", "*.txt"], "toolbox.data.examples": ["*.png", "*.jpg", "*.md"],
+                  "toolbox.optvis": ["natural_spectrum.npy"]},  # the maco preset's magnitude spectrum
 )

@@ -24,8 +24,8 @@ def deepvis(*args, settings=None):
                           cwd=REPO, timeout=300)
 
 
-COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
-            "crops", "circuit", "precompute", "atlas", "live", "examples")
+COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert",
+            "accentuate", "fool", "crops", "circuit", "precompute", "atlas", "live", "examples")
 NO_NETWORK = ("examples",)  # commands without --model, --weights, --settings
 
 

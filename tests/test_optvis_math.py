@@ -7,9 +7,10 @@ import tensorflow as tf
 from toolbox.optvis import (Ascent, Context, DeepDream, DreamSchedule, channel, class_logit, deepdream, diversity,
                             get_preset, guide, neuron, total_variation)
 from toolbox.optvis.dream import octave_sizes, tile_edges
-from toolbox.optvis.params import fourier, pixels
-from toolbox.optvis.transforms import compose, jitter, pad, rotate, scale, standard
-from toolbox.optvis.updates import gaussian_blur
+from toolbox.optvis.params import fourier, maco, natural_magnitude, pixels
+from toolbox.optvis.transforms import (affine, compose, crops, jitter, keep_size, noise, pad, rotate, scale, standard,
+                                       standard_affine)
+from toolbox.optvis.updates import NAdam, gaussian_blur
 
 RNG = np.random.default_rng(0)
 
@@ -62,7 +63,7 @@ def test_class_logit_reads_pre_softmax_scores(tiny):
     assert class_logit(2)(c).numpy()[0] == pytest.approx(float(out[LOGITS][0, 2]))
 
 
-@pytest.mark.parametrize("param", [pixels(), fourier()])
+@pytest.mark.parametrize("param", [pixels(), fourier(), maco()])
 def test_params_make_valid_images_of_any_size(param):
     for size in (8, 13):
         values = tf.constant(param.init(2, size, np.random.default_rng(0)))
@@ -83,6 +84,67 @@ def test_transforms_are_seeded_and_shape_correct():
     assert compose([])(images, seed) is images
 
 
+def test_keep_size_and_affine_give_the_size_asked():
+    images = tf.constant(RNG.uniform(size=(2, 16, 16, 3)), tf.float32)
+    seed = tf.constant([1, 2])
+    assert keep_size(compose([pad(5), scale([1.3])]))(images, seed).shape == (2, 16, 16, 3)
+    small = keep_size(scale([0.5]))(images, seed).numpy()  # smaller: padded with mid-grey
+    assert small.shape == (2, 16, 16, 3) and (small[:, 0] == 0.5).all() and (small[:, 4:12, 4:12] != 0.5).any()
+    np.testing.assert_array_equal(keep_size(pad(4))(images, seed).numpy(), images.numpy())  # the centre is the image
+    np.testing.assert_allclose(affine(0.0, (1.0, 1.0), 0.0)(images, seed).numpy(), images.numpy(), atol=1e-5)
+    t = standard_affine()
+    out = t(tf.concat([images[:1], images[:1]], 0), seed).numpy()
+    assert out.shape == (2, 16, 16, 3) and not np.array_equal(out[0], out[1])  # each row its own draw
+    np.testing.assert_array_equal(out, t(tf.concat([images[:1], images[:1]], 0), seed).numpy())
+    # a zoom of 2 about the centre halves the slope of a ramp
+    ramp = tf.tile(tf.range(16, dtype=tf.float32)[None, None, :, None], [1, 16, 1, 3]) / 16
+    zoomed = affine(0.0, (2.0, 2.0), 0.0)(ramp, seed).numpy()
+    np.testing.assert_allclose(np.diff(zoomed[0, 8, 4:12, 0]), 0.5 / 16, atol=1e-5)
+
+
+def test_maco_crops_and_noise():
+    images = tf.constant(RNG.uniform(size=(3, 20, 20, 3)), tf.float32)
+    seed = tf.constant([5, 6])
+    assert crops(0.2, 0.5, 0.5)(images, seed).shape == (3, 10, 10, 3)
+    whole = crops(1.0, 1.0, 1.0)(images, seed).numpy()  # a crop of the whole image is the image
+    np.testing.assert_allclose(whole, images.numpy(), atol=1e-5)
+    noisy = noise(0.1)(tf.zeros([2, 64, 64, 3]), seed).numpy()
+    assert 0.09 < noisy.std() < 0.11 and abs(noisy.mean()) < 0.01
+
+
+def test_maco_param_keeps_its_magnitude():
+    """Whatever the phases, the image's spectrum (in the decorrelated colours, before the
+    squashing) has the natural magnitude: only the phase is free."""
+    from toolbox.optvis.params import COLOR_MIX
+
+    param, size = maco(), 16
+    magnitude = natural_magnitude(tf.constant(size)).numpy()
+    for seed in (0, 1):
+        phases = param.init(2, size, np.random.default_rng(seed))
+        images = param.to_image(tf.constant(phases), tf.constant(size)).numpy()
+        logits = np.log(images / (1 - images)) @ np.linalg.inv(COLOR_MIX).T
+        spectrum = np.abs(np.fft.rfft2(np.moveaxis(logits, -1, 1)))
+        # the bins irfft2d keeps whole (a real image drops the imaginary part at 0 and size / 2)
+        inner = np.s_[..., 1:size // 2]
+        np.testing.assert_allclose(spectrum[inner], np.broadcast_to(magnitude, spectrum.shape)[inner], rtol=2e-3)
+
+
+def test_natural_magnitude_follows_the_size():
+    """The same frequency in cycles per pixel gets a magnitude in proportion to the side:
+    images of every size get the photos' contrast."""
+    small, large = natural_magnitude(tf.constant(32)).numpy(), natural_magnitude(tf.constant(64)).numpy()
+    np.testing.assert_allclose(large[:, 4, 8] / small[:, 2, 4], 2.0, rtol=1e-4)  # f = (1/16, 1/8)
+    assert (small > 0).all() and small[:, 0, 0].min() > small[:, 0, 1:].max()  # the mean dominates
+
+
+def test_nadam_ascends_a_quadratic():
+    rule, x = NAdam(lr=0.1), tf.constant([3.0, -2.0])
+    m = v = tf.zeros_like(x)
+    for t in range(1, 200):
+        x, m, v = rule.apply(x, -2 * x, m, v, tf.constant(t))  # the gradient of -|x|^2
+    assert np.abs(x.numpy()).max() < 0.2
+
+
 def test_gaussian_blur_keeps_constants_and_smooths_noise():
     const = tf.fill([1, 10, 10, 3], 0.25)
     np.testing.assert_allclose(gaussian_blur(const, 1.0).numpy(), 0.25, atol=1e-6)
@@ -90,7 +152,7 @@ def test_gaussian_blur_keeps_constants_and_smooths_noise():
     assert gaussian_blur(noise, 1.0).numpy().std() < 0.6 * noise.numpy().std()
 
 
-@pytest.mark.parametrize("preset", ["lucid", "yosinski1", "yosinski2", "yosinski3", "yosinski4"])
+@pytest.mark.parametrize("preset", ["lucid", "maco", "yosinski1", "yosinski2", "yosinski3", "yosinski4"])
 def test_every_preset_raises_its_objective(tiny, preset):
     ascent = Ascent(tiny, channel("conv_b"), get_preset(preset))
     start = ascent.run([0, 3], 16, steps=0).objective
@@ -105,6 +167,36 @@ def test_one_trace_across_steps_units_and_sizes_and_determinism(tiny):
     b = ascent.run([1, 2, 3], 16, steps=5, seed=7)
     assert ascent.trace_count == 1
     np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_steps_in_one_call_equal_single_steps(tiny):
+    """A run cut into calls of any length computes the same values bit for bit: a call of
+    N steps is the same graph and the same per-step seeds as N calls of one."""
+    ascent = Ascent(tiny, channel("conv_b"), get_preset("lucid"))
+    whole = ascent.start([0, 2, 5], 16, steps=7, seed=3)
+    objectives = whole.advance(7)
+    single = ascent.start([0, 2, 5], 16, steps=7, seed=3)
+    each = np.stack([single.step() for _ in range(7)])
+    np.testing.assert_array_equal(whole.values, single.values)
+    np.testing.assert_array_equal(objectives, each)
+    a = Ascent(tiny, channel("conv_b"), get_preset("lucid"), steps_per_call=3).run([0, 2, 5], 16, 7, seed=3)
+    np.testing.assert_array_equal(a.images, whole.result().images)
+    np.testing.assert_array_equal(a.transparency, whole.result().transparency)
+    assert whole.advance(5).shape == (0, 3) and whole.done
+
+
+def test_transparency_is_where_the_gradient_fell(tiny):
+    """Accumulated |gradient| on the image: zero where the objective never looks. A neuron
+    at the centre of an 8x8 view through two 3x3 convolutions sees only the centre 5x5."""
+    from toolbox.optvis import Preset
+    from toolbox.optvis.transforms import unchanged
+    from toolbox.optvis.updates import Adam
+
+    preset = Preset("plain", pixels(), unchanged, Adam(lr=0.01))
+    r = Ascent(tiny, neuron("conv_b", 1), preset).run([0], 8, steps=3)
+    seen = r.transparency[0]
+    assert r.transparency.shape == (1, 8, 8) and (seen[2:7, 2:7] > 0).all()
+    assert seen[:2].sum() == 0 and seen[:, :2].sum() == 0 and seen[7:].sum() == 0
 
 
 def test_dead_relu_unit_still_moves_through_pre_activation(tiny_settings):
@@ -133,9 +225,16 @@ def test_callbacks_and_cancel(tiny):
                    on_image=lambda s, im: images.append((s, im.shape)), image_every=4)
     assert steps == list(range(1, 11)) and images == [(4, (1, 16, 16, 3)), (8, (1, 16, 16, 3))]
     assert r.steps == 10
-    stopped = ascent.run([0], 16, steps=10, should_stop=lambda: len(steps) >= 13,
-                         on_step=lambda s, n, v: steps.append(s))
+    one_per_call = Ascent(tiny, channel("conv_b"), get_preset("lucid"), steps_per_call=1)
+    stopped = one_per_call.run([0], 16, steps=10, should_stop=lambda: len(steps) >= 13,
+                               on_step=lambda s, n, v: steps.append(s))
     assert stopped.steps == 3
+    # asked between two calls of 4 steps, a run stops at the end of the call under way
+    four_per_call = Ascent(tiny, channel("conv_b"), get_preset("lucid"), steps_per_call=4)
+    seen: list[int] = []
+    stopped = four_per_call.run([0], 16, steps=10, should_stop=lambda: len(seen) >= 5,
+                                on_step=lambda s, n, v: seen.append(s))
+    assert stopped.steps == 8 and seen == list(range(1, 9))
 
 
 def test_tiles_and_octaves():

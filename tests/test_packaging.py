@@ -17,6 +17,7 @@ def test_non_editable_install_runs_from_another_folder(tmp_path, cache_dir, lite
     assert r.returncode == 0, r.stderr
     assert (target / "toolbox" / "data" / "models" / "efficientnet_lite0.yaml").is_file()
     assert (target / "toolbox" / "data" / "examples" / "chelsea.png").is_file()
+    assert (target / "toolbox" / "optvis" / "natural_spectrum.npy").is_file()  # the maco preset's spectrum
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "settings.yaml").write_text(yaml.safe_dump({"model": "efficientnet_lite0",

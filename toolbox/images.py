@@ -183,12 +183,14 @@ def fit_square(image: np.ndarray, size: int, mode: str = "crop") -> np.ndarray:
 
 
 def write_image(path: PathLike, image: np.ndarray) -> None:
-    """Write an RGB uint8 image; the format follows the suffix (png, jpg, bmp, webp)."""
+    """Write an RGB uint8 image (or a grey one, (H, W)); the format follows the suffix (png,
+    jpg, bmp, webp)."""
     p = Path(os.fsdecode(path))
     suffix = p.suffix.lower() or ".png"
     if suffix not in IMAGE_SUFFIXES:
         raise UserError(f"cannot write {display_path(p)}: use one of {', '.join(IMAGE_SUFFIXES)}")
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR))
+    image = np.ascontiguousarray(image)
+    ok, buf = cv2.imencode(suffix, image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:
         raise UserError(f"could not encode image for {display_path(p)}")
     atomic_write(p, buf.tobytes())

@@ -73,8 +73,8 @@ class DreamSettings:
 @dataclass(frozen=True)
 class UnitSettings:
     size: int = setting(128, "side of each unit image in pixels", lo=16, hi=2048)
-    steps: int = setting(256, "optimization steps", lo=1, hi=100_000)
-    preset: str = setting("lucid", "lucid, yosinski1, yosinski2, yosinski3 or yosinski4")
+    steps: int = setting(128, "optimization steps", lo=1, hi=100_000)
+    preset: str = setting("lucid", "lucid, maco, yosinski1, yosinski2, yosinski3 or yosinski4")
     batch: int = setting(16, "units optimized at once, one per batch row", lo=1, hi=1024)
     output_dir: str | None = setting(None, "default: <cache_dir>/unit_images/<model>, where the live window looks")
 
@@ -134,8 +134,17 @@ class AttributeSettings:
 class ClassImageSettings:
     size: int = setting(224, "side of each class image in pixels", lo=16, hi=2048)
     steps: int = setting(256, "optimization steps", lo=1, hi=100_000)
-    preset: str = setting("lucid", "lucid, yosinski1, yosinski2, yosinski3 or yosinski4")
+    preset: str = setting("lucid", "lucid, maco, yosinski1, yosinski2, yosinski3 or yosinski4")
     batch: int = setting(8, "classes optimized at once, one per batch row", lo=1, hi=1024)
+
+
+@dataclass(frozen=True)
+class AccentuateSettings:
+    size: int | None = setting(None, "side of the photo's square (its centre), default: the network's input size",
+                               lo=16, hi=2048)
+    steps: int = setting(128, "optimization steps", lo=1, hi=100_000)
+    weight: float = setting(1.0, "how hard the image is held to the photo: the cost of a 20 dB PSNR distance, "
+                                 "in the layer's RMS activations on the photo", lo=0.0, hi=1000.0)
 
 
 @dataclass(frozen=True)
@@ -228,6 +237,7 @@ class Settings:
     attribute: AttributeSettings = field(default_factory=AttributeSettings)
     classes: ClassImageSettings = field(default_factory=ClassImageSettings)
     invert: InvertSettings = field(default_factory=InvertSettings)
+    accentuate: AccentuateSettings = field(default_factory=AccentuateSettings)
     fool: FoolSettings = field(default_factory=FoolSettings)
     precompute: PrecomputeSettings = field(default_factory=PrecomputeSettings)
     atlas: AtlasSettings = field(default_factory=AtlasSettings)

@@ -16,15 +16,16 @@ def render_unit_images(network: Network, layer: str, units: Sequence[int], folde
     so an interrupted job keeps what it made. Returns {unit: objective reached}."""
     for unit in units:
         network.check_unit(layer, unit)
-    ascent = Ascent(network, channel(layer), get_preset(preset))
+    recipe = get_preset(preset)
+    ascent = Ascent(network, channel(layer), recipe)
     results: dict[int, float] = {}
     images = []
     for start in range(0, len(units), batch):
         chunk = list(units[start:start + batch])
         rendered = ascent.run(chunk, size, steps, seed=seed + start,
                               on_step=(lambda *_: on_step()) if on_step else None)
-        for unit, image, value in zip(chunk, rendered.images, rendered.objective):
-            folder.save(layer, unit, image)
+        for i, (unit, image, value) in enumerate(zip(chunk, rendered.images, rendered.objective)):
+            folder.save(layer, unit, image, rendered.transparency[i] if recipe.transparency else None)
             results[unit] = float(value)
             images.append(image)
         folder.record(network.name, layer, {u: results[u] for u in chunk}, preset=preset, size=size, steps=steps)

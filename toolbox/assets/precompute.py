@@ -229,9 +229,12 @@ class Worker:
         assert p is not None
         if task.layer not in self._ascents:
             self._ascents[task.layer] = Ascent(self.network, channel(task.layer), get_preset(p.preset))
-        rendered = self._ascents[task.layer].run(list(task.units), p.size, p.steps, seed=task.seed,
-                                                 on_step=(lambda *_: on_step()) if on_step else None)
-        return {"images": rendered.images, "objective": [float(v) for v in rendered.objective]}
+        ascent = self._ascents[task.layer]
+        rendered = ascent.run(list(task.units), p.size, p.steps, seed=task.seed,
+                              on_step=(lambda *_: on_step()) if on_step else None)
+        transparency = rendered.transparency if ascent.preset.transparency else [None] * len(task.units)
+        return {"images": rendered.images, "objective": [float(v) for v in rendered.objective],
+                "transparency": transparency}
 
     def _crops(self, task: Task, known: dict) -> dict:
         from toolbox.assets.crop_job import CropJob, Source
@@ -336,8 +339,8 @@ class Committer:
         if task.kind == "units":
             p = self.unit_params
             assert p is not None
-            for unit, image in zip(task.units, result["images"]):
-                self.folder.save(task.layer, unit, image)
+            for unit, image, alpha in zip(task.units, result["images"], result["transparency"]):
+                self.folder.save(task.layer, unit, image, alpha)
             self.folder.record(self.model, task.layer, dict(zip(task.units, result["objective"])),
                                preset=p.preset, size=p.size, steps=p.steps)
         elif task.kind == "circuits":

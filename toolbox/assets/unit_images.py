@@ -4,6 +4,9 @@ In a unit-image folder (``deepvis units -o DIR``; by default
 ``<cache_dir>/unit_images/<model>``, where the live window looks):
 
     <layer>_<unit:04d>.png        the optimized image of one unit
+    <layer>_<unit:04d>_transparency.png  beside it, for presets that make one (maco): where
+                                  the ascent looked, the accumulated |gradient| on each pixel,
+                                  grey, scaled so the image's largest is 255
     <layer>_sheet.png             a contact sheet of the units of the latest run
     <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}}
     .<layer>_objectives.json.lock the lock its writers take (kept: see toolbox.files.locked)
@@ -103,6 +106,9 @@ class UnitImageFolder:
     def image_path(self, layer: str, unit: int) -> Path:
         return self.root / f"{layer}_{unit:04d}.png"
 
+    def transparency_path(self, layer: str, unit: int) -> Path:
+        return self.root / f"{layer}_{unit:04d}_transparency.png"
+
     def sheet_path(self, layer: str) -> Path:
         return self.root / f"{layer}_sheet.png"
 
@@ -119,8 +125,25 @@ class UnitImageFolder:
         except Exception:
             return None
 
-    def save(self, layer: str, unit: int, image: np.ndarray) -> Path:
+    def load_transparency(self, layer: str, unit: int) -> np.ndarray | None:
+        """The stored transparency map of a unit, (H, W) uint8, or None when there is none."""
+        path = self.transparency_path(layer, unit)
+        if not path.is_file():
+            return None
+        try:
+            return read_image(path)[..., 0]
+        except Exception:
+            return None
+
+    def save(self, layer: str, unit: int, image: np.ndarray, transparency: np.ndarray | None = None) -> Path:
+        """Store a unit's image and, when given, its transparency map ((H, W), any scale);
+        without one, a map an earlier run left is removed: it belonged to another image."""
         path = self.image_path(layer, unit)
+        alpha = self.transparency_path(layer, unit)
+        if transparency is None:
+            alpha.unlink(missing_ok=True)
+        else:
+            write_image(alpha, transparency_image(transparency))
         write_image(path, image)
         return path
 
@@ -144,3 +167,10 @@ class UnitImageFolder:
         path = self.sheet_path(layer)
         write_image(path, contact_sheet(images, [f"unit {u}" for u in units], title=layer))
         return path
+
+
+def transparency_image(transparency: np.ndarray) -> np.ndarray:
+    """A transparency map as grey uint8, its largest value 255 (all 0 when it is all 0)."""
+    t = np.asarray(transparency, np.float64)
+    top = t.max()
+    return np.zeros(t.shape, np.uint8) if top <= 0 else np.round(t / top * 255).astype(np.uint8)

@@ -22,8 +22,8 @@ from toolbox.errors import UserError
 
 __all__ = ["build_parser", "main", "parse_layers", "parse_units", "settings_of", "bounded"]
 
-COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert", "fool",
-            "crops", "circuit", "precompute", "atlas", "live", "examples")
+COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert",
+            "accentuate", "fool", "crops", "circuit", "precompute", "atlas", "live", "examples")
 
 DESCRIPTION = """\
 deepvis: see what a convolutional network has learned.

@@ -25,6 +25,7 @@ class Context:
     acts: Mapping[str, tf.Tensor]  # layer -> (B, H, W, C); LOGITS -> (B, classes)
     images: tf.Tensor  # (B, H, W, 3) in [0, 1], after transforms
     units: tf.Tensor  # (B,) int32: the unit of each row
+    source: tf.Tensor | None = None  # (B, size, size, 3) in [0, 1]: the images before the transforms
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,20 @@ def diversity(layer: str) -> Objective:
         return -off_diagonal * tf.ones([b])
 
     return Objective(fn, frozenset([layer]), f"diversity({layer})")
+
+
+def distance_to(seed: tf.Tensor | tf.Variable, weight: float = 1.0) -> Objective:
+    """Minus ``weight`` times the mean squared difference, in [0, 1] pixels, of the image
+    being optimized (before the transforms, as it is kept) to ``seed`` ((size, size, 3) or
+    one per row, (B, size, size, 3); a ``tf.Variable`` may change between runs). At
+    -0.01 * weight the image is at 20 dB PSNR from the seed."""
+
+    def fn(c: Context) -> tf.Tensor:
+        if c.source is None:
+            raise ValueError("distance_to needs the untransformed images (Context.source)")
+        return -weight * tf.reduce_mean(tf.square(c.source - seed), axis=[1, 2, 3])
+
+    return Objective(fn, frozenset(), f"{weight} * distance_to(seed)")
 
 
 def total_variation(weight: float = 1.0) -> Objective:
