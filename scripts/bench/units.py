@@ -53,7 +53,7 @@ from typing import Callable
 if __name__ == "__main__":  # run alone: the bench package and the toolbox on the path
     sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[2])]
 
-from bench.common import EXAMPLES, emit, interleaved, load  # noqa: E402
+from bench.common import EXAMPLES, emit, interleaved, load
 
 LAYER, SIZE, BATCH, SPEED_STEPS = "block9_add", 128, 16, 64
 
@@ -84,9 +84,9 @@ def quality(net, make: Callable[[], tuple], photos, name: str) -> None:
     """Units 0-15 as `deepvis units` makes them (one batch, seed 0), judged; their contact
     sheet is left in the temporary folder to look at."""
     from toolbox.assets.quality import measure_unit_images, summarize
-    from toolbox.assets.unit_images import contact_sheet
     from toolbox.images import write_image
     from toolbox.optvis import Ascent, channel
+    from toolbox.sheets import contact_sheet
 
     preset, options, steps = make()
     units = list(range(BATCH))
