@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 
@@ -23,3 +25,22 @@ def start_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+@contextlib.contextmanager
+def expected_retracing(expected: bool = True):
+    """Silence TensorFlow's warning about a function traced again and again, where that is
+    expected (one compiled step per layer, made in a loop over layers), and only there."""
+    if not expected:
+        yield
+        return
+    tf_logger = logging.getLogger("tensorflow")
+
+    def not_retracing(record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+    tf_logger.addFilter(not_retracing)
+    try:
+        yield
+    finally:
+        tf_logger.removeFilter(not_retracing)

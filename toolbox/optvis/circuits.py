@@ -28,8 +28,6 @@ batches the atlas's work over (unit, image) pairs. No IO here.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -40,6 +38,7 @@ import tensorflow as tf
 from toolbox.errors import UserError
 from toolbox.nets.network import PRE_RELU, Network
 from toolbox.optvis.relu_rules import rule_relu
+from toolbox.tfstart import expected_retracing
 
 _PIXELS = tf.TensorSpec([None, None, None, 3], tf.float32)
 _UNITS = tf.TensorSpec([None], tf.int32)
@@ -199,7 +198,7 @@ class CircuitTracer:
             bad = int(units.min() if units.min() < 0 else units.max())
             raise UserError(f"unit {bad} is out of range for layer {layer} (0..{channels - 1})")
         step = self._step(layer, source, target)
-        with _expected_tracing(step.experimental_get_tracing_count() == 0):
+        with expected_retracing(step.experimental_get_tracing_count() == 0):
             inputs, outputs, values = step(tf.convert_to_tensor(images), tf.convert_to_tensor(units))
         return (None if inputs is None else inputs.numpy(), None if outputs is None else outputs.numpy(),
                 values.numpy())
@@ -260,26 +259,6 @@ class CircuitTracer:
             if on_batch is not None:
                 on_batch(len(part))
         return mean_circuit(layer, unit, source, np.concatenate(rows), np.concatenate(values))
-
-
-@contextlib.contextmanager
-def _expected_tracing(first: bool):
-    """Each layer pair has its own compiled step, so a run over many layers (``precompute
-    --circuits``) traces one after another: TensorFlow's warning about functions traced again
-    and again is expected then and silenced (only around a step's first call)."""
-    if not first:
-        yield
-        return
-    tf_logger = logging.getLogger("tensorflow")
-
-    def not_retracing(record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-    tf_logger.addFilter(not_retracing)
-    try:
-        yield
-    finally:
-        tf_logger.removeFilter(not_retracing)
 
 
 def ablation_drops(network: Network, images: np.ndarray, layer: str, units: Sequence[int] | np.ndarray,

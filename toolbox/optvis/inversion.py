@@ -14,8 +14,6 @@ was. Features are the layer's values as the spec offers them. The relative error
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -29,6 +27,7 @@ from toolbox.optvis.presets import Preset
 from toolbox.optvis.render import Ascent
 from toolbox.optvis.updates import Adam
 from toolbox.settings import InvertSettings
+from toolbox.tfstart import expected_retracing
 
 _DEFAULTS = InvertSettings()  # the one place for default numbers is toolbox.settings
 
@@ -59,7 +58,7 @@ def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: in
     tick = (lambda *_: on_step()) if on_step else None
     targets = network.activations(np.asarray(photo, np.float32)[None], list(layers))
     out = []
-    with _expected_retracing():
+    with expected_retracing():
         for layer in layers:
             target = targets[layer][0]
             objective = feature_match(layer, tf.constant(target)) + total_variation(-tv)
@@ -72,19 +71,4 @@ def invert(network: Network, photo: np.ndarray, layers: Sequence[str], steps: in
             out.append(Inversion(layer, image, relative_error(network, layer, image, target)))
     return out
 
-
-@contextlib.contextmanager
-def _expected_retracing():
-    """Each layer has its own objective, so its own compiled step: TensorFlow's warning about
-    functions traced again and again in a loop is expected here and silenced (only here)."""
-    tf_logger = logging.getLogger("tensorflow")
-
-    def not_retracing(record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
-
-    tf_logger.addFilter(not_retracing)
-    try:
-        yield
-    finally:
-        tf_logger.removeFilter(not_retracing)
 
