@@ -116,7 +116,8 @@ def _settings_file(tmp_path, cache_dir):
     f.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir),
                                  "units": {"output_dir": str(tmp_path / "units")},
                                  "live": {"unit_image_steps": 8, "unit_image_size": 64,
-                                          "save_dir": str(tmp_path / "saved")}}))
+                                          "save_dir": str(tmp_path / "saved")},
+                                 "accentuate": {"steps": 32}}))
     return f
 
 
@@ -214,6 +215,8 @@ QUIT_TIMEOUT = 60.0  # the process ends after q
 
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
 def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xserver):
+    import cv2
+
     from toolbox.app import layout as L
     from toolbox.app.dashboard import CLASS_BAR
 
@@ -297,7 +300,20 @@ def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xser
         filtered = key("n", mapped, box(L.GRADIENT), 10, "the gradient pane's next filter")  # norm-blur -> raw
         title = (L.GRADIENT.x, L.GRADIENT.y - 22, L.GRADIENT.w, 20)
         frozen = key("d", filtered, title, 0.5, "the gradient pane's title to say frozen")
-        key("h", frozen, None, 1, "the help to open over the dashboard")
+
+        def accentuated():  # the pane holds the photo on screen, changed: close to the input pane's picture
+            shot = _screenshot(xserver)
+            photo = cv2.resize(shot[L.INPUT.y:L.INPUT.y + L.INPUT.h, L.INPUT.x:L.INPUT.x + L.INPUT.w].astype(np.uint8),
+                               (L.UNIT_IMAGE.w, L.UNIT_IMAGE.h), interpolation=cv2.INTER_AREA).astype(float)
+            shown = shot[L.UNIT_IMAGE.y:L.UNIT_IMAGE.y + L.UNIT_IMAGE.h, L.UNIT_IMAGE.x:L.UNIT_IMAGE.x + L.UNIT_IMAGE.w]
+            near = np.corrcoef(shown.ravel(), photo.ravel())[0, 1] > 0.8 and _changed(shown, photo) > 1
+            return shot if near else None
+
+        assert accentuated() is None  # the unit's optimized image (or its placeholder) first
+        subprocess.run(["xdotool", "key", "--window", window, "x"], env=env, capture_output=True)
+        accent = wait_for("the optimized-image pane to show the unit accentuated in the photo", COMPILE_TIMEOUT,
+                          accentuated)
+        key("h", accent, None, 1, "the help to open over the dashboard")
         t = time.monotonic()
         subprocess.run(["xdotool", "key", "--window", window, "q"], env=env, capture_output=True)
         try:

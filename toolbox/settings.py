@@ -172,7 +172,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "quit": ("q", "esc"), "pattern": ("p",), "scale": ("a",), "crops_side": ("t",),
     "backprop": ("b",), "backprop_filter": ("n",), "freeze_backprop": ("d",),
     "dream": ("g",), "circuit": ("v",), "circuit_from": ("f",), "circuit_next": ("tab",),
-    "circuit_jump": ("enter",), "circuit_back": ("backspace",),
+    "circuit_jump": ("enter",), "circuit_back": ("backspace",), "accentuate": ("x",),
 }
 
 
@@ -202,6 +202,8 @@ class LiveSettings:
     circuit: bool = setting(False, "start with the crops pane showing the circuit view: the explained unit's "
                                    "strongest inputs from an earlier layer (the circuit key toggles it)")
     dream: bool = setting(False, "start with the input pane dreaming (the dream key toggles it)")
+    accentuate: bool = setting(False, "start with the optimized-image pane accentuating the selected unit in the "
+                                      "frame on screen (accentuate.*; the accentuate key toggles it)")
     dream_layers: str | None = setting(None, '"name[:weight],..." the live dream amplifies; default: the '
                                              'selected layer')
     dream_steps: int = setting(2, "dream steps per frame", lo=1, hi=100)

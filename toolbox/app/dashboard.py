@@ -57,6 +57,7 @@ class DashboardView:
     circuit_want: "CircuitRequest | None" = None  # what the circuit view wants now (None: off, or no inputs)
     circuit: "CircuitInputs | None" = None  # the newest inputs the worker sent (maybe of an older request)
     classifier: bool = True  # False: the network ends at its features; the classes pane says so
+    unit_image_title: str = "optimized image"  # or what accentuation mode shows there
 
     @property
     def layer(self) -> str:
@@ -335,12 +336,14 @@ def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
 
 
 def draw_unit_image(canvas: np.ndarray, view: DashboardView) -> None:
-    title(canvas, L.UNIT_IMAGE, "optimized image")
+    title(canvas, L.UNIT_IMAGE, view.unit_image_title)
+    lines = view.unit_image_note.split("\n")
     if view.unit_image is not None:
         paste(canvas, view.unit_image, L.UNIT_IMAGE, cv2.INTER_CUBIC)
-        text(canvas, view.unit_image_note, L.UNIT_IMAGE_INFO.x, L.UNIT_IMAGE_INFO.y + 14, DIM, 0.42)
+        for i, line in enumerate(lines):
+            text(canvas, line, L.UNIT_IMAGE_INFO.x, L.UNIT_IMAGE_INFO.y + 14 + 17 * i, DIM, 0.42)
     else:
-        placeholder(canvas, L.UNIT_IMAGE, [view.unit_image_note])
+        placeholder(canvas, L.UNIT_IMAGE, lines)
 
 
 def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:

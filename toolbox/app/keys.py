@@ -36,6 +36,7 @@ class Action(str, Enum):
     CIRCUIT_NEXT = "circuit_next"
     CIRCUIT_JUMP = "circuit_jump"
     CIRCUIT_BACK = "circuit_back"
+    ACCENTUATE = "accentuate"
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
@@ -60,6 +61,7 @@ HELP_TEXT: dict[Action, str] = {
     Action.CIRCUIT_NEXT: "circuit: highlight the next input",
     Action.CIRCUIT_JUMP: "circuit: go to the highlighted input (or click it)",
     Action.CIRCUIT_BACK: "circuit: back along the path",
+    Action.ACCENTUATE: "optimized-image pane: the unit's image / the unit accentuated in this frame",
 }
 
 # X11 key codes as cv2.waitKeyEx reports them (Qt and GTK backends on Linux).

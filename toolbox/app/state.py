@@ -41,6 +41,7 @@ class ViewState:
     circuit_from: int = 1  # the circuit's inputs come from this many offered layers before the unit's
     circuit_pick: int = 0  # the highlighted input (excitatory first, then inhibitory): where a jump goes
     path: tuple[tuple[int, int], ...] = ()  # (layer, unit) explained before each jump, oldest first
+    accentuate: bool = False  # the optimized-image pane shows the selected unit accentuated in the frame
 
     @property
     def zoom_mode(self) -> str:
@@ -105,6 +106,8 @@ def apply(state: ViewState, action: Action, channels: Sequence[int], steps: int 
         return replace(state, circuit_pick=(state.circuit_pick + 1) % CIRCUIT_LINKS)
     if action is Action.CIRCUIT_BACK:
         return back(state)
+    if action is Action.ACCENTUATE:
+        return replace(state, accentuate=not state.accentuate)
     return state  # NEXT_IMAGE, PREV_IMAGE, SAVE, CIRCUIT_JUMP act on the input, files or results
 
 

@@ -20,11 +20,34 @@ from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action, KeyMap
 from toolbox.app.layout import GRID, circuit_cell_at, grid_geometry
 from toolbox.app.sources import open_source
-from toolbox.app.state import (BACKPROP_FILTERS, BACKPROP_MODES, CIRCUIT_EXCITATORY, CIRCUIT_INHIBITORY, SCALE_MODES,
-                               ViewState, apply, jump, select)
-from toolbox.app.worker import (BackpropRequest, CircuitRequest, DreamRequest, FrameRequest, FrameResult,
-                                LayerPatterns, NetworkWorker, PatternRequest, UnitCrops, UnitImage, UnitRequest,
-                                WorkerError, frozen)
+from toolbox.app.state import (
+    BACKPROP_FILTERS,
+    BACKPROP_MODES,
+    CIRCUIT_EXCITATORY,
+    CIRCUIT_INHIBITORY,
+    SCALE_MODES,
+    ViewState,
+    apply,
+    jump,
+    select,
+)
+from toolbox.app.worker import (
+    AccentImage,
+    AccentRequest,
+    BackpropRequest,
+    CircuitRequest,
+    DreamRequest,
+    FrameRequest,
+    FrameResult,
+    LayerPatterns,
+    NetworkWorker,
+    PatternRequest,
+    UnitCrops,
+    UnitImage,
+    UnitRequest,
+    WorkerError,
+    frozen,
+)
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings, parse_layer_weights
@@ -65,7 +88,9 @@ class LiveSession:
     latest: FrameResult | None = None
     unit_image: UnitImage | None = None
     selection_since: float = 0.0
-    requested: tuple[str, int] | None = None
+    requested: UnitRequest | None = None  # the unit image (and crops) last asked for
+    accent: AccentImage | None = None  # the newest accentuation the worker sent
+    accent_asked: AccentRequest | None = None  # the accentuation being made (None: none)
     message: str = ""
     crops: UnitCrops | None = None
     patterns: LayerPatterns | None = None
@@ -95,7 +120,8 @@ class LiveApp:
         self.initial_state = ViewState(layer=self.layers.index(first), dream=live.dream, circuit=live.circuit,
                                        scale=SCALE_MODES.index(settings.live.grid_scale),
                                        backprop=BACKPROP_MODES.index(settings.live.backprop),
-                                       backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter))
+                                       backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter),
+                                       accentuate=live.accentuate)
 
     # -- shared by both modes -------------------------------------------------------------
 
@@ -140,14 +166,9 @@ class LiveApp:
                             self.circuit_request(state))
 
     def view(self, session: LiveSession) -> DashboardView:
-        state, latest, ui = session.state, session.latest, session.unit_image
+        state, latest = session.state, session.latest
         layer = self.layers[state.layer]
-        matches = ui is not None and (ui.layer, ui.unit) == (layer, state.unit)
-        if matches:
-            note = ("from the unit-image folder" if ui.origin == "cache" else
-                    "made now and cached" if ui.done else f"optimizing... step {ui.step}/{ui.steps}")
-        else:
-            note = "made when the selection rests" if session.requested != (layer, state.unit) else "starting..."
+        pane_title, image, note = self._unit_image_pane(session)
         crops = session.crops if session.crops is not None and (session.crops.layer, session.crops.unit) == (
             layer, state.unit) else None
         patterns = session.patterns.images if session.patterns is not None and session.patterns.layer == layer else None
@@ -158,7 +179,7 @@ class LiveApp:
             observation=None if latest is None else latest.observation,
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
             receptive_field=self.net.receptive_field(layer),
-            unit_image=ui.image if matches else None, unit_image_note=note,
+            unit_image=image, unit_image_note=note, unit_image_title=pane_title,
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
             source=self.source.label,
             message=session.message, help_lines=self.help_lines,
@@ -166,6 +187,29 @@ class LiveApp:
             dream=None if latest is None else latest.dream, dream_note=self._dream_note(state),
             circuit_want=self.circuit_request(state), circuit=None if latest is None else latest.circuit,
             classifier=self.net.spec.has_classifier)
+
+    def _unit_image_pane(self, session: LiveSession) -> tuple[str, np.ndarray | None, str]:
+        """The optimized-image pane's title, picture (None: a placeholder) and note: the selected
+        unit's image, or in accentuation mode the unit accentuated in the frame."""
+        state, key = session.state, (self.layers[session.state.layer], session.state.unit)
+        if state.accentuate:
+            shown = session.accent
+            if shown is None or (shown.request.layer, shown.request.unit) != key:
+                asked = session.accent_asked is not None and (session.accent_asked.layer,
+                                                              session.accent_asked.unit) == key
+                return "accentuated in this frame", None, (
+                    "starting... (compiles once a layer)" if asked else "made when the selection rests")
+            gain = f" (x{shown.value / shown.before:.1f})" if shown.before > 0 else ""
+            return "accentuated in this frame", shown.image, (
+                f"unit mean {shown.before:.3g} -> {shown.value:.3g}{gain}\n"
+                f"{shown.psnr:.1f} dB from the frame, step {shown.step}/{shown.steps}")
+        ui = session.unit_image
+        if ui is not None and (ui.layer, ui.unit) == key:
+            return "optimized image", ui.image, ("from the unit-image folder" if ui.origin == "cache" else
+                                                 "made now and cached" if ui.done else
+                                                 f"optimizing... step {ui.step}/{ui.steps}")
+        asked = session.requested is not None and (session.requested.layer, session.requested.unit) == key
+        return "optimized image", None, "starting..." if asked else "made when the selection rests"
 
     def _dream_note(self, state: ViewState) -> str:
         want = self.dream_request(state)
@@ -213,6 +257,7 @@ class LiveApp:
         self._feed(session)
         self._collect(session)
         self._request_unit_image(session)
+        self._request_accent(session)
         self._request_patterns(session)
         return draw_dashboard(self.view(session), self._canvas)
 
@@ -249,6 +294,8 @@ class LiveApp:
                     session.waiting_for = None
             elif isinstance(result, UnitImage):
                 session.unit_image = result
+            elif isinstance(result, AccentImage):
+                session.accent = result
             elif isinstance(result, UnitCrops):
                 session.crops = result
             elif isinstance(result, LayerPatterns):
@@ -258,16 +305,44 @@ class LiveApp:
                 if result.frame_id is not None and result.frame_id == session.waiting_for:
                     session.waiting_for = None
 
+    def _rested(self, session: LiveSession) -> bool:
+        """Whether the selection has stayed put long enough to start work on it (live.unit_image_delay)."""
+        return time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay
+
     def _request_unit_image(self, session: LiveSession) -> None:
-        key = (self.layers[session.state.layer], session.state.unit)
-        if session.requested == key:
+        """Once the selection rests: its crops, and its image from the folder, else made now
+        (not while accentuation mode has the pane)."""
+        state = session.state
+        want = UnitRequest(self.layers[state.layer], state.unit, make=not state.accentuate)
+        if session.requested == want:
             return
         if session.requested is not None:  # the selection moved on: stop refining the old unit
-            self.worker.units.put(UnitRequest(session.requested[0], None))
+            self.worker.units.put(UnitRequest(session.requested.layer, None))
             session.requested = None
-        if time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay:
-            self.worker.units.put(UnitRequest(*key))
-            session.requested = key
+        if self._rested(session):
+            self.worker.units.put(want)
+            session.requested = want
+
+    def _request_accent(self, session: LiveSession) -> None:
+        """Accentuation mode: once the selection rests, the selected unit in the picture on
+        screen; again for each new picture (from a moving source: once the last one is done,
+        so each is refined to the end)."""
+        state, asked, latest = session.state, session.accent_asked, session.latest
+        key = (self.layers[state.layer], state.unit) if state.accentuate else None
+        if asked is not None and (asked.layer, asked.unit) != key:  # mode off or selection moved: stop
+            self.worker.accents.put(AccentRequest(asked.layer, None))
+            session.accent_asked = asked = None
+        if key is None or latest is None or not self._rested(session):
+            return
+        if asked is not None:
+            if asked.image is latest.image:  # re-sent frames carry the same picture object
+                return
+            shown = session.accent
+            moving = not (state.paused or not self.source.live)
+            if moving and not (shown is not None and shown.request is asked and shown.done):
+                return
+        session.accent_asked = AccentRequest(*key, latest.image)
+        self.worker.accents.put(session.accent_asked)
 
     def _request_patterns(self, session: LiveSession) -> None:
         """In pattern mode, ask once per layer for its units' optimized images."""
@@ -354,9 +429,10 @@ class LiveApp:
         layer = self.layers[state.layer]
         self.net.check_unit(layer, unit)
         session = LiveSession(state)
-        session.unit_image = self.worker.unit_image_now(layer, unit)
+        if not state.accentuate:  # else the pane shows each frame accentuated
+            session.unit_image = self.worker.unit_image_now(layer, unit)
         session.crops = self.worker.unit_crops(layer, unit)
-        session.requested = (layer, unit)
+        session.requested = UnitRequest(layer, unit)
         written: list[Path] = []
         # the writer's own context keeps or removes the recording, as the loop ends
         with VideoWriter(video, fps=5) if video else contextlib.nullcontext() as recorder:
@@ -366,6 +442,9 @@ class LiveApp:
                         self.source.step(1)
                     raw = self.source.read()
                     session.latest = self.worker.observe(self.request(i, self.prepare(raw), state, raw))
+                    if state.accentuate:  # each frame's pane: the unit accentuated in it, run out
+                        session.accent_asked = AccentRequest(layer, unit, session.latest.image)
+                        session.accent = self.worker.accentuation_now(session.accent_asked)
                     canvas = draw_dashboard(self.view(session), self._canvas)
                     if out_dir is not None:
                         path = out_dir / f"dashboard_{i:04d}.png"

@@ -4,7 +4,8 @@ The window sends requests (the latest frame, the unit whose image it wants) thro
 one-slot mailboxes where a newer request replaces an older one, and reads results from a
 queue. Every message is an immutable snapshot (frozen dataclasses, read-only arrays);
 nothing else is shared. Between frames the worker advances an on-demand unit-image
-optimization a few steps at a time, so frames keep flowing while it refines.
+optimization, or an accentuation of the selected unit in a frame, a few steps at a time, so
+frames keep flowing while it refines.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from toolbox.assets.crops import CropStore
 from toolbox.nets import Network, Observation, Probe
 from toolbox.optvis.attribution import Attributor, Target
 from toolbox.optvis.attribution_display import display
-
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,18 @@ class FrameRequest:
 class UnitRequest:
     layer: str
     unit: int | None  # None: stop making unit images
+    make: bool = True  # False: send the folder's image and the crops, but make no image when it lacks one
+
+
+@dataclass(frozen=True)
+class AccentRequest:
+    """Accentuation mode: unit ``unit`` of ``layer`` made stronger in ``image`` (the window's
+    ``image_id``-th picture from its source, the network's square input); unit None: stop."""
+
+    layer: str
+    unit: int | None
+    image: np.ndarray | None = None
+    image_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,23 @@ class UnitImage:
     step: int
     steps: int
     origin: str  # "cache" (made earlier) or "engine" (made now)
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.steps
+
+
+@dataclass(frozen=True)
+class AccentImage:
+    """The accentuation being refined (see optvis.accentuation), with how far it has gone."""
+
+    request: AccentRequest
+    image: np.ndarray  # (size, size, 3) uint8
+    step: int
+    steps: int
+    before: float  # the unit's channel mean on the picture (before its ReLU, as optimized)
+    value: float  # the same on ``image``
+    psnr: float  # of ``image`` against the picture, dB
 
     @property
     def done(self) -> bool:
@@ -215,9 +244,18 @@ class UnitImageSettings:
     show_every: int = 8  # send the image being refined every N steps
 
 
+@dataclass(frozen=True)
+class AccentSettings:
+    size: int  # the defaults a user sees live in toolbox.settings (accentuate.*)
+    steps: int
+    weight: float
+
+
 class NetworkWorker:
-    def __init__(self, network: Network, folder: UnitImageFolder, unit_settings: UnitImageSettings) -> None:
+    def __init__(self, network: Network, folder: UnitImageFolder, unit_settings: UnitImageSettings,
+                 accent_settings: AccentSettings | None = None) -> None:
         self.network, self.folder, self.unit_settings = network, folder, unit_settings
+        self.accent_settings = accent_settings or AccentSettings(network.spec.input_size, 128, 1.0)
         self.layers = network.spec.layer_names
         self.probe = Probe(network, self.layers)
         self.attributor = Attributor(network)  # compiles its one step on the first map asked for
@@ -225,10 +263,13 @@ class NetworkWorker:
         self._ascents: dict = {}
         self._wake = threading.Event()
         self.frames, self.units, self.patterns = Mailbox(self._wake), Mailbox(self._wake), Mailbox(self._wake)
+        self.accents = Mailbox(self._wake)
         self.results: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._run = None  # (layer, unit, AscentRun) being refined
+        self._accentuators: dict = {}  # layer -> Accentuator (compiled once for each)
+        self._accent = None  # (AccentRequest, AscentRun, the unit's value on the picture) being refined
         self._dreamers: dict = {}  # (layers, objective) -> DeepDream (compiled once for each)
         self._live_dream = None  # (DreamRequest, LiveDream) of the last dreamed frame
         self._frame_error = ""  # the last error a frame raised (logged once)
@@ -319,9 +360,14 @@ class NetworkWorker:
         if cached is not None:
             return cached
         run = self._start(layer, unit)
-        while not run.done:
-            run.step()
+        run.advance(run.steps)
         return self._finish(layer, unit, run)
+
+    def accentuation_now(self, request: AccentRequest) -> AccentImage:
+        """The whole accentuation of ``request`` at once."""
+        run, before = self._start_accent(request)
+        run.advance(run.steps)
+        return self._accent_image(request, run, before)
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -337,12 +383,12 @@ class NetworkWorker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(timeout=0.0 if self._run else 0.1)
+            self._wake.wait(timeout=0.0 if self._run or self._accent else 0.1)
             self._wake.clear()
             try:
                 self._turn()
             except Exception as e:  # the window shows it; the worker carries on
-                self._run = None
+                self._run = self._accent = None
                 self.results.put(WorkerError(f"{type(e).__name__}: {e}"))
                 log.exception("network worker: %s", e)
 
@@ -370,8 +416,13 @@ class NetworkWorker:
                 cached = self._cached(request.layer, request.unit)
                 if cached is not None:
                     self.results.put(cached)
-                else:
+                elif request.make:
                     self._run = (request.layer, request.unit, self._start(request.layer, request.unit))
+        accent = self.accents.take()
+        if accent is not _EMPTY:
+            self._accent = None
+            if accent.unit is not None:
+                self._accent = (accent, *self._start_accent(accent))
         frame = self.frames.take()
         if frame is not _EMPTY:
             try:
@@ -386,18 +437,57 @@ class NetworkWorker:
             return
         if self._run is not None:
             self._refine()
+        if self._accent is not None:
+            self._refine_accent()
 
     def _refine(self) -> None:
+        """A few more steps of the unit image in one compiled call; the image every
+        ``show_every`` steps, and stored at the end."""
         layer, unit, run = self._run
+        if self._advance(run):
+            self.results.put(UnitImage(layer, unit, frozen(run.images()[0]), run.taken, run.steps, "engine"))
+        if run.done:
+            self._run = None
+            self.results.put(self._finish(layer, unit, run))
+
+    def _refine_accent(self) -> None:
+        """The same for the accentuation: its picture every ``show_every`` steps and at the end."""
+        request, run, before = self._accent
+        if self._advance(run) or run.done:
+            self.results.put(self._accent_image(request, run, before))
+        if run.done:
+            self._accent = None
+
+    def _advance(self, run) -> bool:
+        """``steps_per_turn`` steps of ``run``; whether a picture is due (``show_every``, not at the end)."""
         s = self.unit_settings
-        for _ in range(s.steps_per_turn):
-            run.step()
-            if run.done:
-                self._run = None
-                self.results.put(self._finish(layer, unit, run))
-                return
-            if run.taken % s.show_every == 0:
-                self.results.put(UnitImage(layer, unit, frozen(run.images()[0]), run.taken, run.steps, "engine"))
+        shown = run.taken // s.show_every
+        run.advance(s.steps_per_turn)
+        return not run.done and run.taken // s.show_every > shown
+
+    # -- accentuation ---------------------------------------------------------------------
+
+    def _accentuator(self, layer: str):
+        from toolbox.optvis.accentuation import Accentuator
+
+        if layer not in self._accentuators:
+            a = self.accent_settings
+            self._accentuators[layer] = Accentuator(self.network, layer, a.size, weight=a.weight)
+        return self._accentuators[layer]
+
+    def _start_accent(self, request: AccentRequest) -> tuple:
+        """The AscentRun of ``request`` and the unit's value on its picture."""
+        accentuator = self._accentuator(request.layer)
+        run = accentuator.start(request.image, request.unit, self.accent_settings.steps)
+        return run, accentuator.unit_value(accentuator.fit(request.image), request.unit)
+
+    def _accent_image(self, request: AccentRequest, run, before: float) -> AccentImage:
+        from toolbox.optvis.accentuation import psnr
+
+        accentuator = self._accentuators[request.layer]
+        image = run.images()[0]
+        return AccentImage(request, frozen(image), run.taken, run.steps, before,
+                           accentuator.unit_value(image, request.unit), psnr(image, accentuator.fit(request.image)))
 
     # -- unit images ----------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ def add_parser(command) -> None:
     p.add_argument("--circuit", action="store_true", default=None, dest=f"{SETTING}live.circuit",
                    help=describe("live.circuit") + "; also in headless recordings")
     SETTING_FLAGS["live.circuit"] = "--circuit"
+    p.add_argument("--accentuate", action="store_true", default=None, dest=f"{SETTING}live.accentuate",
+                   help=describe("live.accentuate") + "; headless recordings accentuate every frame to the end")
+    SETTING_FLAGS["live.accentuate"] = "--accentuate"
     setting_option(p, ["--dream-layers"], "live.dream_layers")
     setting_option(p, ["--dream-steps"], "live.dream_steps", int)
     p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,

@@ -1,0 +1,187 @@
+"""The window's accentuation mode: the optimized-image pane shows the selected unit made
+stronger in the frame on screen (optvis.accentuation), refined by the network worker between
+frames; the key, the worker's messages, the window's requests and headless recordings."""
+
+import queue
+import time
+
+import numpy as np
+import pytest
+
+
+def _results(worker, kind, until, timeout=120.0):
+    """What ``worker`` sends of ``kind`` until one satisfies ``until`` (a bound to give up)."""
+    from toolbox.app.worker import WorkerError
+
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        try:
+            r = worker.results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(r, WorkerError):
+            raise AssertionError(r.message)
+        if isinstance(r, kind):
+            seen.append(r)
+            if until(r):
+                return seen
+    raise AssertionError(f"no {kind.__name__} within {timeout}s (got {len(seen)})")
+
+
+def _worker(net, tmp_path, steps=24):
+    from toolbox.app.worker import AccentSettings, NetworkWorker, UnitImageSettings
+    from toolbox.assets import UnitImageFolder
+
+    return NetworkWorker(net, UnitImageFolder(tmp_path / "units"), UnitImageSettings("lucid", 16, 24),
+                         AccentSettings(net.spec.input_size, steps, 1.0))
+
+
+def _picture(seed=0, side=8):
+    from toolbox.app.worker import frozen
+
+    return frozen(np.random.default_rng(seed).integers(0, 256, (side, side, 3), dtype=np.uint8))
+
+
+def test_the_accentuate_key_toggles_the_pane():
+    from toolbox.app.keys import Action, KeyMap
+    from toolbox.app.state import ViewState, apply
+    from toolbox.settings import DEFAULT_KEYS, Settings
+
+    assert KeyMap({}).lookup(ord(DEFAULT_KEYS["accentuate"][0])) == (Action.ACCENTUATE, False)
+    on = apply(ViewState(), Action.ACCENTUATE, (4, 6))
+    assert on.accentuate and not apply(on, Action.ACCENTUATE, (4, 6)).accentuate
+    assert not Settings().live.accentuate
+
+
+def test_the_worker_refines_an_accentuation_visibly_between_frames(tiny, tmp_path):
+    from toolbox.app.worker import AccentImage, AccentRequest, FrameRequest, FrameResult
+
+    worker = _worker(tiny, tmp_path)
+    worker.start()
+    try:
+        request = AccentRequest("conv_b", 1, _picture())
+        worker.accents.put(request)
+        worker.frames.put(FrameRequest(1, _picture(1)))  # frames are answered while it refines
+        shown = _results(worker, AccentImage, lambda r: r.done)
+        assert [r.step for r in shown] == [8, 16, 24] and all(r.request is request for r in shown)
+        assert all(r.image.shape == (8, 8, 3) and not r.image.flags.writeable for r in shown)
+        last = shown[-1]
+        assert last.value > last.before and np.isfinite(last.psnr)
+        worker.frames.put(FrameRequest(2, _picture(1)))
+        _results(worker, FrameResult, lambda r: r.frame_id == 2)
+    finally:
+        worker.stop()
+    again = worker.accentuation_now(request)  # all at once (headless): the same picture, step for step
+    assert np.array_equal(again.image, last.image) and again.value == pytest.approx(last.value, rel=1e-4)
+
+
+def test_a_new_request_replaces_the_accentuation_and_none_stops_it(tiny, tmp_path):
+    """Driven turn by turn (no thread), so what each turn does is certain."""
+    from toolbox.app.worker import AccentImage, AccentRequest
+
+    worker = _worker(tiny, tmp_path, steps=16)
+
+    def turns(n):
+        for _ in range(n):
+            worker._turn()
+        sent = []
+        while not worker.results.empty():
+            sent.append(worker.results.get_nowait())
+        return [r for r in sent if isinstance(r, AccentImage)]
+
+    first, second = AccentRequest("conv_b", 1, _picture(0)), AccentRequest("conv_a", 2, _picture(1))
+    worker.accents.put(first)
+    assert turns(1) == []  # 4 steps: nothing to show yet
+    worker.accents.put(second)  # the selection moved: the first is dropped
+    shown = turns(10)
+    assert [r.request for r in shown] == [second] * 2 and shown[-1].done
+    worker.accents.put(first)
+    worker.accents.put(AccentRequest("conv_b", None))  # accentuation mode off
+    assert turns(10) == []
+
+
+@pytest.fixture()
+def app_settings(tiny_settings, tmp_path):
+    from toolbox.settings import load_settings
+
+    return load_settings(None, {"model": "tiny", "models_dir": tiny_settings.models_dir,
+                                "cache_dir": tiny_settings.cache_dir, "units.output_dir": str(tmp_path / "units"),
+                                "live.unit_image_delay": 0.0, "live.unit_image_steps": 8, "live.unit_image_size": 16,
+                                "live.accentuate": True, "accentuate.steps": 16})
+
+
+@pytest.fixture()
+def still_photos(tmp_path):
+    from toolbox.app.sources import open_source
+    from toolbox.images import write_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(2):
+        write_image(folder / f"p{k}.png", np.repeat(np.repeat(_picture(k, 8), 4, 0), 4, 1))
+    return open_source(str(folder))
+
+
+def _tick_until(app, session, done, what, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.tick(session)
+        if done():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"waited {timeout:.0f} s for {what}")
+
+
+def test_the_window_accentuates_the_picture_on_screen_and_follows_the_next_one(tiny, app_settings, still_photos,
+                                                                               tmp_path):
+    from toolbox.app.keys import Action
+    from toolbox.app.live import build_live_app
+    from toolbox.settings import DEFAULT_KEYS
+
+    app = build_live_app(tiny, app_settings, still_photos)
+    session = app.new_session()
+    app.worker.start()
+    try:
+        def accentuated():  # the pane shows the finished accentuation of the picture on screen
+            a = session.accent
+            return (a is not None and a.done and session.latest is not None
+                    and a.request.image is session.latest.image)
+
+        _tick_until(app, session, accentuated, "the first picture's accentuation")
+        first = session.accent
+        title, image, note = app._unit_image_pane(session)
+        assert title == "accentuated in this frame" and image is first.image and "16/16" in note
+        assert not (tmp_path / "units" / "conv_a_0000.png").exists()  # the pane is busy: no unit image made
+        assert session.crops is not None  # but the crops pane still gets the unit's crops
+
+        canvas = app.tick(session)
+        app._on_key(session, ord(DEFAULT_KEYS["next_image"][0]), canvas)
+        _tick_until(app, session, lambda: accentuated() and session.accent is not first, "the next picture's")
+        assert not np.array_equal(session.accent.request.image, first.request.image)
+
+        app._on_key(session, ord(DEFAULT_KEYS["accentuate"][0]), canvas)  # off: the unit's optimized image
+        assert not session.state.accentuate and Action.ACCENTUATE in app.keymap.bindings
+        _tick_until(app, session, lambda: session.unit_image is not None and session.unit_image.done,
+                    "the unit image once the pane is free")
+        assert app._unit_image_pane(session)[0] == "optimized image" and session.accent_asked is None
+    finally:
+        app.worker.stop()
+        app.close()
+
+
+def test_headless_recordings_accentuate_every_frame(tiny, app_settings, still_photos, tmp_path):
+    import cv2
+
+    from toolbox.app import layout as L
+    from toolbox.app.live import build_live_app
+    from toolbox.images import read_image
+
+    app = build_live_app(tiny, app_settings, still_photos)
+    written = app.run_headless(2, tmp_path / "out", None, unit=3)
+    for path in written:
+        shot = read_image(path).astype(float)
+        pane = shot[L.UNIT_IMAGE.y:L.UNIT_IMAGE.y + L.UNIT_IMAGE.h, L.UNIT_IMAGE.x:L.UNIT_IMAGE.x + L.UNIT_IMAGE.w]
+        photo = shot[L.INPUT.y:L.INPUT.y + L.INPUT.h, L.INPUT.x:L.INPUT.x + L.INPUT.w]
+        photo = cv2.resize(photo, (L.UNIT_IMAGE.w, L.UNIT_IMAGE.h), interpolation=cv2.INTER_AREA)
+        # the pane holds this frame, accentuated: close to the input pane's picture, not a unit image
+        assert np.corrcoef(pane.ravel(), photo.ravel())[0, 1] > 0.6
