@@ -2,7 +2,9 @@
 draw_overhead = dashboard frame time / bare probe time (goal <= 1.25), ui_hz = UI
 loop rate while the worker thread runs the network (goal >= 30), the worst delay
 from a key to the screen, also while the worker compiles and runs an on-demand unit
-image (goal <= 100 ms), live_fps_backprop_lite0 with the guided gradient pane on (goal >= 12),
+image (goal <= 100 ms) or accentuates the selected unit in the frames
+(live_accentuate_seconds: seconds per finished accentuation, the compile excluded, at the
+accentuate defaults, while frames keep flowing), live_fps_backprop_lite0 with the guided gradient pane on (goal >= 12),
 live_fps_inception_v3 (random weights, 299 px) and live_fps_googlenet (random weights,
 224 px; goal >= 15)
 """
@@ -10,6 +12,7 @@ live_fps_inception_v3 (random weights, 299 px) and live_fps_googlenet (random we
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bench.common import emit, interleaved, live_app, load
 
@@ -52,7 +55,8 @@ def run(quick: bool) -> None:
     emit("live_fps_backprop_lite0", 1.0 / guided["dashboard"], "fps")
 
     # The UI loop while the worker thread keeps the network busy: first a stream of frames,
-    # then frames plus an on-demand unit image (the worker compiles and runs the engine).
+    # then frames plus an on-demand unit image (the worker compiles and runs the engine), then
+    # frames plus accentuation mode (each finished accentuation starts again on the newest frame).
     app = live_app(net, "block9_add")
     app.files.live = True  # treat the photos as a stream: a new frame whenever the worker is free
     session = app.new_session()
@@ -64,25 +68,38 @@ def run(quick: bool) -> None:
         while session.latest is None:  # the network's first frame (its one-off compile) comes first
             app.tick(session)
             time.sleep(0.010)
-        for phase, seconds in (("stream", 3 if quick else 8), ("unit_image", 6 if quick else 12)):
+        phases = (("stream", 3 if quick else 8), ("unit_image", 6 if quick else 12),
+                  ("accentuate", 12 if quick else 30))
+        for phase, seconds in phases:
             if phase == "unit_image":
                 session.selection_since = -1e9
                 app.settings = load_settings(None, {"live.layer": "block9_add", "live.unit_image_delay": 0.0})
+            if phase == "accentuate":
+                session.state = replace(session.state, accentuate=True)
+                while session.accent is None or not session.accent.done:  # the first one compiles
+                    app.tick(session)
+                    time.sleep(0.010)
+            accentuated, last_accent = 0, session.accent
             frames_done, loops, periods = 0, 0, []
             start = time.perf_counter()
             while time.perf_counter() < start + seconds:
                 before, t = session.latest, time.perf_counter()
                 app.tick(session)
                 frames_done += session.latest is not before
+                if session.accent is not last_accent and session.accent.done:
+                    accentuated += 1
+                last_accent = session.accent
                 loops += 1
                 time.sleep(0.010)  # the window's waitKeyEx(10)
                 periods.append(time.perf_counter() - t)
             elapsed = time.perf_counter() - start
-            suffix = "" if phase == "stream" else "_with_unit_image"
+            suffix = {"stream": "", "unit_image": "_with_unit_image", "accentuate": "_accentuating"}[phase]
             emit(f"ui_hz{suffix}", loops / elapsed, "Hz")
             # a key arrives during the wait that ends a pass and is drawn by the next pass
             emit(f"key_to_screen_worst_ms{suffix}", 1000 * max(periods), "ms")
             emit(f"live_network_fps_during_ui{suffix}", frames_done / elapsed, "fps")
+            if phase == "accentuate":
+                emit("live_accentuate_seconds", elapsed / max(accentuated, 1), f"s ({accentuated} finished)")
     finally:
         app.worker.stop()
 
