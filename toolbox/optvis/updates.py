@@ -25,29 +25,25 @@ class Adam:
     def apply(self, values, grad, m, v, t):
         m = self.beta1 * m + (1 - self.beta1) * grad
         v = self.beta2 * v + (1 - self.beta2) * tf.square(grad)
-        tf_t = tf.cast(t, tf.float32)
-        m_hat = m / (1 - self.beta1 ** tf_t)
-        v_hat = v / (1 - self.beta2 ** tf_t)
-        return values + self.lr * m_hat / (tf.sqrt(v_hat) + self.eps), m, v
+        t = tf.cast(t, tf.float32)
+        v_hat = v / (1 - self.beta2 ** t)
+        return values + self.lr * self.direction(m, grad, t) / (tf.sqrt(v_hat) + self.eps), m, v
+
+    def direction(self, m, grad, t):
+        """The bias-corrected first moment the step follows."""
+        return m / (1 - self.beta1 ** t)
 
 
 @dataclass(frozen=True)
-class NAdam:
+class NAdam(Adam):
     """Adam with Nesterov momentum (Dozat 2016): the step looks one momentum update ahead.
     MACO's choice, with a large rate, for phases (an angle moves by about ``lr`` radians)."""
 
     lr: float = 1.0
-    beta1: float = 0.9
-    beta2: float = 0.999
     eps: float = 1e-7
 
-    def apply(self, values, grad, m, v, t):
-        m = self.beta1 * m + (1 - self.beta1) * grad
-        v = self.beta2 * v + (1 - self.beta2) * tf.square(grad)
-        tf_t = tf.cast(t, tf.float32)
-        m_hat = self.beta1 * m / (1 - self.beta1 ** (tf_t + 1)) + (1 - self.beta1) * grad / (1 - self.beta1 ** tf_t)
-        v_hat = v / (1 - self.beta2 ** tf_t)
-        return values + self.lr * m_hat / (tf.sqrt(v_hat) + self.eps), m, v
+    def direction(self, m, grad, t):
+        return self.beta1 * m / (1 - self.beta1 ** (t + 1)) + (1 - self.beta1) * grad / (1 - self.beta1 ** t)
 
 
 def gaussian_blur(images: tf.Tensor, sigma: float) -> tf.Tensor:
