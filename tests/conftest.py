@@ -3,7 +3,10 @@ cache), the example photos, and a tiny 8x8 Keras model with its spec for fast ma
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,43 @@ def lite0(lite0_settings):
 
 
 @pytest.fixture(scope="session")
+def settings_file(tmp_path_factory, cache_dir) -> Path:
+    """A settings file for lite0 that shares the session's converted weights (commands run in
+    subprocesses load the same cached model). A module may define its own."""
+    f = tmp_path_factory.mktemp("settings") / "settings.yaml"
+    f.write_text(f"model: efficientnet_lite0\ncache_dir: {cache_dir}\n")
+    return f
+
+
+def photo_variants(folder: Path, count: int, name: str = "photo") -> Path:
+    """``folder`` filled with ``count`` distinct PNGs: crops and flips of the example photos."""
+    from toolbox.images import read_image, write_image
+
+    sources = sorted(p for p in EXAMPLES.glob("*.*") if p.suffix != ".md")
+    for k in range(count):
+        image = read_image(sources[k % len(sources)])
+        h, w = image.shape[:2]
+        side = int(min(h, w) * (0.5 + 0.125 * (k // len(sources) % 4)))
+        y, x = (h - side) * (k % 3) // 2, (w - side) * (k % 2)
+        crop = image[y:y + side, x:x + side]
+        write_image(folder / f"{name}{k:02d}.png", np.ascontiguousarray(crop[:, ::-1] if k % 2 else crop))
+    return folder
+
+
+@contextlib.contextmanager
+def local_ray(cpus: int = 2):
+    """A local Ray runtime; its processes and files go at the end (skips without Ray)."""
+    ray = pytest.importorskip("ray")
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     from toolbox.images import read_image
 
@@ -45,27 +85,27 @@ TINY_SPEC = """\
 description: tiny test network
 builder: keras_file
 source: {{path: {path}}}
-input_size: 8
+input_size: {input_size}
 min_size: 4
-preprocess: {{mean: 0.0, std: 255.0}}
+preprocess: {{mean: 0.0, std: {std}}}
 labels: labels.txt
 dream_layers: {{conv_b: 1.0}}
 layers:
-  - {{name: conv_a, channels: 4}}
-  - {{name: relu_a, channels: 4}}
-  - {{name: conv_b, channels: 6}}
+  - {{name: conv_a, channels: {channels[0]}}}
+  - {{name: relu_a, channels: {channels[0]}}}
+  - {{name: conv_b, channels: {channels[1]}}}
 """
 
 
-def build_tiny_model(seed: int = 0):
+def build_tiny_model(seed: int = 0, channels: tuple[int, int] = (4, 6)):
     """8x8 RGB -> conv(4) -> relu -> conv(6) -> global mean -> dense(3) -> softmax."""
     import keras
 
     keras.utils.set_random_seed(seed)
     x = inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(x)
+    x = keras.layers.Conv2D(channels[0], 3, padding="same", name="conv_a")(x)
     x = keras.layers.ReLU(name="relu_a")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", name="conv_b")(x)
+    x = keras.layers.Conv2D(channels[1], 3, padding="same", name="conv_b")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(3, name="logits")(x)
     return keras.Model(inputs, keras.layers.Softmax(name="predictions")(x))
@@ -74,13 +114,19 @@ def build_tiny_model(seed: int = 0):
 @pytest.fixture(scope="session")
 def tiny_settings(tmp_path_factory):
     """Settings whose models_dir holds a spec 'tiny' for a saved 8x8 Keras model."""
+    return tiny_model_settings(tmp_path_factory.mktemp("tiny-models"), build_tiny_model())
+
+
+def tiny_model_settings(folder: Path, model, name: str = "tiny", input_size: int = 8, std: float = 255.0):
+    """Settings whose models_dir ``folder`` holds ``model`` (a build_tiny_model) as spec ``name``."""
     from toolbox.settings import load_settings
 
-    d = tmp_path_factory.mktemp("tiny-models")
-    build_tiny_model().save(d / "tiny.keras")
-    (d / "tiny.yaml").write_text(TINY_SPEC.format(path=d / "tiny.keras"))
-    (d / "labels.txt").write_text("zero\none\ntwo\n")
-    return load_settings(None, {"model": "tiny", "models_dir": str(d), "cache_dir": str(d / "cache")})
+    model.save(folder / f"{name}.keras")
+    channels = (model.get_layer("conv_a").filters, model.get_layer("conv_b").filters)
+    (folder / f"{name}.yaml").write_text(TINY_SPEC.format(path=folder / f"{name}.keras", input_size=input_size,
+                                                          std=std, channels=channels))
+    (folder / "labels.txt").write_text("zero\none\ntwo\n")
+    return load_settings(None, {"model": name, "models_dir": str(folder), "cache_dir": str(folder / "cache")})
 
 
 @pytest.fixture(scope="session")

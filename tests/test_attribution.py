@@ -374,13 +374,6 @@ def test_guided_maps_depend_on_learned_weights(sanity):
     assert sanity("guided") < 0.5
 
 
-@pytest.fixture(scope="module")
-def settings_file(tmp_path_factory, cache_dir):
-    f = tmp_path_factory.mktemp("attribute") / "settings.yaml"
-    f.write_text(f"model: efficientnet_lite0\ncache_dir: {cache_dir}\n")
-    return f
-
-
 def deepvis(settings_file, *args):
     import subprocess
     import sys

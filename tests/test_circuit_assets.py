@@ -6,38 +6,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, local_ray, photo_variants
 
 LAYER = "block2_add"  # 24 units: between block1_project_bn and block3_project_bn
 
 
 @pytest.fixture(scope="module")
-def settings_file(tmp_path_factory, cache_dir) -> Path:
-    f = tmp_path_factory.mktemp("settings") / "settings.yaml"
-    f.write_text(f"cache_dir: {cache_dir}\nmodel: efficientnet_lite0\n")
-    return f
-
-
-@pytest.fixture(scope="module")
 def photos_dir(tmp_path_factory) -> Path:
-    """12 distinct images: halves and flips of the example photos."""
-    from toolbox.images import read_image, write_image
-
-    out = tmp_path_factory.mktemp("photos")
-    sources = sorted(p for p in EXAMPLES.glob("*.*") if p.suffix != ".md")
-    for k in range(12):
-        image = read_image(sources[k % len(sources)])
-        h, w = image.shape[:2]
-        side = int(min(h, w) * (0.6 + 0.2 * (k // len(sources))))
-        crop = image[(h - side) * (k % 2):(h - side) * (k % 2) + side, :side]
-        write_image(out / f"p{k:02d}.png", np.ascontiguousarray(crop[:, ::-1] if k % 3 else crop))
-    return out
+    return photo_variants(tmp_path_factory.mktemp("photos"), 12)
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +97,6 @@ def test_precompute_stores_each_units_circuits_over_its_top_crop_images(assets, 
 
 
 def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_settings, tmp_path):
-    ray = pytest.importorskip("ray")
     from toolbox.assets.circuits import CircuitStore
     from toolbox.assets.cluster import RayRunner
     from toolbox.assets.crops import CropStore
@@ -125,15 +105,10 @@ def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_se
     shutil.copytree(assets / "crops", tmp_path / "crops")
     tasks = plan_circuit_tasks(CropStore(tmp_path), lite0.spec.layer_names, [LAYER], 8, "efficientnet_lite0")
     assert [t.units for t in tasks] == [tuple(range(0, 8)), tuple(range(8, 16)), tuple(range(16, 24))]
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
-    try:
+    with local_ray(2):
         params = CircuitParams(16, 10**8, "crop")
         outcome = RayRunner(lite0_settings, None, None, workers=2, circuit_params=params).run(
             tasks, Committer(tmp_path, "efficientnet_lite0", None))
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
     assert outcome.done == 3 and outcome.workers == 2
     a, b = CircuitStore(assets).load(LAYER), CircuitStore(tmp_path).load(LAYER)
     for field in ("inputs", "outputs", "values", "images", "made_from"):

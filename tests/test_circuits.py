@@ -6,21 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-
-KNOWN_SPEC = """\
-description: tiny network with known integer weights
-builder: keras_file
-source: {{path: {path}}}
-input_size: 6
-min_size: 4
-preprocess: {{mean: 0.0, std: 1.0}}
-labels: labels.txt
-dream_layers: {{conv_b: 1.0}}
-layers:
-  - {{name: conv_a, channels: 3}}
-  - {{name: relu_a, channels: 3}}
-  - {{name: conv_b, channels: 2}}
-"""
+from conftest import build_tiny_model, tiny_model_settings
 
 
 def _known_weights():
@@ -31,26 +17,13 @@ def _known_weights():
 
 @pytest.fixture(scope="module")
 def known(tmp_path_factory):
-    """conv_a (3x3, 3) -> relu_a -> conv_b (3x3, 2) -> mean -> dense -> softmax, weights set by hand."""
-    import keras
-
+    """The tiny network's shape with 3 and 2 channels, on 6x6 inputs, weights set by hand."""
     from toolbox.nets import load_network
-    from toolbox.settings import load_settings
 
-    x = inputs = keras.Input((None, None, 3))
-    x = keras.layers.Conv2D(3, 3, padding="same", name="conv_a")(x)
-    x = keras.layers.ReLU(name="relu_a")(x)
-    x = keras.layers.Conv2D(2, 3, padding="same", name="conv_b")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    x = keras.layers.Dense(3, name="logits")(x)
-    model = keras.Model(inputs, keras.layers.Softmax(name="predictions")(x))
+    model = build_tiny_model(channels=(3, 2))
     for name, (kernel, bias) in _known_weights().items():
         model.get_layer(name).set_weights([kernel, bias])
-    d = tmp_path_factory.mktemp("known")
-    model.save(d / "known.keras")
-    (d / "known.yaml").write_text(KNOWN_SPEC.format(path=d / "known.keras"))
-    (d / "labels.txt").write_text("a\nb\nc\n")
-    return load_network(load_settings(None, {"model": "known", "models_dir": str(d), "cache_dir": str(d / "c")}))
+    return load_network(tiny_model_settings(tmp_path_factory.mktemp("known"), model, "known", input_size=6, std=1.0))
 
 
 def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:

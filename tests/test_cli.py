@@ -6,16 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import EXAMPLES, REPO
-
-
-@pytest.fixture(scope="module")
-def settings_file(tmp_path_factory, cache_dir):
-    f = tmp_path_factory.mktemp("cli") / "settings.yaml"
-    f.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir)}))
-    return f
 
 
 def deepvis(*args, settings=None):

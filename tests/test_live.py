@@ -299,7 +299,7 @@ def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xser
         mapped = key("b", back, box(L.GRADIENT), 10, "the gradient pane's first map", COMPILE_TIMEOUT)
         filtered = key("n", mapped, box(L.GRADIENT), 10, "the gradient pane's next filter")  # norm-blur -> raw
         title = (L.GRADIENT.x, L.GRADIENT.y - 22, L.GRADIENT.w, 20)
-        frozen = key("d", filtered, title, 0.5, "the gradient pane's title to say frozen")
+        key("d", filtered, title, 0.5, "the gradient pane's title to say frozen")
 
         def accentuated():  # the pane holds the photo on screen, changed: close to the input pane's picture
             shot = _screenshot(xserver)

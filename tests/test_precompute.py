@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, REPO
+from conftest import REPO, local_ray, photo_variants
 
 LAYERS = "block2_add,block4_dw_relu"
 JOB = ["--model", "efficientnet_lite0", "--layers", LAYERS, "--units", "0-7", "--unit-images", "--size", "48",
@@ -31,27 +29,7 @@ TASKS = 8  # 2 layers x 2 batches of units, 20 images / 5 per shard
 
 @pytest.fixture(scope="module")
 def photos_dir(tmp_path_factory) -> Path:
-    """20 distinct images: crops and flips of the example photos."""
-    from toolbox.images import read_image, write_image
-
-    out = tmp_path_factory.mktemp("photos")
-    sources = sorted(p for p in EXAMPLES.glob("*.*") if p.suffix != ".md")
-    for k in range(20):
-        image = read_image(sources[k % len(sources)])
-        h, w = image.shape[:2]
-        side = int(min(h, w) * (0.5 + 0.125 * (k // len(sources))))
-        y, x = (h - side) * (k % 3) // 2, (w - side) * (k % 2)
-        crop = image[y:y + side, x:x + side]
-        write_image(out / f"photo{k:02d}.png", np.ascontiguousarray(crop[:, ::-1] if k % 2 else crop))
-    return out
-
-
-@pytest.fixture(scope="module")
-def settings_file(tmp_path_factory, cache_dir) -> Path:
-    """Settings that share the session's converted lite0 (the cli loads the same cached model)."""
-    f = tmp_path_factory.mktemp("settings") / "settings.yaml"
-    f.write_text(f"cache_dir: {cache_dir}\n")
-    return f
+    return photo_variants(tmp_path_factory.mktemp("photos"), 20)
 
 
 def precompute(out: Path, settings_file: Path, photos_dir: Path, *extra: str) -> str:
@@ -114,13 +92,9 @@ def reference(tmp_path_factory, settings_file, photos_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    """One local Ray runtime (2 CPUs) for the module; its processes and files go at the end."""
-    ray = pytest.importorskip("ray")
-    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
+    """One local Ray runtime (2 CPUs) for the module."""
+    with local_ray(2) as ray:
+        yield ray
 
 
 def test_cli_does_not_import_ray():
