@@ -182,6 +182,29 @@ def _network(settings_dir, model):
     return load_network(load_settings(settings_dir / "settings.yaml", {"model": str(settings_dir / model)}))
 
 
+def test_two_files_of_one_name_are_two_networks_that_never_share_unit_images(models, tmp_path, capsys):
+    import shutil
+
+    import keras
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copy(models / "functional.keras", tmp_path / "a" / "mine.keras")
+    keras.utils.set_random_seed(99)
+    _functional().save(tmp_path / "b" / "mine.keras")  # the same shape, other weights: "retrained"
+    a, b = (_network(models, str(tmp_path / d / "mine.keras")) for d in "ab")
+    assert a.name.startswith("mine-") and b.name.startswith("mine-") and a.name != b.name
+    assert _network(models, str(tmp_path / "a" / "mine.keras")).name == a.name  # a file keeps its name
+    assert _network(models, "functional.keras").name.split("-")[1] == a.name.split("-")[1]  # named by content
+
+    layer = layers_of("functional.keras", models, capsys)[-1]
+    units = ["units", "--layer", layer, "--units", "0", "--size", "16", "--steps", "2", "-o", str(tmp_path / "units")]
+    rc, _, err = run([*units, "--model", str(tmp_path / "a" / "mine.keras")], models, capsys)
+    assert rc == 0, err
+    rc, _, err = run([*units, "--model", str(tmp_path / "b" / "mine.keras")], models, capsys)
+    assert rc == 2 and f"holds the assets of {a.name}, not {b.name}" in err[-1]
+
+
 def test_a_nested_layer_reads_what_the_base_model_computes(models):
     import keras
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -284,6 +285,15 @@ def read_input(path: PathLike, what: str, limit: int) -> bytes:
             raise UserError(f"refusing {what} {display_path(p)}: it is {_megabytes(max(size, len(data)))}; the limit "
                             f"is {_megabytes(limit)} (more than a file of this kind can need)")
     return data
+
+
+def sha256_of(path: PathLike) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def move_aside(p: Path, why: str) -> Path:

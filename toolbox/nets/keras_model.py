@@ -26,7 +26,7 @@ from typing import Any
 import keras
 
 from toolbox.errors import UserError, closest
-from toolbox.files import check_regular_file
+from toolbox.files import check_regular_file, sha256_of
 from toolbox.nets.keras_graph import Graph, functional, is_nested, nodes, producer, qualify_names, rebuild
 from toolbox.nets.spec import PREPROCESSING, ModelSpec, parse_spec, read_labels, spec_yaml
 
@@ -107,6 +107,13 @@ class Loaded:
     graph: Graph  # rebuilt from one free-size input, nested models opened up
     aliases: dict[str, str]  # plain inner layer name -> its qualified name, where unambiguous
     seconds: float  # to rebuild the graph and find its layers (the load itself not counted)
+    sha256: str  # of the file's bytes: two files of one name, or a retrained one, are different networks
+
+    @property
+    def network_name(self) -> str:
+        """The network's name when no spec names it: the file's stem and the start of its
+        digest (so ``a/mine.keras`` and ``b/mine.keras`` never share a unit-image folder)."""
+        return f"{self.path.stem}-{self.sha256[:8]}"
 
 
 def load_model_file(path: str | Path) -> Loaded:
@@ -138,7 +145,7 @@ def _load(path_text: str, size: int, mtime_ns: int) -> Loaded:
     aliases = qualify_names(model)
     graph = rebuild(model)
     offered_layers(graph)
-    return Loaded(path, model, graph, aliases, time.perf_counter() - start)
+    return Loaded(path, model, graph, aliases, time.perf_counter() - start, sha256_of(path))
 
 
 # -- the layers people look at ---------------------------------------------------------------
@@ -325,7 +332,7 @@ def network_from_file(model_file: str | Path, given: dict[str, Any], spec_file: 
     from toolbox.nets.network import Network
 
     loaded = load_model_file(model_file)
-    name = str(given.get("name") or (spec_file.stem if spec_file else loaded.path.stem))
+    name = str(given.get("name") or (spec_file.stem if spec_file else loaded.network_name))
     inferred = infer(loaded, name)
     mapping = {**inferred.mapping, **given, **overrides}
     aliases = {**inferred.aliases, **{str(k): str(v) for k, v in (given.get("aliases") or {}).items()}}

@@ -14,7 +14,6 @@ being trusted.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -22,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from toolbox.errors import UserError
-from toolbox.files import atomic_output, atomic_write, check_output_dir, clean_stray_parts, write_error
+from toolbox.files import (atomic_output, atomic_write, check_output_dir, clean_stray_parts, sha256_of,
+                           write_error)
 from toolbox.nets import efficientnet_lite, googlenet, inception, inception_2015, keras_model
 from toolbox.nets.network import Network
 from toolbox.nets.spec import ModelSpec, parse_spec, read_labels, read_spec, spec_path
@@ -49,17 +49,9 @@ def _package_file(spec: ModelSpec) -> Path:
 # -- the converted-weights cache -------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _record(spec: ModelSpec, source: Path, classes: int, version: int) -> dict[str, Any]:
     stat = source.stat()
-    return {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(source),
+    return {"source": str(source), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_of(source),
             "converter_version": version, "spec": spec.name, "classes": classes, "layers": spec.layer_names}
 
 
@@ -77,7 +69,7 @@ def _stale_reason(record: Any, spec: ModelSpec, source: Path, classes: int, vers
         return f"made from another weights file than {source}"
     if (record.get("source"), record.get("mtime_ns")) == (str(source), stat.st_mtime_ns):
         return None  # same file, untouched: no need to hash it
-    if record.get("sha256") != _sha256(source):
+    if record.get("sha256") != sha256_of(source):
         return f"made from another weights file than {source}"
     return None
 
@@ -118,7 +110,7 @@ def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, cla
     reason = _stale_reason(record, spec, source, classes, version)
     if reason:
         return None, reason
-    if record.get("model_sha256") != _sha256(cached):  # another model file put in its place
+    if record.get("model_sha256") != sha256_of(cached):  # another model file put in its place
         return None, "the model file is not the one its record was written for"
     try:
         model = keras.models.load_model(cached, compile=False, safe_mode=True)
@@ -176,7 +168,7 @@ def cached_conversion(spec: ModelSpec, source: Path, cached: Path, classes: int,
         raise write_error(sidecar, e) from None
     with atomic_output(cached, suffix=".keras") as part:  # Keras picks the format by the suffix
         model.save(part)
-    record = {**_record(spec, source, classes, version), "model_sha256": _sha256(cached)}
+    record = {**_record(spec, source, classes, version), "model_sha256": sha256_of(cached)}
     atomic_write(sidecar, json.dumps(record, indent=1).encode())
     return model
 
