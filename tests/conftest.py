@@ -81,6 +81,29 @@ def photos() -> dict[str, np.ndarray]:
     return {p.stem: read_image(p) for p in sorted(EXAMPLES.glob("*.*")) if p.suffix != ".md"}
 
 
+def worker_results(worker, kind, until=lambda r: True, timeout: float = 120.0) -> list:
+    """What the live network worker sends of ``kind`` until one satisfies ``until`` (its other
+    messages are dropped; a WorkerError fails the test; ``timeout`` only bounds the wait)."""
+    import queue
+    import time
+
+    from toolbox.app.worker import WorkerError
+
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        try:
+            r = worker.results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if isinstance(r, WorkerError):
+            raise AssertionError(r.message)
+        if isinstance(r, kind):
+            seen.append(r)
+            if until(r):
+                return seen
+    raise AssertionError(f"no {kind.__name__} within {timeout:.0f} s (got {len(seen)})")
+
+
 TINY_SPEC = """\
 description: tiny test network
 builder: keras_file

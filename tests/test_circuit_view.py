@@ -5,7 +5,6 @@ appears, a jump lands on the input unit, back returns."""
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import worker_results
 from test_live import X_TOOLS, _photos, _screenshot, _settings_file, missing  # noqa: F401 (xserver: a fixture)
 from test_live import xserver  # noqa: F401
 
@@ -85,24 +85,8 @@ def worker(tiny, tmp_path):
     w.stop()
 
 
-def _answer(worker, frame_id, timeout=120.0):
-    from toolbox.app.worker import FrameResult, WorkerError
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            r = worker.results.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if isinstance(r, WorkerError):
-            raise AssertionError(r.message)
-        if isinstance(r, FrameResult) and r.frame_id == frame_id:
-            return r
-    raise AssertionError(f"no answer to frame {frame_id} within {timeout}s")
-
-
 def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
-    from toolbox.app.worker import BackpropRequest, CircuitRequest, FrameRequest
+    from toolbox.app.worker import BackpropRequest, CircuitRequest, FrameRequest, FrameResult
     from toolbox.optvis.circuits import CircuitTracer
 
     image = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -112,7 +96,7 @@ def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
     for frame_id, backprop in enumerate((None, BackpropRequest("conv_b", 4, "guided", "norm"),
                                          BackpropRequest("conv_b", 1, "gradient", "raw")), 1):
         worker.frames.put(FrameRequest(frame_id, image, backprop, circuit=want))
-        result = _answer(worker, frame_id)
+        result = worker_results(worker, FrameResult, lambda r: r.frame_id == frame_id)[-1]
         got = result.circuit
         assert got.request == want and got.value == pytest.approx(values[0], rel=1e-5)
         positive = [int(k) for k in order if expected[0, k] > 0][:2]
@@ -122,7 +106,7 @@ def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
         if backprop is not None:
             assert result.gradient.request == backprop
     worker.frames.put(FrameRequest(9, image))  # the view off: no circuit, the Probe alone
-    assert _answer(worker, 9).circuit is None
+    assert worker_results(worker, FrameResult, lambda r: r.frame_id == 9)[-1].circuit is None
 
 
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")

@@ -2,7 +2,6 @@
 window under Xvfb driven with xdotool."""
 
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -12,22 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REPO
-
-
-def _drain(worker, kind, timeout=60.0, until=lambda r: True):
-    deadline = time.time() + timeout
-    seen = []
-    while time.time() < deadline:
-        try:
-            r = worker.results.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if isinstance(r, kind):
-            seen.append(r)
-            if until(r):
-                return seen
-    raise AssertionError(f"no {kind.__name__} within {timeout}s (got {seen})")
+from conftest import EXAMPLES, REPO, worker_results
 
 
 @pytest.fixture()
@@ -57,7 +41,7 @@ def test_worker_answers_frames_with_read_only_snapshots(worker):
 
     worker.frames.put(FrameRequest(1, np.zeros((8, 8, 3), np.uint8)))
     worker.frames.put(FrameRequest(2, np.full((8, 8, 3), 255, np.uint8)))  # replaces frame 1 if not yet taken
-    result = _drain(worker, FrameResult, until=lambda r: r.frame_id == 2)[-1]
+    result = worker_results(worker, FrameResult, until=lambda r: r.frame_id == 2)[-1]
     assert set(result.observation.activations) == {"conv_a", "relu_a", "conv_b"}
     assert worker.probe.trace_count == 1
 
@@ -71,7 +55,7 @@ def test_worker_sends_the_gradient_map_with_the_frame_and_compiles_once(worker):
         ("conv_a", 2, "gradient", "gray"))]
     for frame_id, want in enumerate(asked, 1):
         worker.frames.put(FrameRequest(frame_id, image, want))
-        result = _drain(worker, FrameResult, until=lambda r: r.frame_id == frame_id)[-1]
+        result = worker_results(worker, FrameResult, until=lambda r: r.frame_id == frame_id)[-1]
         gradient = result.gradient
         assert result.backprop == want and gradient.image.shape == image.shape and gradient.image.dtype == np.uint8
         assert not gradient.image.flags.writeable and np.isfinite(gradient.score)
@@ -80,7 +64,7 @@ def test_worker_sends_the_gradient_map_with_the_frame_and_compiles_once(worker):
             traces = worker.attributor.trace_count
     assert traces == 1 and worker.attributor.trace_count == traces  # other units, rules, layers: no retrace
     worker.frames.put(FrameRequest(9, image))  # the pane off: the Probe alone, as before
-    assert _drain(worker, FrameResult, until=lambda r: r.frame_id == 9)[-1].gradient is None
+    assert worker_results(worker, FrameResult, until=lambda r: r.frame_id == 9)[-1].gradient is None
 
 
 def test_the_panes_choices_are_the_engines():
@@ -98,16 +82,16 @@ def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
     from toolbox.app.worker import FrameRequest, FrameResult, UnitImage, UnitRequest
 
     worker.units.put(UnitRequest("conv_b", 2))
-    images = _drain(worker, UnitImage, until=lambda r: r.done)
+    images = worker_results(worker, UnitImage, until=lambda r: r.done)
     assert [r.step for r in images] == [8, 16, 24] and images[-1].origin == "engine"
     assert (tmp_path / "units" / "conv_b_0002.png").is_file()
     worker.units.put(UnitRequest("conv_b", 2))  # asked again: served from the folder
-    assert _drain(worker, UnitImage)[0].origin == "cache"
+    assert worker_results(worker, UnitImage)[0].origin == "cache"
     worker.units.put(UnitRequest("conv_b", 4))
     worker.units.put(UnitRequest("conv_b", None))  # the selection moved on at once
     for frame_id in (1, 2):  # the worker reads unit requests before frames: once it answers, it has cancelled
         worker.frames.put(FrameRequest(frame_id, np.zeros((8, 8, 3), np.uint8)))
-        _drain(worker, FrameResult, until=lambda r: r.frame_id == frame_id)
+        worker_results(worker, FrameResult, until=lambda r: r.frame_id == frame_id)
     assert not (tmp_path / "units" / "conv_b_0004.png").exists()
 
 

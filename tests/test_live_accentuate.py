@@ -2,30 +2,12 @@
 stronger in the frame on screen (optvis.accentuation), refined by the network worker between
 frames; the key, the worker's messages, the window's requests and headless recordings."""
 
-import queue
 import time
 
 import numpy as np
 import pytest
 
-
-def _results(worker, kind, until, timeout=120.0):
-    """What ``worker`` sends of ``kind`` until one satisfies ``until`` (a bound to give up)."""
-    from toolbox.app.worker import WorkerError
-
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        try:
-            r = worker.results.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if isinstance(r, WorkerError):
-            raise AssertionError(r.message)
-        if isinstance(r, kind):
-            seen.append(r)
-            if until(r):
-                return seen
-    raise AssertionError(f"no {kind.__name__} within {timeout}s (got {len(seen)})")
+from conftest import worker_results
 
 
 def _worker(net, tmp_path, steps=24):
@@ -62,13 +44,13 @@ def test_the_worker_refines_an_accentuation_visibly_between_frames(tiny, tmp_pat
         request = AccentRequest("conv_b", 1, _picture())
         worker.accents.put(request)
         worker.frames.put(FrameRequest(1, _picture(1)))  # frames are answered while it refines
-        shown = _results(worker, AccentImage, lambda r: r.done)
+        shown = worker_results(worker, AccentImage, lambda r: r.done)
         assert [r.step for r in shown] == [8, 16, 24] and all(r.request is request for r in shown)
         assert all(r.image.shape == (8, 8, 3) and not r.image.flags.writeable for r in shown)
         last = shown[-1]
         assert last.value > last.before and np.isfinite(last.psnr)
         worker.frames.put(FrameRequest(2, _picture(1)))
-        _results(worker, FrameResult, lambda r: r.frame_id == 2)
+        worker_results(worker, FrameResult, lambda r: r.frame_id == 2)
     finally:
         worker.stop()
     again = worker.accentuation_now(request)  # all at once (headless): the same picture, step for step
