@@ -39,3 +39,20 @@ def test_maco_images_drive_their_units(lite0, photos):
     print(f"\nmaco: {selective} of 8 selective, median ratio {ratio:.2f}")
     assert selective >= 3 and ratio >= 1.4, [(q.unit, q.selective, round(q.ratio, 2)) for q in quality]
     assert rendered.transparency.shape == (8, 128, 128) and (rendered.transparency > 0).mean() > 0.9
+
+
+def test_each_preset_takes_its_own_steps_unless_steps_are_given(tiny_settings, tmp_path, capsys):
+    """units.steps is null: maco runs its 256 steps, lucid its 128; --steps wins over both."""
+    import json
+
+    from toolbox.cli import main
+
+    common = ["units", "--layer", "conv_b", "--units", "0", "--size", "16", "--model", "tiny",
+              "--settings", str(tmp_path / "settings.yaml")]
+    (tmp_path / "settings.yaml").write_text(json.dumps({"models_dir": str(tiny_settings.models_dir),
+                                                        "cache_dir": str(tiny_settings.cache_dir)}))
+    for preset, extra, steps in (("maco", [], 256), ("lucid", [], 128), ("maco", ["--steps", "3"], 3)):
+        out = tmp_path / f"{preset}{len(extra)}"
+        assert main([*common, "--preset", preset, *extra, "-o", str(out)]) == 0
+        record = json.loads((out / "conv_b_objectives.json").read_text())
+        assert record["units"]["0"]["steps"] == steps, (preset, extra)

@@ -73,7 +73,8 @@ class DreamSettings:
 @dataclass(frozen=True)
 class UnitSettings:
     size: int = setting(128, "side of each unit image in pixels", lo=16, hi=2048)
-    steps: int = setting(128, "optimization steps", lo=1, hi=100_000)
+    steps: int | None = setting(None, "optimization steps; default: the preset's own (maco 256, the others 128)",
+                                lo=1, hi=100_000)
     preset: str = setting("lucid", "lucid, maco, yosinski1, yosinski2, yosinski3 or yosinski4")
     batch: int = setting(16, "units optimized at once, one per batch row", lo=1, hi=1024)
     output_dir: str | None = setting(None, "default: <cache_dir>/unit_images/<model>, where the live window looks")

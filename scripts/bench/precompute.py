@@ -29,10 +29,11 @@ def run(quick: bool) -> None:
         plan_unit_tasks,
         run_in_process,
     )
+    from toolbox.optvis.presets import steps_of
     from toolbox.settings import Settings
 
     s = Settings()
-    steps = 32 if quick else s.units.steps
+    steps = 32 if quick else steps_of(s.units.preset, s.units.steps)
     units = {"block9_add": range(16), "block12_add": range(16)}  # 2 tasks: one for each worker
     count = sum(len(u) for u in units.values())
     params = UnitParams(s.units.preset, s.units.size, steps, s.units.batch, 0)

@@ -75,8 +75,9 @@ def configs() -> dict[str, Callable[[], tuple]]:
         "affine": lucid(transforms.standard_affine),
         "affine_loop": lucid(transforms.standard_affine, 16),
         "before_128": lucid(transforms.standard, steps=128),
-        "default": lambda: (get_preset(Settings().units.preset), {}, Settings().units.steps),
-        "maco": lambda: (get_preset("maco"), {}, 256),
+        "default": lambda: (get_preset(Settings().units.preset), {}, get_preset(Settings().units.preset).steps),
+        "maco": lambda: (get_preset("maco"), {}, get_preset("maco").steps),  # 256
+        "maco_128": lambda: (get_preset("maco"), {}, 128),
     }
 
 

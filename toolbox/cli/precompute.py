@@ -94,13 +94,12 @@ def run(args: argparse.Namespace) -> None:
     if args.crops is not None and not sources:
         raise UserError("--crops found no images")
     make_units = args.unit_images or not (args.crops or args.circuits)
-    from toolbox.optvis.presets import get_preset
+    from toolbox.optvis.presets import steps_of
 
-    if make_units:
-        get_preset(u.preset)
+    steps = steps_of(u.preset, u.steps) if make_units else 0
     net, folder = unit_folder_network(settings)
     layers = parse_layers(args.layers, net)
-    unit_params = UnitParams(u.preset, u.size, u.steps, u.batch, args.seed) if make_units else None
+    unit_params = UnitParams(u.preset, u.size, steps, u.batch, args.seed) if make_units else None
     crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
                    if sources else None)
     circuit_params = (CircuitParams(settings.circuit.batch, settings.images.max_pixels, settings.images.fit)

@@ -28,10 +28,10 @@ def run(args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
-    from toolbox.optvis.presets import get_preset
+    from toolbox.optvis.presets import steps_of
 
     u = settings.units
-    get_preset(u.preset)
+    steps = steps_of(u.preset, u.steps)
     net, folder = unit_folder_network(settings)
     layer = net.spec.layer(args.layer)
     args.layer = layer.name  # ours, also when it was named by an alias
@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.nets.memory import check_fits
 
     check_fits(net, u.size, min(u.batch, len(units)), "--size and --batch")
-    with progress(u.steps * -(-len(units) // u.batch), f"{args.layer}: {len(units)} units") as bar:
-        results = render_unit_images(net, args.layer, units, folder, u.preset, u.size, u.steps, u.batch,
+    with progress(steps * -(-len(units) // u.batch), f"{args.layer}: {len(units)} units") as bar:
+        results = render_unit_images(net, args.layer, units, folder, u.preset, u.size, steps, u.batch,
                                      args.seed, on_step=lambda: bar.update(1))
     print(f"wrote {len(results)} unit images, {folder.sheet_path(args.layer).name} and "
           f"{folder.objectives_path(args.layer).name} to {folder.root}")

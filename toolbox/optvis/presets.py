@@ -17,6 +17,7 @@ class Preset:
     transform: transforms.Transform
     update: Adam | NAdam | RegularizedAscent
     transparency: bool = False  # its images come with a transparency map worth keeping
+    steps: int = 128  # the steps it needs, when units.steps (--steps) does not say
 
 
 def _maco() -> Preset:
@@ -24,9 +25,10 @@ def _maco() -> Preset:
     random crop of 20-50% of the image per unit (resized to half the image's side, so the
     network sees its parts at 1-2.5x) plus noise. The rate is 0.3, not MACO's 1.0: with one
     crop per unit and step instead of 32 the gradient is noisier (on lite0 block9_add 0-15:
-    12 of 16 units selective at 0.3, 7 at 1.0, the same activation ratio)."""
+    12 of 16 units selective at 0.3, 7 at 1.0, the same activation ratio). It needs 256 steps
+    (5 of 16 selective at 128)."""
     return Preset("maco", params.maco(), transforms.compose([transforms.crops(0.2, 0.5, 0.5), transforms.noise(0.05)]),
-                  NAdam(lr=0.3), transparency=True)
+                  NAdam(lr=0.3), transparency=True, steps=256)
 
 
 def _yosinski(n: int, **regularizers) -> Callable[[], Preset]:
@@ -55,3 +57,8 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise UserError(f"unknown preset '{name}'{closest(name, PRESETS)}; known: {', '.join(PRESETS)}")
     return PRESETS[name]()
+
+
+def steps_of(name: str, asked: int | None) -> int:
+    """The steps a unit image of preset ``name`` takes: ``asked`` (units.steps), else the preset's own."""
+    return asked or get_preset(name).steps
