@@ -85,9 +85,12 @@ def test_keymap_defaults_shift_and_remapping():
     assert keys.lookup(SHIFT_CODES[0]) is None
     assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, True)  # Shift, then an arrow
     assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, False)
-    assert keys.lookup(27) == (Action.QUIT, False) and keys.lookup(ord("x")) is None
-    remapped = KeyMap({"quit": ["x"]})
-    assert remapped.lookup(ord("x")) == (Action.QUIT, False) and remapped.lookup(ord("q")) is None
+    assert keys.lookup(27) == (Action.QUIT, False) and keys.lookup(ord("y")) is None
+    remapped = KeyMap({"quit": ["y"]})
+    assert remapped.lookup(ord("y")) == (Action.QUIT, False) and remapped.lookup(ord("q")) is None
+    with pytest.raises(UserError, match="key 'x' is bound to both quit and accentuate"):
+        KeyMap({"quit": ["x"]})  # x is accentuate's: rebind that too
+    assert KeyMap({"quit": ["x"], "accentuate": ["y"]}).lookup(ord("x")) == (Action.QUIT, False)
     assert len(keys.help_lines()) == len(Action)
     with pytest.raises(UserError, match="did you mean: quit"):
         KeyMap({"quitt": ["x"]})

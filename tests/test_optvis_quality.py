@@ -15,8 +15,8 @@ def unit_quality(lite0, photos):
     defaults = Settings().units
     results = []
     for layer, units in UNITS.items():
-        ascent = Ascent(lite0, channel(layer), get_preset(defaults.preset))
-        rendered = ascent.run(units, defaults.size, defaults.steps, seed=0)
+        preset = get_preset(defaults.preset)
+        rendered = Ascent(lite0, channel(layer), preset).run(units, defaults.size, preset.steps, seed=0)
         results += measure_unit_images(lite0, layer, units, rendered.images, list(photos.values()))
     return results
 

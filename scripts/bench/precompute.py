@@ -1,4 +1,4 @@
-"""Benchmark part `precompute`: `deepvis precompute` on lite0 (128 px, 256 steps, batch 16): precompute_units_per_min in
+"""Benchmark part `precompute`: `deepvis precompute` on lite0 (128 px, the default preset's steps, batch 16): precompute_units_per_min in
 this process and with --workers 2 (local Ray, its start included), same run; seconds per crops
 image; InceptionV3's costs (random weights); atlas_hours_<net>_<N>_workers for whole atlases
 """
@@ -12,8 +12,8 @@ from bench.common import distinct_photos, emit, load
 
 
 def run(quick: bool) -> None:
-    """`deepvis precompute` on lite0 with the unit-image defaults (128 px, 256 steps, batch 16;
-    --quick: 32 steps, scaled to 256): units per minute in this process and with 2 Ray workers
+    """`deepvis precompute` on lite0 with the unit-image defaults (128 px, the preset's 128 steps,
+    batch 16; --quick: 32 steps, scaled to 128): units per minute in this process and with 2 Ray workers
     (a local runtime; its start and the workers' network loads included), the same units in
     the same run; the cost of a crops image (all layers); InceptionV3's costs (random weights:
     the speed does not depend on them); and from them the hours of whole atlases (every offered
@@ -33,7 +33,8 @@ def run(quick: bool) -> None:
     from toolbox.settings import Settings
 
     s = Settings()
-    steps = 32 if quick else steps_of(s.units.preset, s.units.steps)
+    full = steps_of(s.units.preset, s.units.steps)  # the default preset's steps (128)
+    steps = 32 if quick else full
     units = {"block9_add": range(16), "block12_add": range(16)}  # 2 tasks: one for each worker
     count = sum(len(u) for u in units.values())
     params = UnitParams(s.units.preset, s.units.size, steps, s.units.batch, 0)
@@ -43,7 +44,7 @@ def run(quick: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         run_in_process(Worker(net, params, None), tasks, Committer(Path(tmp) / "a", net.name, params))
-        per_min["in_process"] = count * 60 / (time.perf_counter() - t) * steps / 256
+        per_min["in_process"] = count * 60 / (time.perf_counter() - t) * steps / full
         try:
             from toolbox.assets.cluster import RayRunner
         except ImportError:
@@ -54,11 +55,11 @@ def run(quick: bool) -> None:
             outcome = RayRunner(settings, params, None, workers=2).run(tasks, Committer(Path(tmp) / "b", net.name,
                                                                                         params))
             seconds = time.perf_counter() - t
-            per_min["workers2"] = count * 60 / seconds * steps / 256
-            per_min["workers2_started"] = count * 60 / (seconds - outcome.startup) * steps / 256
+            per_min["workers2"] = count * 60 / seconds * steps / full
+            per_min["workers2_started"] = count * 60 / (seconds - outcome.startup) * steps / full
             emit("precompute_ray_start_s", outcome.startup, "s (local runtime, 2 workers loading lite0)")
     emit("precompute_units_per_min", per_min["in_process"], f"units/min in this process (lite0, {count} units, "
-         f"{params.size} px, 256 steps, batch {params.batch})")
+         f"{params.size} px, {full} steps, batch {params.batch})")
     if "workers2" in per_min:
         emit("precompute_units_per_min_workers2", per_min["workers2"], "units/min with --workers 2 (Ray start included)")
         emit("precompute_units_per_min_workers2_started", per_min["workers2_started"],
@@ -86,9 +87,9 @@ def run(quick: bool) -> None:
     ascent.run(list(range(params.batch)), params.size, 2)
     t = time.perf_counter()
     ascent.run(list(range(params.batch)), params.size, few)
-    inception_unit = (time.perf_counter() - t) / params.batch * 256 / few
+    inception_unit = (time.perf_counter() - t) / params.batch * full / few
     inception_image = image_seconds(inception, 16 if quick else 48)
-    emit("precompute_seconds_per_unit_inception_v3", inception_unit, f"s ({params.size} px, 256 steps, batch "
+    emit("precompute_seconds_per_unit_inception_v3", inception_unit, f"s ({params.size} px, {full} steps, batch "
          f"{params.batch}; from {few} steps)")
     emit("precompute_seconds_per_image_inception_v3", inception_image, "s (crops, all offered layers, 299 px)")
     lite0_unit = 60 / per_min["in_process"]

@@ -97,6 +97,10 @@ class KeyMap:
         self._codes: dict[int, tuple[Action, bool]] = {}
         for action, keys in self.bindings.items():
             for name in keys:
+                taken = self._codes.get(key_code(name))
+                if taken is not None and taken[0] is not action:
+                    raise UserError(f"settings: key '{name}' is bound to both {taken[0].value} and {action.value} "
+                                    f"(live.keys: give one of them another key)")
                 self._codes[key_code(name)] = (action, False)
                 if action in MOVES and len(name) == 1 and name.isalpha():
                     self._codes[ord(name.upper())] = (action, True)
