@@ -338,7 +338,7 @@ class LiveApp:
             if asked.image is latest.image:  # re-sent frames carry the same picture object
                 return
             shown = session.accent
-            moving = not (state.paused or not self.source.live)
+            moving = self.source.live and not state.paused
             if moving and not (shown is not None and shown.request is asked and shown.done):
                 return
         session.accent_asked = AccentRequest(*key, latest.image)
