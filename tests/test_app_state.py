@@ -90,6 +90,8 @@ def test_keymap_defaults_shift_and_remapping():
     assert remapped.lookup(ord("y")) == (Action.QUIT, False) and remapped.lookup(ord("q")) is None
     with pytest.raises(UserError, match="key 'x' is bound to both quit and accentuate"):
         KeyMap({"quit": ["x"]})  # x is accentuate's: rebind that too
+    with pytest.raises(UserError, match=r"key 'I' \(Shift\+i, up\) is bound to both next_layer and up"):
+        KeyMap({"next_layer": ["I"]})  # I is up's big step
     assert KeyMap({"quit": ["x"], "accentuate": ["y"]}).lookup(ord("x")) == (Action.QUIT, False)
     assert len(keys.help_lines()) == len(Action)
     with pytest.raises(UserError, match="did you mean: quit"):

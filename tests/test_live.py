@@ -95,6 +95,23 @@ def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
     assert not (tmp_path / "units" / "conv_b_0004.png").exists()
 
 
+def test_a_failed_unit_image_is_named_so_the_window_stops_waiting(worker, monkeypatch):
+    from toolbox.app.worker import UnitCrops, UnitRequest, WorkerError
+
+    def broken(layer, unit):
+        raise RuntimeError("no memory")
+
+    monkeypatch.setattr(worker, "_start", broken)
+    worker.units.put(UnitRequest("conv_b", 3))
+    assert worker_results(worker, UnitCrops)[0].unit == 3  # the crops still come first
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        error = worker.results.get(timeout=60)
+        if isinstance(error, WorkerError):
+            break
+    assert error.unit == ("conv_b", 3) and "no memory" in error.message and worker._run is None
+
+
 def _settings_file(tmp_path, cache_dir):
     f = tmp_path / "settings.yaml"
     f.write_text(yaml.safe_dump({"model": "efficientnet_lite0", "cache_dir": str(cache_dir),

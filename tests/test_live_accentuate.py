@@ -167,3 +167,40 @@ def test_headless_recordings_accentuate_every_frame(tiny, app_settings, still_ph
         photo = cv2.resize(photo, (L.UNIT_IMAGE.w, L.UNIT_IMAGE.h), interpolation=cv2.INTER_AREA)
         # the pane holds this frame, accentuated: close to the input pane's picture, not a unit image
         assert np.corrcoef(pane.ravel(), photo.ravel())[0, 1] > 0.6
+
+
+def test_a_failed_accentuation_is_named_and_not_asked_again(tiny, app_settings, still_photos, monkeypatch,
+                                                           tmp_path):
+    """The worker drops what fails and says which; the window shows it failed and waits for
+    a new selection instead of waiting forever or asking again at the frame rate."""
+    from toolbox.app.live import build_live_app
+    from toolbox.app.worker import AccentRequest, WorkerError
+
+    worker = _worker(tiny, tmp_path)
+    worker.accents.put(AccentRequest("conv_b", 99, _picture()))  # out of range: fails at its start
+    worker._turn()
+    error = worker.results.get_nowait()
+    assert isinstance(error, WorkerError) and "out of range" in error.message and error.accent.unit == 99
+
+    app = build_live_app(tiny, app_settings, still_photos)
+    starts = []
+
+    def broken(request):
+        starts.append(request)
+        raise RuntimeError("no memory")
+
+    monkeypatch.setattr(app.worker, "_start_accent", broken)
+    session = app.new_session()
+    app.worker.start()
+    try:
+        _tick_until(app, session, lambda: session.accent_failed is not None, "the failure to reach the window")
+        for _ in range(20):
+            app.tick(session)
+        assert len(starts) == 1 and "no memory" in session.message
+        assert app._unit_image_pane(session)[1:] == (None, "failed: see the status line")
+        canvas = app.tick(session)
+        app._on_key(session, ord("l"), canvas)  # another unit: asked again
+        _tick_until(app, session, lambda: len(starts) == 2, "the next unit's accentuation to be asked for")
+    finally:
+        app.worker.stop()
+        app.close()

@@ -188,7 +188,8 @@ class LiveSettings:
     unit_image_delay: float = setting(0.6, "seconds the selection rests before a unit image is made on demand",
                                       lo=0.0, hi=3600.0)
     unit_image_size: int = setting(96, "side of unit images made on demand", lo=16, hi=1024)
-    unit_image_steps: int = setting(96, "steps of unit images made on demand", lo=1, hi=100_000)
+    unit_image_steps: int | None = setting(None, "steps of unit images made on demand; default: the preset's "
+                                                 "own, as deepvis units", lo=1, hi=100_000)
     save_dir: str = setting(".", "where the save key writes dashboard PNGs")
     grid_scale: str = setting("channel", "how the grid scales activations first: channel (each by its own "
                                          "largest value: every unit's pattern reads), layer (one scale: strong "

@@ -76,7 +76,10 @@ def run(quick: bool) -> None:
                 app.settings = load_settings(None, {"live.layer": "block9_add", "live.unit_image_delay": 0.0})
             if phase == "accentuate":
                 session.state = replace(session.state, accentuate=True)
+                deadline = time.perf_counter() + 600
                 while session.accent is None or not session.accent.done:  # the first one compiles
+                    if session.accent_failed is not None or time.perf_counter() > deadline:
+                        raise RuntimeError(f"no accentuation: {session.message or 'none within 600 s'}")
                     app.tick(session)
                     time.sleep(0.010)
             accentuated, last_accent = 0, session.accent

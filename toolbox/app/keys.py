@@ -97,14 +97,19 @@ class KeyMap:
         self._codes: dict[int, tuple[Action, bool]] = {}
         for action, keys in self.bindings.items():
             for name in keys:
-                taken = self._codes.get(key_code(name))
-                if taken is not None and taken[0] is not action:
-                    raise UserError(f"settings: key '{name}' is bound to both {taken[0].value} and {action.value} "
-                                    f"(live.keys: give one of them another key)")
-                self._codes[key_code(name)] = (action, False)
-                if action in MOVES and len(name) == 1 and name.isalpha():
-                    self._codes[ord(name.upper())] = (action, True)
+                self._bind(key_code(name), action, False, f"key '{name}'")
+        for action in MOVES:  # a move's letter in capitals: the big step (unless bound itself)
+            for name in self.bindings[action]:
+                if len(name) == 1 and name.isalpha():
+                    self._bind(ord(name.upper()), action, True, f"key '{name.upper()}' (Shift+{name}, {action.value})")
         self._shift_pending = False
+
+    def _bind(self, code: int, action: Action, big: bool, what: str) -> None:
+        taken = self._codes.get(code)
+        if taken is not None and taken[0] is not action:
+            raise UserError(f"settings: {what} is bound to both {taken[0].value} and {action.value} "
+                            f"(live.keys: give one of them another key)")
+        self._codes[code] = (action, big)
 
     def lookup(self, code: int) -> tuple[Action, bool] | None:
         if code in SHIFT_CODES:

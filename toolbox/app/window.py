@@ -91,6 +91,8 @@ class LiveSession:
     requested: UnitRequest | None = None  # the unit image (and crops) last asked for
     accent: AccentImage | None = None  # the newest accentuation the worker sent
     accent_asked: AccentRequest | None = None  # the accentuation being made (None: none)
+    accent_failed: AccentRequest | None = None  # the last one the worker gave up on (not asked again)
+    unit_failed: tuple[str, int] | None = None  # (layer, unit) whose unit image the worker gave up on
     message: str = ""
     crops: UnitCrops | None = None
     patterns: LayerPatterns | None = None
@@ -192,22 +194,28 @@ class LiveApp:
         """The optimized-image pane's title, picture (None: a placeholder) and note: the selected
         unit's image, or in accentuation mode the unit accentuated in the frame."""
         state, key = session.state, (self.layers[session.state.layer], session.state.unit)
+        failed = "failed: see the status line"
         if state.accentuate:
+            asked = session.accent_asked
+            if asked is not None and asked is session.accent_failed:
+                return "accentuated in this frame", None, failed
             shown = session.accent
             if shown is None or (shown.request.layer, shown.request.unit) != key:
-                asked = session.accent_asked is not None and (session.accent_asked.layer,
-                                                              session.accent_asked.unit) == key
+                waiting = asked is not None and (asked.layer, asked.unit) == key
                 return "accentuated in this frame", None, (
-                    "starting... (compiles once a layer)" if asked else "made when the selection rests")
+                    "starting... (compiles once a layer)" if waiting else "made when the selection rests")
             gain = f" (x{shown.value / shown.before:.1f})" if shown.before > 0 else ""
+            progress = (f"{shown.psnr:.1f} dB from the frame, step {shown.step}/{shown.steps}"
+                        if shown.request is asked or asked is None else "the picture before; this one is starting")
             return "accentuated in this frame", shown.image, (
-                f"unit mean {shown.before:.3g} -> {shown.value:.3g}{gain}\n"
-                f"{shown.psnr:.1f} dB from the frame, step {shown.step}/{shown.steps}")
+                f"unit mean {shown.before:.3g} -> {shown.value:.3g}{gain}\n{progress}")
         ui = session.unit_image
-        if ui is not None and (ui.layer, ui.unit) == key:
+        if ui is not None and (ui.layer, ui.unit) == key and (ui.done or session.unit_failed != key):
             return "optimized image", ui.image, ("from the unit-image folder" if ui.origin == "cache" else
                                                  "made now and cached" if ui.done else
                                                  f"optimizing... step {ui.step}/{ui.steps}")
+        if session.unit_failed == key:
+            return "optimized image", None, failed
         asked = session.requested is not None and (session.requested.layer, session.requested.unit) == key
         return "optimized image", None, "starting..." if asked else "made when the selection rests"
 
@@ -302,6 +310,8 @@ class LiveApp:
                 session.patterns = result
             elif isinstance(result, WorkerError):
                 session.message = result.message
+                session.unit_failed = result.unit or session.unit_failed
+                session.accent_failed = result.accent or session.accent_failed
                 if result.frame_id is not None and result.frame_id == session.waiting_for:
                     session.waiting_for = None
 
@@ -321,7 +331,7 @@ class LiveApp:
             session.requested = None
         if self._rested(session):
             self.worker.units.put(want)
-            session.requested = want
+            session.requested, session.unit_failed = want, None
 
     def _request_accent(self, session: LiveSession) -> None:
         """Accentuation mode: once the selection rests, the selected unit in the picture on
@@ -335,8 +345,8 @@ class LiveApp:
         if key is None or latest is None or not self._rested(session):
             return
         if asked is not None:
-            if asked.image is latest.image:  # re-sent frames carry the same picture object
-                return
+            if asked.image is latest.image or asked is session.accent_failed:  # asked already, or failed:
+                return  # re-sent frames carry the same picture object; a failed one waits for a new selection
             shown = session.accent
             moving = self.source.live and not state.paused
             if moving and not (shown is not None and shown.request is asked and shown.done):

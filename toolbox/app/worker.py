@@ -123,15 +123,14 @@ class UnitRequest:
     make: bool = True  # False: send the folder's image and the crops, but make no image when it lacks one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AccentRequest:
-    """Accentuation mode: unit ``unit`` of ``layer`` made stronger in ``image`` (the window's
-    ``image_id``-th picture from its source, the network's square input); unit None: stop."""
+    """Accentuation mode: unit ``unit`` of ``layer`` made stronger in ``image`` (the picture on
+    screen: the network's square input); unit None: stop. Told apart by identity."""
 
     layer: str
     unit: int | None
     image: np.ndarray | None = None
-    image_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -213,6 +212,8 @@ class LayerPatterns:
 class WorkerError:
     message: str
     frame_id: int | None = None  # the frame it answers, when a frame failed (the window then sends the next)
+    unit: tuple[str, int] | None = None  # (layer, unit) whose unit image failed (then dropped)
+    accent: "AccentRequest | None" = None  # the accentuation that failed (then dropped)
 
 
 _EMPTY = object()
@@ -388,9 +389,7 @@ class NetworkWorker:
             try:
                 self._turn()
             except Exception as e:  # the window shows it; the worker carries on
-                self._run = self._accent = None
-                self.results.put(WorkerError(f"{type(e).__name__}: {e}"))
-                log.exception("network worker: %s", e)
+                self._report(WorkerError(f"{type(e).__name__}: {e}"), e)
 
     def unit_crops(self, layer: str, unit: int) -> UnitCrops:
         return UnitCrops(layer, unit, self.crops.unit(layer, unit), self.crops.unit(layer, unit, bottom=True),
@@ -412,17 +411,12 @@ class NetworkWorker:
         if request is not _EMPTY:
             self._run = None
             if request.unit is not None:
-                self.results.put(self.unit_crops(request.layer, request.unit))
-                cached = self._cached(request.layer, request.unit)
-                if cached is not None:
-                    self.results.put(cached)
-                elif request.make:
-                    self._run = (request.layer, request.unit, self._start(request.layer, request.unit))
+                self._unit_work(request.layer, request.unit, lambda: self._begin_unit(request))
         accent = self.accents.take()
         if accent is not _EMPTY:
             self._accent = None
             if accent.unit is not None:
-                self._accent = (accent, *self._start_accent(accent))
+                self._accent_work(accent, lambda: self._begin_accent(accent))
         frame = self.frames.take()
         if frame is not _EMPTY:
             try:
@@ -436,9 +430,39 @@ class NetworkWorker:
             self.results.put(result)
             return
         if self._run is not None:
-            self._refine()
+            self._unit_work(self._run[0], self._run[1], self._refine)
         if self._accent is not None:
-            self._refine_accent()
+            self._accent_work(self._accent[0], self._refine_accent)
+
+    def _begin_unit(self, request: UnitRequest) -> None:
+        """A selected unit's crops, and its image from the folder, else (``make``) a run for it."""
+        self.results.put(self.unit_crops(request.layer, request.unit))
+        cached = self._cached(request.layer, request.unit)
+        if cached is not None:
+            self.results.put(cached)
+        elif request.make:
+            self._run = (request.layer, request.unit, self._start(request.layer, request.unit))
+
+    def _unit_work(self, layer: str, unit: int, work) -> None:
+        """``work`` on the unit image of (``layer``, ``unit``); a failure drops the run and names
+        it to the window, which then stops waiting for it (and never asks again by itself)."""
+        try:
+            work()
+        except Exception as e:
+            self._run = None
+            self._report(WorkerError(f"unit image: {type(e).__name__}: {e}", unit=(layer, unit)), e)
+
+    def _accent_work(self, request: AccentRequest, work) -> None:
+        """``work`` on the accentuation ``request``; a failure drops it and names it, the same way."""
+        try:
+            work()
+        except Exception as e:
+            self._accent = None
+            self._report(WorkerError(f"accentuation: {type(e).__name__}: {e}", accent=request), e)
+
+    def _report(self, error: WorkerError, e: Exception) -> None:
+        self.results.put(error)
+        log.exception("network worker: %s", e)
 
     def _refine(self) -> None:
         """A few more steps of the unit image in one compiled call; the image every
@@ -480,6 +504,9 @@ class NetworkWorker:
         accentuator = self._accentuator(request.layer)
         run = accentuator.start(request.image, request.unit, self.accent_settings.steps)
         return run, accentuator.unit_value(accentuator.fit(request.image), request.unit)
+
+    def _begin_accent(self, request: AccentRequest) -> None:
+        self._accent = (request, *self._start_accent(request))
 
     def _accent_image(self, request: AccentRequest, run, before: float) -> AccentImage:
         from toolbox.optvis.accentuation import psnr

@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.app.sources import StillImages, open_source
     from toolbox.files import check_output_dir, check_output_file, clean_stray_parts
 
+    from toolbox.app.keys import KeyMap
+
     settings = settings_of(args)
+    KeyMap(settings.live.keys)  # a bad binding is one line before the network loads
     headless = args.headless or bool(args.output or args.video or args.frames)
     if not headless and not display_available():
         log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead (--headless)")
