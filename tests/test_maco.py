@@ -56,3 +56,6 @@ def test_each_preset_takes_its_own_steps_unless_steps_are_given(tiny_settings, t
         assert main([*common, "--preset", preset, *extra, "-o", str(out)]) == 0
         record = json.loads((out / "conv_b_objectives.json").read_text())
         assert record["units"]["0"]["steps"] == steps, (preset, extra)
+    bad = tmp_path / "bad"
+    assert main([*common, "--units", "0-99", "-o", str(bad)]) == 2  # a mistake ties no folder to the network
+    assert not (bad / "deepvis-assets.json").exists()

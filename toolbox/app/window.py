@@ -204,7 +204,8 @@ class LiveApp:
                 waiting = asked is not None and (asked.layer, asked.unit) == key
                 return "accentuated in this frame", None, (
                     "starting... (compiles once a layer)" if waiting else "made when the selection rests")
-            gain = f" (x{shown.value / shown.before:.1f})" if shown.before > 0 else ""
+            gain = (f" (x{shown.value / shown.before:.1f})"  # a unit that was barely on has no useful ratio
+                    if shown.before > 0 and shown.value < 100 * shown.before else "")
             progress = (f"{shown.psnr:.1f} dB from the frame, step {shown.step}/{shown.steps}"
                         if shown.request is asked or asked is None else "the picture before; this one is starting")
             return "accentuated in this frame", shown.image, (
@@ -227,12 +228,14 @@ class LiveApp:
 
     # -- the window -----------------------------------------------------------------------
 
-    def run_window(self) -> int:
+    def run_window(self, unit: int = 0) -> int:
+        """The window until q, Esc or closing it, with ``unit`` of the first layer selected."""
+        self.net.check_unit(self.layers[self.initial_state.layer], unit)
         try:
             cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_GUI_NORMAL | cv2.WINDOW_AUTOSIZE)
         except cv2.error as e:
             raise UserError(f"cannot open a window ({str(e).strip().splitlines()[-1]}); use --headless") from None
-        session = self.new_session()
+        session = self.new_session(unit)
         clicks: list[tuple[int, int]] = []
         cv2.setMouseCallback(WINDOW_TITLE, lambda event, x, y, *_: clicks.append((x, y))
                              if event == cv2.EVENT_LBUTTONDOWN else None)
@@ -255,8 +258,8 @@ class LiveApp:
             self.close()
         return 0
 
-    def new_session(self) -> LiveSession:
-        return LiveSession(self.initial_state, selection_since=time.perf_counter())
+    def new_session(self, unit: int = 0) -> LiveSession:
+        return LiveSession(replace(self.initial_state, unit=unit), selection_since=time.perf_counter())
 
     def tick(self, session: LiveSession) -> np.ndarray:
         """One pass of the UI loop (the worker thread must be running): feed the worker,

@@ -93,7 +93,9 @@ def network(settings, needs_classifier: str | None = None):
 def unit_folder_network(settings):
     """The network and its unit-image folder, prepared (writable, stray temporaries of killed
     runs removed). A folder the user named is prepared before the network loads, so a mistake
-    there is an error before the slow start; the default folder needs the network's name."""
+    there is an error before the slow start; the default folder needs the network's name.
+    The caller checks the user's layers and units, then claims the folder (``claim``) before
+    writing, so a mistake leaves no folder tied to the network."""
     from toolbox.tfstart import start_tensorflow_quietly
 
     start_tensorflow_quietly()  # the assets package brings TensorFlow
@@ -107,7 +109,6 @@ def unit_folder_network(settings):
     if folder is None:
         folder = UnitImageFolder(settings.unit_images_path(net.name))
         folder.prepare()
-    folder.claim(net.name)  # one network's assets per folder
     return net, folder
 
 

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> None:
 
     c = settings.crops
     layers = parse_layers(args.layers, net)
+    folder.claim(net.name)  # one network's assets per folder
     units = sum(net.spec.layer(n).channels for n in layers)
     store = CropStore(folder.root)
     job = CropJob(net, layers, store, c.top, c.side, settings.images.max_pixels, settings.images.fit)

@@ -47,7 +47,7 @@ def add_parser(command) -> None:
     setting_option(p, ["--dream-layers"], "live.dream_layers")
     setting_option(p, ["--dream-steps"], "live.dream_steps", int)
     p.add_argument("--unit", "-u", type=bounded(int, 0), default=0,
-                   help="unit selected first in headless mode (default 0)")
+                   help="unit selected first (default 0)")
     p.add_argument("--headless", action="store_true", help="render dashboards to files instead of a window "
                    "(automatic when there is no display)")
     p.add_argument("--frames", type=bounded(int, 1, 10**9), help="headless: dashboards to render, advancing the "
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
 
     app = build_live_app(net, settings, source)
     if not headless:
-        app.run_window()
+        app.run_window(unit=args.unit)
         return
     frames = args.frames or (len(source.paths) if isinstance(source, StillImages) else 30)
     with progress(frames, "dashboards", "frame") as bar:

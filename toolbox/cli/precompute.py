@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> None:
     steps = steps_of(u.preset, u.steps) if make_units else 0
     net, folder = unit_folder_network(settings)
     layers = parse_layers(args.layers, net)
+    folder.claim(net.name)  # one network's assets per folder
     unit_params = UnitParams(u.preset, u.size, steps, u.batch, args.seed) if make_units else None
     crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
                    if sources else None)

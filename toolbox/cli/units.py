@@ -9,7 +9,8 @@ from toolbox.cli.common import bounded, parse_units, progress, setting_option, s
 
 def add_parser(command) -> None:
     p = command("units", run, "optimized images of a layer's units (feature visualization)",
-                "writes DIR/<layer>_<unit:04d>.png per unit, DIR/<layer>_sheet.png and DIR/<layer>_objectives.json;\n"
+                "writes DIR/<layer>_<unit:04d>.png per unit (maco also <layer>_<unit:04d>_transparency.png),\n"
+                "DIR/<layer>_sheet.png and DIR/<layer>_objectives.json;\n"
                 "runs add to a folder, also two at once. Ctrl-C keeps every finished batch.\n"
                 "examples:\n  deepvis units --layer block9_add --units 0-15 -o units/\n"
                 "  deepvis units --layer block9_add --units all   # into the folder the live window reads")
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
-    from toolbox.optvis.presets import steps_of
+    from toolbox.optvis.presets import get_preset, steps_of
 
     u = settings.units
     steps = steps_of(u.preset, u.steps)
@@ -40,8 +41,12 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.nets.memory import check_fits
 
     check_fits(net, u.size, min(u.batch, len(units)), "--size and --batch")
+    folder.claim(net.name)  # one network's assets per folder
     with progress(steps * -(-len(units) // u.batch), f"{args.layer}: {len(units)} units") as bar:
         results = render_unit_images(net, args.layer, units, folder, u.preset, u.size, steps, u.batch,
                                      args.seed, on_step=lambda: bar.update(1))
-    print(f"wrote {len(results)} unit images, {folder.sheet_path(args.layer).name} and "
+    n = len(results)
+    maps = f" (with {'its transparency map' if n == 1 else 'their transparency maps'})" if get_preset(
+        u.preset).transparency else ""
+    print(f"wrote {n} unit image{'s' * (n != 1)}{maps}, {folder.sheet_path(args.layer).name} and "
           f"{folder.objectives_path(args.layer).name} to {folder.root}")
