@@ -52,7 +52,7 @@ def test_frames_refine_progressively_and_new_photos_do_not_retrace(tiny):
     assert [f.shape for f in frames] == [(16, 16, 3)] * 3  # after 4, 8 and 10 steps
     assert not np.array_equal(frames[0], frames[-1])
     run = accentuator.start((rng.uniform(size=(16, 16, 3)) * 255).astype(np.uint8), 4, steps=3)
-    run.step()
+    run.advance(1)
     assert accentuator._ascent.trace_count == 1
 
 

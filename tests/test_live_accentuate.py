@@ -45,16 +45,16 @@ def test_the_worker_refines_an_accentuation_visibly_between_frames(tiny, tmp_pat
         worker.accents.put(request)
         worker.frames.put(FrameRequest(1, _picture(1)))  # frames are answered while it refines
         shown = worker_results(worker, AccentImage, lambda r: r.done)
-        assert [r.step for r in shown] == [8, 16, 24] and all(r.request is request for r in shown)
-        assert all(r.image.shape == (8, 8, 3) and not r.image.flags.writeable for r in shown)
-        last = shown[-1]
-        assert last.value > last.before and np.isfinite(last.psnr)
+        assert [r.result.steps for r in shown] == [8, 16, 24] and all(r.request is request for r in shown)
+        assert all(r.result.image.shape == (8, 8, 3) and not r.result.image.flags.writeable for r in shown)
+        last = shown[-1].result
+        assert last.after > last.before and np.isfinite(last.psnr)
         worker.frames.put(FrameRequest(2, _picture(1)))
         worker_results(worker, FrameResult, lambda r: r.frame_id == 2)
     finally:
         worker.stop()
     again = worker.accentuation_now(request)  # all at once (headless): the same picture, step for step
-    assert np.array_equal(again.image, last.image) and again.value == pytest.approx(last.value, rel=1e-4)
+    assert np.array_equal(again.result.image, last.image) and again.result.after == pytest.approx(last.after, rel=1e-4)
 
 
 def test_a_new_request_replaces_the_accentuation_and_none_stops_it(tiny, tmp_path):
@@ -132,7 +132,7 @@ def test_the_window_accentuates_the_picture_on_screen_and_follows_the_next_one(t
         _tick_until(app, session, accentuated, "the first picture's accentuation")
         first = session.accent
         title, image, note = app._unit_image_pane(session)
-        assert title == "accentuated in this frame" and image is first.image and "16/16" in note
+        assert title == "accentuated in this frame" and image is first.result.image and "16/16" in note
         assert not (tmp_path / "units" / "conv_a_0000.png").exists()  # the pane is busy: no unit image made
         assert session.crops is not None  # but the crops pane still gets the unit's crops
 

@@ -204,12 +204,12 @@ class LiveApp:
                 waiting = asked is not None and (asked.layer, asked.unit) == key
                 return "accentuated in this frame", None, (
                     "starting... (compiles once a layer)" if waiting else "made when the selection rests")
-            gain = (f" (x{shown.value / shown.before:.1f})"  # a unit that was barely on has no useful ratio
-                    if shown.before > 0 and shown.value < 100 * shown.before else "")
-            progress = (f"{shown.psnr:.1f} dB from the frame, step {shown.step}/{shown.steps}"
+            r = shown.result
+            gain = (f" (x{r.after / r.before:.1f})"  # a unit that was barely on has no useful ratio
+                    if r.before > 0 and r.after < 100 * r.before else "")
+            progress = (f"{r.psnr:.1f} dB from the frame, step {r.steps}/{shown.steps}"
                         if shown.request is asked or asked is None else "the picture before; this one is starting")
-            return "accentuated in this frame", shown.image, (
-                f"unit mean {shown.before:.3g} -> {shown.value:.3g}{gain}\n{progress}")
+            return "accentuated in this frame", r.image, f"unit mean {r.before:.3g} -> {r.after:.3g}{gain}\n{progress}"
         ui = session.unit_image
         if ui is not None and (ui.layer, ui.unit) == key and (ui.done or session.unit_failed != key):
             return "optimized image", ui.image, ("from the unit-image folder" if ui.origin == "cache" else

@@ -14,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,6 +25,9 @@ from toolbox.assets.crops import CropStore
 from toolbox.nets import Network, Observation, Probe
 from toolbox.optvis.attribution import Attributor, Target
 from toolbox.optvis.attribution_display import display
+
+if TYPE_CHECKING:
+    from toolbox.optvis.accentuation import Accentuated
 
 log = logging.getLogger(__name__)
 
@@ -169,19 +173,16 @@ class UnitImage:
 
 @dataclass(frozen=True)
 class AccentImage:
-    """The accentuation being refined (see optvis.accentuation), with how far it has gone."""
+    """The accentuation being refined, as it is now: ``result`` (optvis.accentuation.Accentuated:
+    the image, read-only, the unit's channel mean before and on it, the PSNR, the steps taken)."""
 
     request: AccentRequest
-    image: np.ndarray  # (size, size, 3) uint8
-    step: int
-    steps: int
-    before: float  # the unit's channel mean on the picture (before its ReLU, as optimized)
-    value: float  # the same on ``image``
-    psnr: float  # of ``image`` against the picture, dB
+    result: "Accentuated"
+    steps: int  # of the whole run
 
     @property
     def done(self) -> bool:
-        return self.step >= self.steps
+        return self.result.steps >= self.steps
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ class NetworkWorker:
         self._thread: threading.Thread | None = None
         self._run = None  # (layer, unit, AscentRun) being refined
         self._accentuators: dict = {}  # layer -> Accentuator (compiled once for each)
-        self._accent = None  # (AccentRequest, AscentRun, the unit's value on the picture) being refined
+        self._accent = None  # (AccentRequest, Accentuation) being refined
         self._dreamers: dict = {}  # (layers, objective) -> DeepDream (compiled once for each)
         self._live_dream = None  # (DreamRequest, LiveDream) of the last dreamed frame
         self._frame_error = ""  # the last error a frame raised (logged once)
@@ -366,9 +367,9 @@ class NetworkWorker:
 
     def accentuation_now(self, request: AccentRequest) -> AccentImage:
         """The whole accentuation of ``request`` at once."""
-        run, before = self._start_accent(request)
-        run.advance(run.steps)
-        return self._accent_image(request, run, before)
+        accentuation = self._start_accent(request)
+        accentuation.advance(accentuation.steps)
+        return self._accent_image(request, accentuation)
 
     # -- the thread -----------------------------------------------------------------------
 
@@ -476,14 +477,15 @@ class NetworkWorker:
 
     def _refine_accent(self) -> None:
         """The same for the accentuation: its picture every ``show_every`` steps and at the end."""
-        request, run, before = self._accent
-        if self._advance(run) or run.done:
-            self.results.put(self._accent_image(request, run, before))
-        if run.done:
+        request, accentuation = self._accent
+        if self._advance(accentuation) or accentuation.done:
+            self.results.put(self._accent_image(request, accentuation))
+        if accentuation.done:
             self._accent = None
 
     def _advance(self, run) -> bool:
-        """``steps_per_turn`` steps of ``run``; whether a picture is due (``show_every``, not at the end)."""
+        """``steps_per_turn`` steps of ``run`` (an AscentRun or an Accentuation); whether a picture
+        is due (every ``show_every`` steps, not at the end)."""
         s = self.unit_settings
         shown = run.taken // s.show_every
         run.advance(s.steps_per_turn)
@@ -499,22 +501,15 @@ class NetworkWorker:
             self._accentuators[layer] = Accentuator(self.network, layer, a.size, weight=a.weight)
         return self._accentuators[layer]
 
-    def _start_accent(self, request: AccentRequest) -> tuple:
-        """The AscentRun of ``request`` and the unit's value on its picture."""
-        accentuator = self._accentuator(request.layer)
-        run = accentuator.start(request.image, request.unit, self.accent_settings.steps)
-        return run, accentuator.unit_value(accentuator.fit(request.image), request.unit)
+    def _start_accent(self, request: AccentRequest):
+        return self._accentuator(request.layer).start(request.image, request.unit, self.accent_settings.steps)
 
     def _begin_accent(self, request: AccentRequest) -> None:
-        self._accent = (request, *self._start_accent(request))
+        self._accent = (request, self._start_accent(request))
 
-    def _accent_image(self, request: AccentRequest, run, before: float) -> AccentImage:
-        from toolbox.optvis.accentuation import psnr
-
-        accentuator = self._accentuators[request.layer]
-        image = run.images()[0]
-        return AccentImage(request, frozen(image), run.taken, run.steps, before,
-                           accentuator.unit_value(image, request.unit), psnr(image, accentuator.fit(request.image)))
+    def _accent_image(self, request: AccentRequest, accentuation) -> AccentImage:
+        result = accentuation.snapshot()
+        return AccentImage(request, replace(result, image=frozen(result.image)), accentuation.steps)
 
     # -- unit images ----------------------------------------------------------------------
 

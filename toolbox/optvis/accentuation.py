@@ -13,9 +13,9 @@ of any magnitude). The transforms are the lucid preset's, so the changes are one
 network reads robustly, not adversarial noise.
 
 An :class:`Accentuator` compiles once per layer; the photo and the scale are variables,
-so new photos, frames and units never retrace. ``start`` returns an ``AscentRun`` to
-advance step by step (a worker refines it between frames, showing ``images()`` as it
-goes); ``frames`` yields the refined image every few steps; ``accentuate`` runs it out.
+so new photos, frames and units never retrace. ``start`` returns an :class:`Accentuation`
+to advance a few steps at a time and ``snapshot`` as it goes (a worker refines it between
+frames); ``frames`` yields the refined image every few steps; ``accentuate`` runs it out.
 """
 
 from __future__ import annotations
@@ -41,13 +41,47 @@ class Accentuated:
     before: float  # the unit's channel mean on the photo (as fitted to the size)
     after: float  # the same on the accentuated image
     psnr: float  # of the accentuated image against the photo, dB
-    steps: int
+    steps: int  # taken so far
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio of two uint8 images, dB (infinite when they are equal)."""
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+class Accentuation:
+    """One photo's accentuation under way (``Accentuator.start``)."""
+
+    def __init__(self, accentuator: "Accentuator", run: AscentRun, unit: int, fitted: np.ndarray,
+                 before: float) -> None:
+        self._accentuator, self._run, self.unit, self.fitted, self.before = accentuator, run, unit, fitted, before
+
+    @property
+    def steps(self) -> int:
+        return self._run.steps
+
+    @property
+    def taken(self) -> int:
+        return self._run.taken
+
+    @property
+    def done(self) -> bool:
+        return self._run.done
+
+    def advance(self, n: int) -> None:
+        """Up to ``n`` more steps in one compiled call."""
+        self._run.advance(n)
+
+    def image(self) -> np.ndarray:
+        """The image as it is now, (size, size, 3) uint8."""
+        return self._run.images()[0]
+
+    def snapshot(self) -> Accentuated:
+        """The image as it is now, with the unit on the photo and on it, and the PSNR to the photo."""
+        image = self.image()
+        return Accentuated(image, self.before, self._accentuator.unit_value(image, self.unit),
+                           psnr(image, self.fitted), self.taken)
 
 
 class Accentuator:
@@ -82,31 +116,29 @@ class Accentuator:
         acts = self._layer_values(tf.constant(np.asarray(image, np.float32)[None]))
         return float(tf.reduce_mean(acts[0, ..., unit]))
 
-    def start(self, photo: np.ndarray, unit: int, steps: int, seed: int = 0) -> AscentRun:
-        """An accentuation to advance step by step (``step``, ``advance``, ``images``)."""
+    def start(self, photo: np.ndarray, unit: int, steps: int, seed: int = 0) -> Accentuation:
+        """An accentuation to advance a few steps at a time (``advance``, ``image``, ``snapshot``)."""
         self.network.check_unit(self.layer, unit)
         fitted = self.fit(photo)
         self._photo.assign(fitted[None].astype(np.float32) / 255.0)
         acts = self._layer_values(tf.constant(fitted[None].astype(np.float32)))
         self._inverse_scale.assign(1.0 / max(float(tf.sqrt(tf.reduce_mean(tf.square(acts)))), 1e-6))
-        return self._ascent.start([unit], self.size, steps, seed, init=params.fourier_values(fitted[None]))
+        run = self._ascent.start([unit], self.size, steps, seed, init=params.fourier_values(fitted[None]))
+        return Accentuation(self, run, unit, fitted, float(tf.reduce_mean(acts[0, ..., unit])))
 
     def frames(self, photo: np.ndarray, unit: int, steps: int, every: int = 8, seed: int = 0) -> Iterator[np.ndarray]:
         """The refined image, (size, size, 3) uint8, every ``every`` steps and at the end."""
-        run = self.start(photo, unit, steps, seed)
-        while not run.done:
-            run.advance(every)
-            yield run.images()[0]
+        accentuation = self.start(photo, unit, steps, seed)
+        while not accentuation.done:
+            accentuation.advance(every)
+            yield accentuation.image()
 
     def accentuate(self, photo: np.ndarray, unit: int, steps: int, seed: int = 0,
                    on_step: Callable[[int], None] | None = None) -> Accentuated:
         """Run it out: the image, the unit before and after, the PSNR to the photo."""
-        run = self.start(photo, unit, steps, seed)
-        while not run.done:
-            run.advance(self._ascent.steps_per_call)
+        accentuation = self.start(photo, unit, steps, seed)
+        while not accentuation.done:
+            accentuation.advance(self._ascent.steps_per_call)
             if on_step is not None:
-                on_step(run.taken)
-        image = run.result().images[0]
-        fitted = self.fit(photo)
-        return Accentuated(image, self.unit_value(fitted, unit), self.unit_value(image, unit), psnr(image, fitted),
-                           run.taken)
+                on_step(accentuation.taken)
+        return accentuation.snapshot()
