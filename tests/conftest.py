@@ -4,6 +4,7 @@ cache), the example photos, and a tiny 8x8 Keras model with its spec for fast ma
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -44,6 +45,27 @@ def settings_file(tmp_path_factory, cache_dir) -> Path:
     f = tmp_path_factory.mktemp("settings") / "settings.yaml"
     f.write_text(f"model: efficientnet_lite0\ncache_dir: {cache_dir}\n")
     return f
+
+
+@pytest.fixture(scope="session")
+def tiny_settings_file(tiny_settings, tmp_path_factory) -> Path:
+    """A settings file for the tiny network (commands given --settings load it)."""
+    f = tmp_path_factory.mktemp("tiny-settings") / "settings.yaml"
+    f.write_text(json.dumps({"model": "tiny", "models_dir": str(tiny_settings.models_dir),
+                             "cache_dir": str(tiny_settings.cache_dir)}))
+    return f
+
+
+def dream_at_defaults(net, image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``image`` dreamed with the dream settings' defaults on ``net``'s dream layers: (the dream,
+    the dream objective on the image, on the dream)."""
+    from toolbox.optvis import DeepDream, DreamSchedule, deepdream
+    from toolbox.settings import Settings
+
+    dreamer = DeepDream(net, deepdream(dict(net.spec.dream_layers)))
+    d = Settings().dream
+    out = dreamer.run(image, DreamSchedule(d.octaves, d.octave_scale, d.steps, d.step_size, d.tile))
+    return out, dreamer.objective_of(image), dreamer.objective_of(out)
 
 
 def photo_variants(folder: Path, count: int, name: str = "photo") -> Path:

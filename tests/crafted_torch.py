@@ -119,3 +119,16 @@ def write_torchscript(path, root, storages: list[Storage], folder: str = "archiv
         archive.writestr(f"{folder}/code/__torch__/net.py", "class Net(Module):\n  pass\n")
         for st in storages:
             archive.writestr(f"{folder}/data/{st.key}", st.data.astype(st.data.dtype.newbyteorder("<")).tobytes())
+
+
+def refusal(read, path, match: str) -> str:
+    """``read(path)`` refuses the file in one line that names it and matches ``match``; the line."""
+    import pytest
+
+    from toolbox.errors import UserError
+
+    with pytest.raises(UserError, match=match) as e:
+        read(path)
+    message = str(e.value)
+    assert str(path) in message and "\n" not in message
+    return message

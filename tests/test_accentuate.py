@@ -5,7 +5,6 @@ the picture stays 20 dB or closer to the photo), and the command as a user runs 
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 
 from conftest import EXAMPLES
 
@@ -75,14 +74,6 @@ def test_accentuation_raises_the_unit_3x_within_20_db(lite0, photos, layer, unit
 
 
 # -- the command ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_settings_file(tiny_settings, tmp_path_factory):
-    f = tmp_path_factory.mktemp("accentuate") / "settings.yaml"
-    f.write_text(yaml.safe_dump({"model": "tiny", "models_dir": tiny_settings.models_dir,
-                                 "cache_dir": tiny_settings.cache_dir}))
-    return f
 
 
 def _main(capsys, *args):

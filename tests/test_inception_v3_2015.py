@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, REPO, dream_at_defaults
 
 from toolbox.errors import UserError
 
@@ -144,14 +144,8 @@ def test_weights_that_are_not_this_network_are_one_line(tmp_path):
 
 
 def test_dream_raises_its_layers_energy(net, photos):
-    from toolbox.optvis import DeepDream, DreamSchedule, deepdream
-    from toolbox.settings import Settings
-
-    dreamer = DeepDream(net, deepdream(dict(net.spec.dream_layers)))
-    d = Settings().dream
     image = photos["chelsea"]
-    out = dreamer.run(image, DreamSchedule(d.octaves, d.octave_scale, d.steps, d.step_size, d.tile))
-    before, after = dreamer.objective_of(image), dreamer.objective_of(out)
+    out, before, after = dream_at_defaults(net, image)
     print(f"\ndream objective {before:.2f} -> {after:.2f}")
     assert out.shape == image.shape and after >= 2.0 * before
 

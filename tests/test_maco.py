@@ -41,16 +41,13 @@ def test_maco_images_drive_their_units(lite0, photos):
     assert rendered.transparency.shape == (8, 128, 128) and (rendered.transparency > 0).mean() > 0.9
 
 
-def test_each_preset_takes_its_own_steps_unless_steps_are_given(tiny_settings, tmp_path, capsys):
+def test_each_preset_takes_its_own_steps_unless_steps_are_given(tiny_settings_file, tmp_path, capsys):
     """units.steps is null: maco runs its 256 steps, lucid its 128; --steps wins over both."""
     import json
 
     from toolbox.cli import main
 
-    common = ["units", "--layer", "conv_b", "--units", "0", "--size", "16", "--model", "tiny",
-              "--settings", str(tmp_path / "settings.yaml")]
-    (tmp_path / "settings.yaml").write_text(json.dumps({"models_dir": str(tiny_settings.models_dir),
-                                                        "cache_dir": str(tiny_settings.cache_dir)}))
+    common = ["units", "--layer", "conv_b", "--units", "0", "--size", "16", "--settings", str(tiny_settings_file)]
     for preset, extra, steps in (("maco", [], 256), ("lucid", [], 128), ("maco", ["--steps", "3"], 3)):
         out = tmp_path / f"{preset}{len(extra)}"
         assert main([*common, "--preset", preset, *extra, "-o", str(out)]) == 0

@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 from conftest import REPO, build_tiny_model
-from crafted_torch import Call, Global, Storage, Tensor, write_legacy_file
+from crafted_torch import Call, Global, Storage, Tensor, refusal, write_legacy_file
 
 from toolbox.errors import UserError
 from toolbox.images import fit_square
@@ -35,11 +35,7 @@ def test_legacy_torch_file_reads_every_tensor(lite0):
 
 
 def _refusal(path, match: str) -> str:
-    with pytest.raises(UserError, match=match) as e:
-        read_legacy_state_dict(path)
-    message = str(e.value)
-    assert str(path) in message and "\n" not in message
-    return message
+    return refusal(read_legacy_state_dict, path, match)
 
 
 def test_crafted_legacy_file_round_trips(tmp_path):

@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from conftest import dream_at_defaults
+
 from toolbox.assets.quality import measure_unit_images
-from toolbox.optvis import Ascent, DeepDream, DreamSchedule, channel, deepdream, get_preset
+from toolbox.optvis import Ascent, channel, get_preset
 from toolbox.settings import Settings
 
 UNITS = {"block9_add": [0, 13, 27, 41, 55, 69, 83, 97], "block13_add": [2, 26, 50, 74, 98, 122, 146, 170]}
@@ -35,11 +37,7 @@ def test_unit_images_drive_units_3x_harder_than_any_photo(unit_quality):
 
 
 def test_dream_raises_objective_2x_with_defaults(lite0, photos):
-    objective = deepdream(dict(lite0.spec.dream_layers))
-    dreamer = DeepDream(lite0, objective)
-    d = Settings().dream
     image = photos["chelsea"]
-    out = dreamer.run(image, DreamSchedule(d.octaves, d.octave_scale, d.steps, d.step_size, d.tile))
-    before, after = dreamer.objective_of(image), dreamer.objective_of(out)
+    out, before, after = dream_at_defaults(lite0, image)
     print(f"\ndream objective {before:.1f} -> {after:.1f}")
     assert out.shape == image.shape and after >= 2.0 * before

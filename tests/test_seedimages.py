@@ -4,7 +4,6 @@ the commands as a user runs them."""
 
 import numpy as np
 import pytest
-import yaml
 
 from conftest import EXAMPLES
 
@@ -221,14 +220,6 @@ def test_fooling_from_noise_is_99_percent_sure(lite0):
 
 
 # -- the commands ------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_settings_file(tiny_settings, tmp_path_factory):
-    f = tmp_path_factory.mktemp("seedimages") / "settings.yaml"
-    f.write_text(yaml.safe_dump({"model": "tiny", "models_dir": tiny_settings.models_dir,
-                                 "cache_dir": tiny_settings.cache_dir}))
-    return f
 
 
 class Run:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import zipfile
 
 import numpy as np
-import pytest
-from crafted_torch import Call, Global, IntList, Module, Storage, Tensor, write_torchscript
+from crafted_torch import Call, Global, IntList, Module, Storage, Tensor, refusal, write_torchscript
 
-from toolbox.errors import UserError
 from toolbox.nets.torchscript_file import read_torchscript
 
 
@@ -20,11 +18,7 @@ def _net(weights: Storage, **conv_attributes) -> Module:
 
 
 def _refusal(path, match: str) -> str:
-    with pytest.raises(UserError, match=match) as e:
-        read_torchscript(path)
-    message = str(e.value)
-    assert str(path) in message and "\n" not in message
-    return message
+    return refusal(read_torchscript, path, match)
 
 
 def test_crafted_archive_round_trips(tmp_path):
