@@ -24,7 +24,7 @@ def safe_name(name: str) -> str:
     TensorFlow name scope; different names give different results."""
     if _ORDINARY.match(name):
         return name
-    prefix = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40].lstrip(".-") or "layer"
+    prefix = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:40].lstrip("._-") or "layer"
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{prefix}-{digest}"
 

@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> None:
     size = net.spec.input_size
     print(f"{net.name}: {len(shapes)} layers at {size}x{size} input")
     if any(inner in shapes for inner in dict(net.spec.aliases).values()):
-        print("  (layers inside nested models are named <model>.<layer>; the plain layer name works where unique)")
+        print("  (layers inside nested models are named <model>.<layer>, and a name no file can take is made safe;\n"
+              "   the model's own layer name works where unique)")
     width = max([22, *map(len, shapes)])
     for name, (h, w, c) in shapes.items():
         print(f"  {name:<{width}} {h:>4} x {w:<4} x {c:>5}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from toolbox.cli.common import settings_of
@@ -19,18 +20,23 @@ def add_parser(command) -> None:
                 "written into it.\n"
                 "example:\n  deepvis spec mine.keras -o models/mine.yaml\n  deepvis live --model models/mine.yaml")
     p.add_argument("model_file", metavar="MODEL", help="a .keras or .h5 model file")
-    p.add_argument("-o", "--output", metavar="SPEC.yaml", help="where to write the spec (default: print it)")
+    p.add_argument("-o", "--output", metavar="SPEC.yaml", help="where to write the spec (default: print it); an "
+                   "existing file is kept unless --force")
+    p.add_argument("--force", action="store_true", help="replace an existing SPEC.yaml (your edits in it are lost)")
 
 
 def run(args: argparse.Namespace) -> None:
     from toolbox.errors import UserError
-    from toolbox.files import atomic_write, check_output_file, clean_stray_parts
+    from toolbox.files import atomic_write, check_output_file, clean_stray_parts, display_path
     from toolbox.nets.keras_model import is_model_file
 
     if not is_model_file(args.model_file):
         raise UserError(f"deepvis spec reads a .keras or .h5 model file, not '{args.model_file[:60]}'")
     if args.output:
         clean_stray_parts(check_output_file(args.output, (".yaml", ".yml")).parent)
+        if os.path.lexists(args.output) and not args.force:
+            raise UserError(f"{display_path(args.output)} exists (a spec you may have edited): choose another -o, or "
+                            f"--force to replace it")
     settings = settings_of(args)
     from toolbox.tfstart import start_tensorflow_quietly
 

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import keras
+import numpy as np
 from keras import tree
 
 from toolbox.errors import UserError
+from toolbox.names import safe_name
 
 SEPARATOR = "."
 # what turns a feature map into a vector whose length depends on the map's size
@@ -92,7 +94,7 @@ class LinearPart(keras.layers.Layer):
     built with ReLU layers of their own."""
 
     def __init__(self, layer, **kwargs) -> None:
-        super().__init__(name=f"{layer.name}_linear", dtype=layer.dtype_policy, **kwargs)
+        super().__init__(name=f"{safe_name(layer.name)}_linear", dtype=layer.dtype_policy, **kwargs)
         self._inner = [layer]  # in a list: not tracked, its weights stay the layer's own
         for shape in ("kernel_size", "strides", "dilation_rate"):  # what receptive fields are made of
             if hasattr(layer, shape):
@@ -151,8 +153,10 @@ def has_nested(model) -> bool:
 
 
 def qualify_names(model) -> dict[str, str]:
-    """Rename the layers inside nested models ``<model>.<layer>`` (once per model object) and
-    return {plain name: qualified name} for the inner names that are unambiguous."""
+    """Rename the layers inside nested models ``<model>.<layer>``, and any layer whose name
+    cannot be a TensorFlow name scope (``odd<name>``, 300 characters) by ``names.safe_name``,
+    once per model object; return {name given: name now} for the inner names that are
+    unambiguous and the renamed ones, so a user may still ask for a layer by its own name."""
     done = getattr(model, "_deepvis_aliases", None)
     if done is not None:
         return dict(done)
@@ -165,14 +169,17 @@ def qualify_names(model) -> dict[str, str]:
             op = node.operation
             if is_nested(op):
                 walk(functional(op), f"{prefix}{op.name}{SEPARATOR}")
-            elif prefix and id(op) not in seen:
+            elif id(op) not in seen:
                 seen.add(id(op))
-                name = new = f"{prefix}{op.name}"
+                name = new = safe_name(f"{prefix}{op.name}")
+                if new == op.name:
+                    continue
                 n = 1
                 while new in taken:  # a top-level layer already called that (a dot in its own name)
                     n += 1
                     new = f"{name}_{n}"
                 plain.setdefault(op.name, []).append(new)
+                taken.discard(op.name)
                 op.name = new
                 taken.add(new)
 
@@ -217,7 +224,8 @@ def rebuild(model, replace: Callable[[Any], Any] | None = None) -> Graph:
     pixels = keras.Input((None, None, 3), name="deepvis_input")
     x = pixels
     if channels == 1:  # the luminance of the RGB image (ITU-R BT.601)
-        x = keras.ops.sum(x * keras.ops.convert_to_tensor([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+        # a product, not ``x * weights``: Keras marks that KerasTensor sparse, and every layer after it fails
+        x = keras.ops.matmul(x, np.array([[0.299], [0.587], [0.114]], np.float32))
     if resized_to is not None:
         x = keras.ops.image.resize(x, resized_to, interpolation="bilinear")
     records: list[Record] = []
@@ -276,7 +284,7 @@ def needs_rebuild(model) -> bool:
 
 def graph_of(model) -> Graph:
     """The graph a Network reads ``model`` through: its own when that will do, else rebuilt."""
+    qualify_names(model)  # names a graph can run with, before either graph is read
     if needs_rebuild(model):
-        qualify_names(model)
         return rebuild(model)
     return own_graph(model)
