@@ -86,8 +86,11 @@ def network(settings, needs_classifier: str | None = None):
 
     start_tensorflow_quietly()
     from toolbox.nets import load_network
+    from toolbox.nets.memory import check_input_fits
 
-    return load_network(settings, needs_classifier=needs_classifier)
+    net = load_network(settings, needs_classifier=needs_classifier)
+    check_input_fits(net)
+    return net
 
 
 def unit_folder_network(settings):
