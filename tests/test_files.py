@@ -131,7 +131,7 @@ def test_update_json_merges_and_moves_damaged_files_aside(tmp_path, caplog):
         assert update_json(path, add("d"), validate=lambda d: "c" in d) == {"d": True}
     aside = sorted(tmp_path.glob("index.json.damaged-*"))
     assert [p.read_bytes() for p in aside] == [b"\x00garbage{", b'{"a": 1}']
-    assert ["is not valid JSON" in caplog.messages[0], "expected layout" in caplog.messages[1]] == [True, True]
+    assert ["is damaged (not valid JSON" in caplog.messages[0], "expected layout" in caplog.messages[1]] == [True, True]
     assert (tmp_path / ".index.json.lock").exists()
 
 

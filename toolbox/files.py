@@ -5,6 +5,12 @@ Inputs: only regular files are read (a FIFO, a device such as /dev/zero or a soc
 an image, a video or a list is refused in one line instead of blocking or filling memory), and
 never more than a limit the caller states, checked before and while reading.
 
+Stores (an asset folder: unit images, crops, circuits, precompute records) read only their own
+files: ``open_inside`` / ``read_inside`` open a file only when it is a regular file reached from
+the store's folder without following any link below it, so a unit image that is a link to
+/etc/passwd, or a ``circuits`` folder that is a link elsewhere, is refused, never read or
+published. ``real_folder`` is the same rule for the folders a store or a site writes into.
+
 Outputs are written under a temporary name in the target's folder and renamed onto the
 final name only when complete, so a reader (or the next run) never sees half a file:
 a crash, a full disk or Ctrl-C leaves at most a temporary, never a damaged output.
@@ -31,7 +37,7 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
+from typing import BinaryIO, Callable, Iterable, Iterator, Union
 
 from toolbox.errors import UserError
 
@@ -230,7 +236,7 @@ def locked(path: PathLike) -> Iterator[None]:
     lock = p.with_name(f".{p.name}.lock")
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # a planted link is refused
     except OSError as e:
         raise write_error(lock, e) from e
     try:
@@ -260,6 +266,149 @@ def _open_regular(p: Path, what: str) -> int:
     return fd
 
 
+_LINK_ERRNOS = (errno.ELOOP, errno.EMLINK)  # what O_NOFOLLOW gives for a link (Linux; BSD)
+_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class Refused(UserError):
+    """A file a store will not read: a link, outside its folder, not a regular file; ``why``
+    says which in a few words."""
+
+    def __init__(self, path: Path, what: str, why: str) -> None:
+        super().__init__(f"refusing {what} {display_path(path)}: {why}; a store reads only regular files inside its "
+                         f"own folder")
+        self.why = why
+
+
+def _refused(path: Path, what: str, why: str) -> Refused:
+    return Refused(path, what, why)
+
+
+def _parts_inside(root: Path, path: Path, what: str) -> tuple[str, ...]:
+    """The names that lead from ``root`` to ``path`` (``path`` as a store builds it: root / ...)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        raise _refused(path, what, f"it is not inside {display_path(root)}") from None
+    if not parts or any(part in (".", "..") for part in parts):
+        raise _refused(path, what, f"it is not inside {display_path(root)}")
+    return parts
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
+
+
+def _open_dir_inside(root: Path, parts: tuple[str, ...], path: Path, what: str) -> int | None:
+    """A descriptor of the folder ``root/parts...``, every name below ``root`` opened without
+    following a link; None when one of them does not exist (or is a file)."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))  # root: as the user named it
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {display_path(path)}: {_reason(e)}") from None
+    for part in parts:
+        try:
+            below = os.open(part, _NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
+        except OSError as e:
+            link = e.errno in _LINK_ERRNOS or (e.errno == errno.ENOTDIR and _is_link(part, fd))
+            os.close(fd)
+            if link:
+                raise _refused(path, what, f"its folder {part} is a symbolic link") from None
+            if e.errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise UserError(f"cannot read {what} {display_path(path)}: {_reason(e)}") from None
+        os.close(fd)
+        fd = below
+    return fd
+
+
+def open_inside(root: PathLike, path: PathLike, what: str) -> BinaryIO | None:
+    """``path`` opened for reading (a file object named ``path``, seekable, mappable) when it is
+    a regular file inside the store folder ``root``, reached without following any link below
+    ``root`` (``root`` itself is taken as the user named it); None when there is no such file.
+    A link (to anything, inside or out), a link among the folders below ``root``, a path not
+    under ``root``, a FIFO, device or folder: a one-line UserError naming it as ``what``.
+    The checks are on the descriptor that is read, so nothing can be swapped in between."""
+    r, p = _as_path(root), _as_path(path)
+    parts = _parts_inside(r, p, what)
+    dir_fd = _open_dir_inside(r, parts[:-1], p, what)
+    if dir_fd is None:
+        return None
+    try:
+        fd = os.open(parts[-1], _NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in _LINK_ERRNOS:
+            raise _refused(p, what, "it is a symbolic link") from None
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        if e.errno == errno.EISDIR:
+            raise _refused(p, what, "it is a folder") from None
+        raise UserError(f"cannot read {what} {display_path(p)}: {_reason(e)}") from None
+    finally:
+        os.close(dir_fd)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _refused(p, what, "it is a folder" if stat.S_ISDIR(mode) else
+                       "it is not a regular file (a pipe, device or socket)")
+    return open(os.fspath(p), "rb", opener=lambda *_: fd)  # named by its path, as np.memmap wants
+
+
+def read_inside(root: PathLike, path: PathLike, what: str, limit: int) -> bytes | None:
+    """The whole of ``path`` (at most ``limit`` bytes) when ``open_inside`` opens it; None when
+    there is no such file; a one-line UserError for a file that is refused or too large."""
+    f = open_inside(root, path, what)
+    if f is None:
+        return None
+    with f:
+        return _read_limited(f, _as_path(path), what, limit)
+
+
+def read_stored(root: PathLike, path: PathLike, what: str, limit: int) -> bytes | None:
+    """``read_inside`` for a store's readers, which show what is missing as "not computed": a
+    refused file is logged as a one-line warning and read as missing."""
+    try:
+        return read_inside(root, path, what, limit)
+    except UserError as e:
+        log.warning("%s; ignored", e)
+        return None
+
+
+def real_folder(root: PathLike, folder: PathLike) -> Path:
+    """``folder`` (under ``root``), made where missing, when it and every folder between
+    ``root`` and it is a real folder: a store or a site never writes through a link (what it
+    wrote would land outside it, and its readers would refuse it). A one-line UserError
+    otherwise."""
+    r, p = _as_path(root), _as_path(folder)
+    try:
+        parts = p.relative_to(r).parts
+    except ValueError:
+        raise UserError(f"cannot write {display_path(p)}: it is not inside {display_path(r)}") from None
+    try:
+        r.mkdir(parents=True, exist_ok=True)
+        here = r
+        for part in parts:
+            here = here / part
+            if part in (".", ".."):
+                raise UserError(f"cannot write {display_path(p)}: it is not inside {display_path(r)}")
+            with contextlib.suppress(FileExistsError):
+                here.mkdir()
+            mode = os.lstat(here).st_mode
+            if stat.S_ISLNK(mode):
+                raise UserError(f"cannot write into {display_path(here)}: it is a symbolic link (deepvis writes "
+                                f"only inside its own folders; remove the link)")
+            if not stat.S_ISDIR(mode):
+                raise UserError(f"cannot write into {display_path(here)}: it is a file, not a folder")
+    except OSError as e:
+        raise write_error(p, e) from e
+    return p
+
+
 def _megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n < 10**7 and n % 10**6 else f"{n / 1e6:.0f} MB"
 
@@ -277,13 +426,18 @@ def read_input(path: PathLike, what: str, limit: int) -> bytes:
     file") names it in the one-line UserError for anything else. The limit holds even for a
     file that grows while it is read."""
     p = _as_path(path)
-    fd = _open_regular(p, what)
-    with os.fdopen(fd, "rb") as f:
-        size = os.fstat(fd).st_size
-        data = f.read(limit + 1) if size <= limit else b""
-        if size > limit or len(data) > limit:
-            raise UserError(f"refusing {what} {display_path(p)}: it is {_megabytes(max(size, len(data)))}; the limit "
-                            f"is {_megabytes(limit)} (more than a file of this kind can need)")
+    with os.fdopen(_open_regular(p, what), "rb") as f:
+        return _read_limited(f, p, what, limit)
+
+
+def _read_limited(f: BinaryIO, p: Path, what: str, limit: int) -> bytes:
+    """All of the open regular file ``f``, refused (one line) when it is over ``limit`` bytes,
+    whether its size says so or it grows while read."""
+    size = os.fstat(f.fileno()).st_size
+    data = f.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        raise UserError(f"refusing {what} {display_path(p)}: it is {_megabytes(max(size, len(data)))}; the limit "
+                        f"is {_megabytes(limit)} (more than a file of this kind can need)")
     return data
 
 
@@ -313,27 +467,33 @@ def move_aside(p: Path, why: str) -> Path:
 
 
 def update_json(path: PathLike, merge: Callable[[dict], dict],
-                validate: Callable[[object], bool] = lambda data: True, indent: int | None = 1) -> dict:
+                validate: Callable[[object], bool] = lambda data: True, indent: int | None = 1,
+                root: PathLike | None = None) -> dict:
     """Read-modify-write a JSON object that other processes may update too: under the lock,
-    read it (missing: ``{}``), ``merge``, write atomically. A file that is not JSON, not an
-    object or fails ``validate`` is moved aside to ``<name>.damaged-<time>`` (with a
-    warning), so nothing a user made is lost, and the merge starts from ``{}``. ``indent``
-    None writes one line (Python's C encoder: a third of the time for a big index).
-    Returns what was written."""
+    read it (missing: ``{}``), ``merge``, write atomically. A file that is not JSON (deep
+    nesting included), not an object or fails ``validate``, and one that is refused (a link,
+    not a regular file, over the JSON limit), is moved aside to ``<name>.damaged-<time>``
+    (with a warning; a link is renamed, its target left alone), so nothing a user made is
+    lost, and the merge starts from ``{}``. ``root``: the store folder it belongs to (default
+    its own folder); it is read only as ``read_inside`` allows and written only through real
+    folders. ``indent`` None writes one line (Python's C encoder: a third of the time for a
+    big index). Returns what was written."""
+    from toolbox.jsonfile import MAX_JSON_BYTES, BadJSON, parse_json  # jsonfile reads through this module
+
     p = _as_path(path)
+    real_folder(p.parent if root is None else root, p.parent)
     with locked(p):
         data: dict = {}
         try:
-            raw = p.read_bytes()
-        except FileNotFoundError:
+            raw = read_inside(p.parent if root is None else root, p, "JSON file", MAX_JSON_BYTES)
+        except Refused as e:
+            move_aside(p, f"is refused ({e.why})")
             raw = None
-        except OSError as e:
-            raise UserError(f"cannot read {display_path(p)}: {_reason(e)}") from e
         if raw is not None:
             try:
-                current = json.loads(raw)
-            except ValueError:
-                move_aside(p, "is not valid JSON")
+                current = parse_json(raw)
+            except BadJSON as e:
+                move_aside(p, f"is damaged ({e})")
             else:
                 if isinstance(current, dict) and validate(current):
                     data = current
@@ -344,6 +504,6 @@ def update_json(path: PathLike, merge: Callable[[dict], dict],
         return result
 
 
-__all__ = ["PartFile", "atomic_output", "atomic_write", "check_output_dir", "check_output_file",
-           "check_regular_file", "clean_stray_parts", "display_path", "locked", "move_aside", "part_path", "read_input",
-           "update_json", "write_error"]
+__all__ = ["PartFile", "Refused", "atomic_output", "atomic_write", "check_output_dir", "check_output_file",
+           "check_regular_file", "clean_stray_parts", "display_path", "locked", "move_aside", "open_inside",
+           "part_path", "read_input", "read_inside", "read_stored", "real_folder", "update_json", "write_error"]
