@@ -16,22 +16,33 @@ In a unit-image folder, beside the crops they were measured on:
 
 A commit writes whole rows (a task's units) into the layer's file under the lock; a file of
 other layers (another source, target or width) is replaced, never mixed.
+
+A layer's file is named by ``names.safe_name``. It is read through ``stored_arrays.read_npz``:
+a regular file inside the asset folder (not a link, and not through a ``circuits`` folder that
+is a link), each array's declared shape checked against the layer (its units, the widest layer
+deepvis offers, K) and against the bytes the file holds before anything is inflated.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from toolbox.assets.crops import DAMAGE, EMPTY
-from toolbox.files import atomic_output, display_path, locked, move_aside
+from toolbox.assets.crops import DAMAGE, EMPTY, MAX_K, MAX_UNITS
+from toolbox.assets.stored_arrays import read_npz
+from toolbox.errors import UserError
+from toolbox.files import atomic_output, display_path, locked, move_aside, real_folder
+from toolbox.names import safe_name
 from toolbox.optvis.circuits import Circuit
 
 log = logging.getLogger(__name__)
+
+MAX_NAME = 4096  # characters of a stored layer name
 
 
 @dataclass(frozen=True)
@@ -74,29 +85,44 @@ class UnitCircuits:
     made_from: np.ndarray  # the source ids of the images averaged
 
 
+def _shapes(units: int | None) -> dict[str, tuple[int, ...]]:
+    """The largest arrays a layer's file may hold: ``units`` rows when the caller knows the
+    layer's width, else the widest layer deepvis stores."""
+    rows = MAX_UNITS if units is None else units
+    return {"source": (), "target": (), "inputs": (rows, MAX_UNITS), "outputs": (rows, MAX_UNITS), "values": (rows,),
+            "images": (rows,), "made_from": (rows, MAX_K)}
+
+
 class CircuitStore:
     def __init__(self, root: str | Path) -> None:
-        self.dir = Path(root) / "circuits"
+        self.root = Path(root)
+        self.dir = self.root / "circuits"
 
     def layer_path(self, layer: str) -> Path:
-        return self.dir / f"{layer}.npz"
+        return self.dir / f"{safe_name(layer)}.npz"
 
-    def load(self, layer: str) -> LayerCircuits | None:
+    def load(self, layer: str, units: int | None = None) -> LayerCircuits | None:
+        """What is stored for ``layer`` (``units`` wide, when the caller knows), or None: none
+        stored, or refused or damaged (a one-line warning; it is made again)."""
         path = self.layer_path(layer)
-        if not path.is_file():
-            return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                stored = LayerCircuits(str(z["source"]), str(z["target"]), z["inputs"].astype(np.float32),
-                                       z["outputs"].astype(np.float32), z["values"].astype(np.float32),
-                                       z["images"].astype(np.int32), z["made_from"].astype(np.int64))
-        except DAMAGE as e:
-            log.warning("circuits of %s in %s are damaged (%s); they will be made again", layer, display_path(path),
-                        " ".join(str(e).split())[:200] or type(e).__name__)
+            z = read_npz(self.root, path, "circuits file", _shapes(units))
+            if z is None:
+                return None
+            names = [str(z[key]) if z[key].dtype.kind == "U" and len(str(z[key])) <= MAX_NAME else None
+                     for key in ("source", "target")]
+            if None in names:
+                raise ValueError("its layer names are not text")
+            stored = LayerCircuits(names[0], names[1], z["inputs"].astype(np.float32),
+                                   z["outputs"].astype(np.float32), z["values"].astype(np.float32),
+                                   z["images"].astype(np.int32), z["made_from"].astype(np.int64))
+        except (*DAMAGE, UserError) as e:
+            log.warning("circuits of %s in %s are damaged or refused (%s); they will be made again", layer,
+                        display_path(path), " ".join(str(e).split())[:200] or type(e).__name__)
             return None
-        units = len(stored.values)
+        rows = len(stored.values)
         if not (stored.inputs.shape[0] == stored.outputs.shape[0] == len(stored.images) == len(stored.made_from)
-                == units):
+                == rows):
             log.warning("circuits of %s in %s are damaged (rows disagree); they will be made again", layer,
                         display_path(path))
             return None
@@ -120,12 +146,12 @@ class CircuitStore:
                inputs: np.ndarray, outputs: np.ndarray, values: np.ndarray, images: np.ndarray,
                made_from: np.ndarray) -> None:
         """Write rows ``units`` of ``layer`` (which has ``channels`` units) under the lock."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        real_folder(self.root, self.dir)  # never written through a link
         rows = np.asarray(units, np.int64)
         with locked(self.dir / "layers"):
             path = self.layer_path(layer)
-            stored = self.load(layer)
-            if stored is None and path.is_file():
+            stored = self.load(layer)  # a file of another width is replaced below (fits), not moved aside
+            if stored is None and os.path.lexists(path):  # damaged or refused (a link: renamed, its target untouched)
                 move_aside(path, "is damaged")
             shape = (source, target, channels, inputs.shape[1], outputs.shape[1], made_from.shape[1])
             if stored is None or not stored.fits(*shape):

@@ -23,6 +23,11 @@ the store. A kill between the two leaves records nothing points at, cut off by t
 commit. When most of a pool is dead (entries pushed out of the top K), the next commit
 copies the live records into pool n + 1, points the .npz at it, then deletes pool n.
 
+A layer's files are named by ``names.safe_name`` (an ordinary name as it is). Every file is
+read only when it is a regular file inside the asset folder, reached without a link
+(``files.open_inside``; the .npz through ``stored_arrays.read_npz``, which checks what each
+array declares before reading it); a store is written only through real folders.
+
 A source id is the first 63 bits of the image's SHA-256 (a video frame: of its pixels),
 so it names the content, not the order it was seen in. Entries are ordered by value, then
 source id: the top K of a union is the same whichever way the union is split and merged,
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import logging
 import os
 import re
@@ -42,12 +46,25 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import BinaryIO, Iterable
 
 import numpy as np
 
+from toolbox.assets.stored_arrays import read_npz
 from toolbox.errors import UserError
-from toolbox.files import atomic_output, clean_stray_parts, display_path, locked, move_aside, update_json
+from toolbox.files import (
+    atomic_output,
+    clean_stray_parts,
+    display_path,
+    locked,
+    move_aside,
+    open_inside,
+    read_stored,
+    real_folder,
+    update_json,
+)
+from toolbox.jsonfile import MAX_JSON_BYTES, BadJSON, parse_json
+from toolbox.names import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +73,20 @@ FORMAT_VERSION = 2
 NO_CROP = -1  # the slot of an entry without a crop
 MAX_SIDE = 1024  # of a crop
 MAX_RECORDS = 1 << 31
+MAX_UNITS = 1 << 16  # of a stored layer: wider than any layer deepvis offers
+MAX_K = 1024  # entries kept per unit (crops.top is at most 100)
 # what reading a damaged layer file can raise: cut short, random bytes, arrays that disagree
 DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, EOFError, zipfile.BadZipFile)
+_U, _K, _S = MAX_UNITS, MAX_K, MAX_SIDE
+# every array a layer file may hold, with the largest size of each axis (read_npz checks them)
+LAYER_ARRAYS = {
+    **{f"{side}_{name}": shape for side in ("top", "bottom") for name, shape in
+       (("values", (_U, _K)), ("sources", (_U, _K)), ("positions", (_U, _K, 2)), ("slots", (_U, _K)),
+        ("crops", (_U, _K, _S, _S, 3)))},
+    "backprop_rule": (), "backprop_sources": (_U, _K), "backprop_slots": (_U, _K),
+    "backprop_crops": (_U, _K, _S, _S, 3),
+    "pool": (), "pool_records": (), "side": (),
+}
 
 
 def source_id(digest: bytes) -> int:
@@ -185,8 +214,10 @@ class CropStore:
     """The crops of one network in ``<unit-image folder>/crops``."""
 
     def __init__(self, root: str | Path) -> None:
-        self.dir = Path(root) / "crops"
-        self._cache: dict[str, tuple[tuple, LayerCrops]] = {}  # layer -> (file stamp, what it held)
+        self.root = Path(root)
+        self.dir = self.root / "crops"
+        # layer -> (file stamp, what it held; None: damaged or refused, warned about once)
+        self._cache: dict[str, tuple[tuple, LayerCrops | None]] = {}
         self._prepared = False
         self._forget_seen = False  # a layer file was found damaged: the index forgets what it saw
 
@@ -195,36 +226,50 @@ class CropStore:
         return self.dir / "index.json"
 
     def layer_path(self, layer: str) -> Path:
-        return self.dir / f"{layer}.npz"
+        return self.dir / f"{safe_name(layer)}.npz"
 
     def exists(self) -> bool:
-        return self.index_path.is_file()
+        """Whether the store has an index it can read."""
+        try:
+            f = open_inside(self.root, self.index_path, "crop index")
+        except UserError:
+            return False
+        if f is not None:
+            f.close()
+        return f is not None
 
     def index(self) -> dict:
-        """The index, or an empty one when there is none (or it is unreadable)."""
-        try:
-            data = json.loads(self.index_path.read_text())
-            return data if valid_index(data) else {}
-        except (OSError, ValueError):
+        """The index, or an empty one when there is none, or it is refused or damaged (a
+        one-line warning)."""
+        data = read_stored(self.root, self.index_path, "crop index", MAX_JSON_BYTES)
+        if data is None:
             return {}
+        try:
+            index = parse_json(data)
+        except BadJSON as e:
+            log.warning("crop index %s is damaged (%s); ignored", display_path(self.index_path), e)
+            return {}
+        return index if valid_index(index) else {}
 
     def _stamp(self, path: Path) -> tuple:
+        """What identifies the file now (a link: the link's own, so it is never followed)."""
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
             return st.st_ino, st.st_size, st.st_mtime_ns
         except OSError:
             return ()
 
     def _prepare(self) -> None:
-        """Before this store's first write: its folder exists, and the temporaries of runs
-        killed while writing in it are gone (a live writer's are kept)."""
+        """Before this store's first write: its folder exists, a real folder (never written
+        through a link), and the temporaries of runs killed while writing in it are gone (a
+        live writer's are kept)."""
         if not self._prepared:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            real_folder(self.root, self.dir)
             clean_stray_parts(self.dir)
             self._prepared = True
 
     def pool_path(self, layer: str, generation: int) -> Path:
-        return self.dir / f"{layer}.{generation}.pool"
+        return self.dir / f"{safe_name(layer)}.{generation}.pool"
 
     def load(self, layer: str) -> LayerCrops | None:
         """What is stored for ``layer`` (cached while the file is unchanged; the crops are
@@ -238,10 +283,10 @@ class CropStore:
             return cached[1]
         try:
             stored = self._read(layer, path)
-        except DAMAGE as e:
-            log.warning("crops of %s in %s are damaged (%s); they will be made again", layer,
+        except (*DAMAGE, UserError) as e:
+            log.warning("crops of %s in %s are damaged or refused (%s); they will be made again", layer,
                         display_path(path), " ".join(str(e).split())[:200] or type(e).__name__)
-            return None
+            stored = None
         self._cache[layer] = (stamp, stored)
         return stored
 
@@ -257,22 +302,29 @@ class CropStore:
         return stored
 
     def _read(self, layer: str, path: Path) -> LayerCrops:
-        with np.load(path, allow_pickle=False) as z:
-            if "top_crops" in z.files:  # format 1: the crops inside the .npz; the next commit moves them out
-                return _checked(_from_format_1(z), None)
-            sides = [Entries(z[f"{s}_values"], z[f"{s}_sources"], z[f"{s}_positions"], z[f"{s}_slots"])
-                     if f"{s}_values" in z.files else None for s in ("top", "bottom")]
-            backprop = (BackpropCrops(str(z["backprop_rule"]), z["backprop_sources"], z["backprop_slots"])
-                        if "backprop_sources" in z.files else None)
-            pool_name, records, side = str(z["pool"]), int(z["pool_records"]), int(z["side"])
-        if not re.fullmatch(rf"{re.escape(layer)}\.\d+\.pool", pool_name):  # a store reads only its own files
-            raise ValueError(f"its pool is named {pool_name[:80]!r}, not {layer}.<n>.pool")
+        z = read_npz(self.root, path, "crops file", LAYER_ARRAYS)
+        if z is None:
+            raise FileNotFoundError("it is gone")
+        if "top_crops" in z:  # format 1: the crops inside the .npz; the next commit moves them out
+            return _checked(_from_format_1(z), None)
+        sides = [Entries(z[f"{s}_values"], z[f"{s}_sources"], z[f"{s}_positions"], z[f"{s}_slots"])
+                 if f"{s}_values" in z else None for s in ("top", "bottom")]
+        backprop = (BackpropCrops(str(z["backprop_rule"]), z["backprop_sources"], z["backprop_slots"])
+                    if "backprop_sources" in z else None)
+        pool_name, records, side = str(z["pool"]), int(z["pool_records"]), int(z["side"])
+        stem = safe_name(layer)
+        if not re.fullmatch(rf"{re.escape(stem)}\.\d+\.pool", pool_name):  # a store reads only its own files
+            raise ValueError(f"its pool is named {pool_name[:80]!r}, not {stem}.<n>.pool")
         if not 0 < side <= MAX_SIDE or not 0 <= records <= MAX_RECORDS:
             raise ValueError(f"it declares {records} crops of side {side}")
-        pool_file = self.dir / pool_name
-        if os.path.getsize(pool_file) < records * side * side * 3:
-            raise ValueError(f"{pool_name} holds fewer crops than its index says")
-        return _checked(LayerCrops(sides[0], sides[1], backprop, _mapped_pool(pool_file, records, side)), records)
+        pool_file = open_inside(self.root, self.dir / pool_name, "crop pool")
+        if pool_file is None:
+            raise FileNotFoundError(f"its pool {pool_name} is missing")
+        with pool_file:
+            if os.fstat(pool_file.fileno()).st_size < records * side * side * 3:
+                raise ValueError(f"{pool_name} holds fewer crops than its index says")
+            pool = _mapped_pool(pool_file, records, side)  # the map outlives the file object
+        return _checked(LayerCrops(sides[0], sides[1], backprop, pool), records)
 
     def _write(self, layer: str, old: LayerCrops | None, top: Entries, bottom: Entries | None,
                backprop: BackpropCrops | None, new: np.ndarray) -> None:
@@ -294,7 +346,7 @@ class CropStore:
         else:
             remap_old, moved = None, []
         pool_file = self.pool_path(layer, generation)
-        with open(pool_file, "r+b" if records else "wb") as f:
+        with open(pool_file, "r+b" if records else "wb", opener=_no_link) as f:
             f.truncate(records * side * side * 3)  # records a killed commit appended but never pointed at
             f.seek(0, os.SEEK_END)
             for block in moved + [new[fresh]]:
@@ -343,8 +395,9 @@ class CropStore:
         return int(Path(old.pool.filename).name.split(".")[-2]), len(old.pool)
 
     def _generations(self, layer: str) -> dict[int, Path]:
-        pattern = re.compile(rf"{re.escape(layer)}\.(\d+)\.pool")
-        return {int(m.group(1)): f for f in self.dir.glob(f"{glob.escape(layer)}.*.pool")
+        stem = safe_name(layer)
+        pattern = re.compile(rf"{re.escape(stem)}\.(\d+)\.pool")
+        return {int(m.group(1)): f for f in self.dir.glob(f"{glob.escape(stem)}.*.pool")
                 if (m := pattern.fullmatch(f.name))}
 
     def commit(self, found: dict[str, LayerCrops], images: dict[int, dict], meta: dict) -> None:
@@ -388,20 +441,21 @@ class CropStore:
                 data["images"].update({str(i): info for i, info in images.items()})
                 return data
 
-            update_json(self.index_path, add, valid_index, indent=None)  # it lists every image seen
+            update_json(self.index_path, add, valid_index, indent=None, root=self.root)  # it lists every image seen
             self._forget_seen = False
 
     def repair(self, layers: Iterable[str]) -> None:
         """Before a run over ``layers``: damaged layer files are moved aside and the index
         forgets the images it saw, so this run looks at them again and remakes what was lost."""
-        if not self.dir.is_dir():
+        if not os.path.lexists(self.dir):
             return
+        self._prepare()  # a crops folder that is a link: refused here, before anything is moved
         with locked(self.dir / "layers"):
             for layer in layers:
                 self._load_for_write(layer)
-            if self._forget_seen and self.index_path.is_file():
+            if self._forget_seen and os.path.lexists(self.index_path):
                 update_json(self.index_path, lambda data: {**data, "images": {}} if data else data, valid_index,
-                            indent=None)
+                            indent=None, root=self.root)
             self._forget_seen = False
 
     def check_compatible(self, model: str | None, side: int | None) -> None:
@@ -422,11 +476,11 @@ class CropStore:
                      crops: np.ndarray) -> None:
         """Store attribution crops made with ``rule`` for the top entries (``units``, ``slots``)
         of ``sources`` (under the lock, beside them); those of another rule are dropped."""
+        self._prepare()
         with locked(self.dir / "layers"):
             stored = self._load_for_write(layer)
             if stored is None:
                 return
-            self._prepare()
             old = stored.backprop if stored.backprop is not None and stored.backprop.rule == rule else None
             table = old.sources.copy() if old else np.full_like(stored.top.sources, EMPTY)
             where = old.slots.copy() if old else np.full_like(stored.top.sources, NO_CROP)
@@ -455,19 +509,25 @@ class CropStore:
         return stored.crops(entries.slots[unit][filled]), entries.values[unit][filled]
 
 
-def _mapped_pool(path: Path, records: int, side: int) -> np.ndarray:
+def _mapped_pool(pool: Path | BinaryIO, records: int, side: int) -> np.ndarray:
     """A pool file's first ``records`` crops, mapped read-only (not read)."""
     if not records:
         return np.zeros((0, side, side, 3), np.uint8)
-    return np.memmap(path, np.uint8, "r", shape=(records, side, side, 3))
+    return np.memmap(pool, np.uint8, "r", shape=(records, side, side, 3))
 
 
-def _from_format_1(z) -> LayerCrops:
+def _no_link(path: str, flags: int) -> int:
+    """``open``'s opener for a pool written in place: a link planted at its name is refused
+    (ELOOP), never written through."""
+    return os.open(path, flags | os.O_NOFOLLOW, 0o666)
+
+
+def _from_format_1(z: dict[str, np.ndarray]) -> LayerCrops:
     """A format-1 layer file (its crops inside): the same entries, with the crops as an
     in-memory pool that the next commit writes out."""
     blocks, sides = [], []
     for name in ("top", "bottom"):
-        if f"{name}_values" not in z.files:
+        if f"{name}_values" not in z:
             sides.append(None)
             continue
         crops = z[f"{name}_crops"]
@@ -478,7 +538,7 @@ def _from_format_1(z) -> LayerCrops:
         sides.append(Entries(z[f"{name}_values"], sources, z[f"{name}_positions"],
                              np.where(sources == EMPTY, NO_CROP, slots)))
     backprop = None
-    if "backprop_sources" in z.files:
+    if "backprop_sources" in z:
         crops = z["backprop_crops"]
         start = sum(len(b) for b in blocks)
         blocks.append(crops.reshape(-1, *crops.shape[2:]))
