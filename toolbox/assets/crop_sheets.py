@@ -1,10 +1,10 @@
 """Crop sheets: a picture per layer of what its strongest units respond to, the way the Deep
 Visualization Toolbox showed its top-9 crops, for a person to open without the window.
 
-``<unit-image folder>/<layer>_crops.png``: one row per unit, the units whose largest stored
-value is highest first (at most ``MAX_UNITS``), each row the unit's number and that value,
-then its top crops, best first. Crops are read through the crop store's public face
-(``CropStore.load``), never from its files.
+``<unit-image folder>/<layer>_crops.png`` (``<layer>``: ``names.safe_name`` of it): one row
+per unit, the units whose largest stored value is highest first (at most ``MAX_UNITS``), each
+row the unit's number and that value, then its top crops, best first. Crops are read through
+the crop store's public face (``CropStore.load``), never from its files.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from toolbox.assets.crops import EMPTY, CropStore
 from toolbox.images import write_image
+from toolbox.names import safe_name
 from toolbox.sheets import BACKGROUND, FONT, INK, PAD, line_height, text_width
 
 MAX_UNITS = 16  # rows of a sheet
@@ -26,7 +27,7 @@ DIM = (150, 150, 160)
 
 
 def sheet_path(folder: str | Path, layer: str) -> Path:
-    return Path(folder) / f"{layer}_crops.png"
+    return Path(folder) / f"{safe_name(layer)}_crops.png"
 
 
 def strongest_units(values: np.ndarray, sources: np.ndarray, count: int = MAX_UNITS) -> list[int]:

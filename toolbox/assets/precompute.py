@@ -22,8 +22,10 @@ a task into a result in memory; only the driver writes, through the asset owners
 
     <asset folder>/precompute/done/<task id>.json   {"task", "kind", "seconds", "worker", ...}
 
-A re-run skips every task with a record. A task id names its content and parameters
-(layer, units, preset, size, steps, seed; or the shard's sources, layers, K, side), so
+A re-run skips every task with a record (read only as a regular file inside the asset folder,
+never through a link; a damaged one, deep nesting included, is one warning and the task is done
+again). A task id names its content and parameters (layer, through ``names.safe_name``, as the
+id names a file; units, preset, size, steps, seed; or the shard's sources, layers, K, side), so
 changed parameters make new tasks rather than wrongly skipping. A task killed before its
 record is written is simply done again (its files are replaced whole; the crop merge drops
 repeated images).
@@ -42,13 +44,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
 from toolbox.assets.crops import EMPTY, CropStore, Entries, LayerCrops, valid_index
-from toolbox.files import atomic_write, update_json
+from toolbox.files import atomic_write, display_path, read_stored, real_folder, update_json
+from toolbox.jsonfile import BadJSON, parse_json
+from toolbox.names import safe_name
 
 log = logging.getLogger(__name__)
 
 RECORDS = "precompute"
+MAX_RECORD_BYTES = 1 << 20  # a done-record is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams, model: str 
             chunk = tuple(units[start:start + p.batch])
             seed = p.seed + start
             digest = _digest(layer, chunk, p.preset, p.size, p.steps, seed, *([model] if model else []))
-            tid = f"units-{layer}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"
+            tid = f"units-{safe_name(layer)}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"  # ids name record files
             tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed))
     return tasks
 
@@ -162,8 +166,9 @@ def plan_circuit_tasks(store: CropStore, order: Sequence[str], layers: Sequence[
             images = tuple((i, str(index[str(i)]["path"]), -1 if index[str(i)].get("frame") is None
                             else int(index[str(i)]["frame"])) for i in ids)
             digest = _digest(layer, units, source, target, tops, *([model] if model else []))
-            tasks.append(Task(f"circuits-{layer}-{units[0]:04d}-{units[-1]:04d}-{digest}", "circuits", layer=layer,
-                              units=units, layers=(source, target), tops=tops, images=images))
+            tid = f"circuits-{safe_name(layer)}-{units[0]:04d}-{units[-1]:04d}-{digest}"
+            tasks.append(Task(tid, "circuits", layer=layer, units=units, layers=(source, target), tops=tops,
+                              images=images))
     return tasks
 
 
@@ -171,21 +176,33 @@ class TaskRecords:
     """Which tasks of a plan are done, recorded in the asset folder."""
 
     def __init__(self, root: str | Path) -> None:
-        self.dir = Path(root) / RECORDS / "done"
+        self.root = Path(root)
+        self.dir = self.root / RECORDS / "done"
+        self._ready = False
 
     def path(self, task: Task) -> Path:
         return self.dir / f"{task.id}.json"
 
     def done(self, task: Task) -> bool:
-        """Whether the task's record is there and whole: a record that is not JSON, or names
-        another task, does not count (the task is done again and its record rewritten)."""
+        """Whether the task's record is there and whole: a record that is refused (a link,
+        not a regular file, through a linked folder), not JSON (deep nesting included), or
+        names another task, does not count (a warning; the task is done again and its record
+        rewritten)."""
+        path = self.path(task)
+        data = read_stored(self.root, path, "precompute record", MAX_RECORD_BYTES)
+        if data is None:
+            return False
         try:
-            record = json.loads(self.path(task).read_bytes())
-        except (OSError, ValueError):
+            record = parse_json(data)
+        except BadJSON as e:
+            log.warning("precompute record %s is damaged (%s); its task will be done again", display_path(path), e)
             return False
         return isinstance(record, dict) and record.get("task") == task.id
 
     def mark(self, task: Task, **info: Any) -> None:
+        if not self._ready:  # never written through a link (a precompute or done folder that is one)
+            real_folder(self.root, self.dir)
+            self._ready = True
         record = {"task": task.id, "kind": task.kind, "what": task.describe(), **info}
         atomic_write(self.path(task), (json.dumps(record, indent=1) + "\n").encode())
 
@@ -325,9 +342,8 @@ class Committer:
     """Writes a task's result into the asset folder, then records the task as done."""
 
     def __init__(self, root: str | Path, model: str, unit_params: UnitParams | None) -> None:
-        from toolbox.assets.unit_images import UnitImageFolder
-
         from toolbox.assets.circuits import CircuitStore
+        from toolbox.assets.unit_images import UnitImageFolder
 
         self.folder, self.store, self.circuits = UnitImageFolder(root), CropStore(root), CircuitStore(root)
         self.folder.claim(model)  # a folder holds one network's assets
@@ -372,14 +388,15 @@ class Committer:
     def finish(self) -> None:
         """Put the crop index's images in id order, so the index does not depend on the order
         in which shards finished."""
-        if not self.store.index_path.is_file():
+        if not self.store.exists():
             return
 
         def ordered(data: dict) -> dict:
             data["images"] = dict(sorted(data.get("images", {}).items(), key=lambda kv: int(kv[0])))
             return data
 
-        update_json(self.store.index_path, ordered, valid_index, indent=None)  # as CropStore writes it
+        # one line, as CropStore writes it
+        update_json(self.store.index_path, ordered, valid_index, indent=None, root=self.store.root)
 
 
 def _metadata(entries: Entries | None) -> Entries | None:

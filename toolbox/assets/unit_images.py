@@ -16,6 +16,11 @@ A folder holds one network's assets: lite0 and lite2 share layer names, so a uni
 crop of one must never be shown as the other's. Every job that writes into a folder claims it
 for its network first, and every reader checks the claim (``check_model``).
 
+A layer's name becomes part of a file name through ``names.safe_name`` (an ordinary name as it
+is; one with ``<``, ``/`` or 300 characters as a short stem and a digest). Every file here is
+read through ``files.read_inside``: a regular file in this folder, never a link (a unit image
+that is a link to /etc/passwd is refused, not shown or published).
+
 Runs add to a folder: the JSON keeps earlier units' entries. Several runs (and the live
 window's worker) may add to one folder at once: the JSON is updated under a lock, and a
 damaged one is moved aside (``<layer>_objectives.json.damaged-<time>``), never dropped.
@@ -24,6 +29,9 @@ damaged one is moved aside (``<layer>_objectives.json.damaged-<time>``), never d
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,10 +43,19 @@ from toolbox.files import (
     check_output_dir,
     clean_stray_parts,
     display_path,
+    open_inside,
+    read_stored,
     update_json,
 )
-from toolbox.images import read_image, write_image
+from toolbox.images import decode_image, max_file_bytes, write_image
+from toolbox.jsonfile import MAX_JSON_BYTES, BadJSON, expect_object, parse_json
+from toolbox.names import safe_name
 from toolbox.sheets import contact_sheet
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_PIXELS = 4096 * 4096  # of a stored unit image or map (units.size is at most 2048)
+MAX_IMAGE_BYTES = max_file_bytes(MAX_IMAGE_PIXELS)
 
 
 def _is_unit_key(key: object) -> bool:
@@ -76,16 +93,26 @@ class UnitImageFolder:
     def record_path(self) -> Path:
         return self.root / "deepvis-assets.json"
 
+    def read_json(self, path: Path, what: str) -> dict | None:
+        """The JSON object stored at ``path`` (in this folder); None when it is missing, and
+        (with a one-line warning) when it is refused or damaged: not JSON, nested too deeply,
+        not an object."""
+        data = read_stored(self.root, path, what, MAX_JSON_BYTES)
+        if data is None:
+            return None
+        try:
+            return expect_object(parse_json(data))
+        except BadJSON as e:
+            log.warning("%s %s is damaged (%s); ignored", what, display_path(path), e)
+            return None
+
     def held_model(self) -> str | None:
         """The network whose assets the folder holds: its record, else (a folder of an earlier
         version) what its crop index or an objectives file names; None for a new folder."""
-        candidates = [self.record_path, self.root / "crops" / "index.json",
-                      *sorted(self.root.glob("*_objectives.json"))[:1]]
-        for path in candidates:
-            try:
-                model = json.loads(path.read_bytes()).get("model")
-            except (OSError, ValueError, AttributeError):
-                continue
+        candidates = [(self.record_path, "network record"), (self.root / "crops" / "index.json", "crop index"),
+                      *[(p, "objectives file") for p in sorted(self.root.glob("*_objectives.json"))[:1]]]
+        for path, what in candidates:
+            model = (self.read_json(path, what) or {}).get("model")
             if isinstance(model, str) and model:
                 return model
         return None
@@ -100,40 +127,63 @@ class UnitImageFolder:
     def claim(self, model: str) -> None:
         """Before writing: the folder becomes ``model``'s (refused when it is another's)."""
         self.check_model(model)
-        if not self.record_path.is_file():
+        if not _is_regular(self.record_path):  # missing, or a link held_model refused: replaced, its target untouched
             atomic_write(self.record_path, (json.dumps({"model": model}) + "\n").encode())
 
     def image_path(self, layer: str, unit: int) -> Path:
-        return self.root / f"{layer}_{unit:04d}.png"
+        return self.root / f"{safe_name(layer)}_{unit:04d}.png"
 
     def transparency_path(self, layer: str, unit: int) -> Path:
-        return self.root / f"{layer}_{unit:04d}_transparency.png"
+        return self.root / f"{safe_name(layer)}_{unit:04d}_transparency.png"
 
     def sheet_path(self, layer: str) -> Path:
-        return self.root / f"{layer}_sheet.png"
+        return self.root / f"{safe_name(layer)}_sheet.png"
 
     def objectives_path(self, layer: str) -> Path:
-        return self.root / f"{layer}_objectives.json"
+        return self.root / f"{safe_name(layer)}_objectives.json"
+
+    def has_image(self, layer: str, unit: int) -> bool:
+        """Whether a unit's image is stored as a file this folder reads (a link is not: a
+        one-line warning says so). Opens it, reads nothing."""
+        try:
+            f = open_inside(self.root, self.image_path(layer, unit), "unit image")
+        except UserError as e:
+            log.warning("%s; ignored", e)
+            return False
+        if f is None:
+            return False
+        f.close()
+        return True
+
+    def image_bytes(self, layer: str, unit: int) -> bytes | None:
+        """The stored file of a unit's image as it is (what the atlas publishes), or None
+        when there is none or it is refused (a link, not a regular file, too large)."""
+        return read_stored(self.root, self.image_path(layer, unit), "unit image", MAX_IMAGE_BYTES)
+
+    def _image(self, path: Path, what: str) -> np.ndarray | None:
+        data = read_stored(self.root, path, what, MAX_IMAGE_BYTES)
+        if data is None:
+            return None
+        try:
+            return decode_image(data, display_path(path), MAX_IMAGE_PIXELS)
+        except UserError as e:
+            log.warning("%s; ignored", e)
+            return None
 
     def load(self, layer: str, unit: int) -> np.ndarray | None:
         """The stored image of a unit, or None when there is none (or it is unreadable)."""
-        path = self.image_path(layer, unit)
-        if not path.is_file():
-            return None
-        try:
-            return read_image(path)
-        except Exception:
-            return None
+        return self._image(self.image_path(layer, unit), "unit image")
 
     def load_transparency(self, layer: str, unit: int) -> np.ndarray | None:
         """The stored transparency map of a unit, (H, W) uint8, or None when there is none."""
-        path = self.transparency_path(layer, unit)
-        if not path.is_file():
-            return None
-        try:
-            return read_image(path)[..., 0]
-        except Exception:
-            return None
+        image = self._image(self.transparency_path(layer, unit), "transparency map")
+        return None if image is None else image[..., 0]
+
+    def objectives(self, model: str, layer: str) -> dict[str, dict]:
+        """The recorded units of ``layer`` ({"<unit>": {"objective", ...}}) when its objectives
+        file is ``model``'s and whole; {} otherwise."""
+        data = self.read_json(self.objectives_path(layer), "objectives file")
+        return data["units"] if valid_index(data) and data["model"] == model else {}
 
     def save(self, layer: str, unit: int, image: np.ndarray, transparency: np.ndarray | None = None) -> Path:
         """Store a unit's image and, when given, its transparency map ((H, W), any scale);
@@ -160,13 +210,21 @@ class UnitImageFolder:
         def same_kind(data: object) -> bool:  # lite0 and lite2 share layer names: never mix their indexes
             return valid_index(data) and data["model"] == model and data["layer"] == layer
 
-        update_json(path, merge, same_kind)
+        update_json(path, merge, same_kind, root=self.root)
         return path
 
     def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray]) -> Path:
         path = self.sheet_path(layer)
         write_image(path, contact_sheet(images, [f"unit {u}" for u in units], title=layer))
         return path
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether ``path`` is a regular file itself (not a link to one)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def transparency_image(transparency: np.ndarray) -> np.ndarray:
