@@ -12,12 +12,17 @@ Every link is relative, so the site works from the file system (file://) and any
 copied or served. What the asset folder lacks is shown as "not computed yet". The assets are
 read through their owners in ``toolbox.assets``; the site is written through
 ``toolbox.files`` / ``toolbox.images``.
+
+``<layer>`` in a path or a link is the layer's name through ``names.safe_name`` (an ordinary
+name as it is; one with ``<``, ``/`` or 300 characters as a short stem and a digest); the pages
+show the real name, escaped. A published site holds only what the asset folder holds as
+regular files inside it: a unit image that is a link (to /etc/passwd, say) is skipped with a
+warning, never copied; the site's own folders are real folders, never links.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +33,11 @@ import numpy as np
 
 from toolbox.assets.circuits import CircuitStore
 from toolbox.assets.crops import CropStore
-from toolbox.assets.unit_images import UnitImageFolder, valid_index
-from toolbox.files import atomic_write, check_output_dir, clean_stray_parts
+from toolbox.assets.unit_images import MAX_IMAGE_BYTES, UnitImageFolder
+from toolbox.errors import UserError
+from toolbox.files import atomic_write, check_output_dir, clean_stray_parts, read_inside, real_folder
 from toolbox.images import write_image
+from toolbox.names import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,11 @@ def _href(*parts: str) -> str:
     return "/".join(quote(p) for p in parts)
 
 
+def _layer_href(layer: str, *rest: str) -> str:
+    """A link to a page or file in ``layer``'s folder, from a page of another layer."""
+    return _href("..", safe_name(layer), *rest)
+
+
 def _missing(text: str = NOT_COMPUTED, kind: str = "") -> str:
     return f'<div class="missing{" " + kind if kind else ""}">{text}</div>'
 
@@ -114,22 +126,13 @@ def _strip(crops: np.ndarray, gap: int = 2) -> np.ndarray:
     return out
 
 
-def _objectives(folder: UnitImageFolder, model: str, layer: str) -> dict[str, dict]:
-    path = folder.objectives_path(layer)
+def _publish(data: bytes, site: Path, target: Path) -> None:
+    """``data`` at ``target`` in the site (left alone when it is there already, as a regular
+    file: a link there is replaced, never followed)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data["units"] if valid_index(data) and data["model"] == model else {}
-
-
-def _copy(source: Path, target: Path) -> None:
-    """``source``'s bytes at ``target`` (skipped when they are there already)."""
-    data = source.read_bytes()
-    try:
-        if target.read_bytes() == data:
+        if read_inside(site, target, "site file", MAX_IMAGE_BYTES) == data:
             return
-    except OSError:
+    except UserError:
         pass
     atomic_write(target, data)
 
@@ -142,11 +145,12 @@ class _Layer:
         """``index``: the crop index when it is ``model``'s, else empty (another network's
         crops are not shown, even where its layer names are the same)."""
         self.name, self.channels = name, channels
-        self.objectives = _objectives(folder, model, name)
-        self.images = {u for u in range(channels) if folder.image_path(name, u).is_file()}
+        self.dir = safe_name(name)  # its folder in the site
+        self.objectives = folder.objectives(model, name)
+        self.images = {u for u in range(channels) if folder.has_image(name, u)}  # regular files, no links
         self.crops = store.load(name) if index else None
         self.field = index.get("layers", {}).get(name, {}).get("field")  # the crops' window (clamped)
-        self.circuits = CircuitStore(folder.root).load(name)
+        self.circuits = CircuitStore(folder.root).load(name, channels)
 
     @property
     def pages(self) -> list[int]:
@@ -189,7 +193,7 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
     def name_cell(layer: _Layer) -> str:
         if not layer.pages:
             return html.escape(layer.name)
-        return f'<a href="{_href(layer.name, "index.html")}">{html.escape(layer.name)}</a>'
+        return f'<a href="{_href(layer.dir, "index.html")}">{html.escape(layer.name)}</a>'
 
     rows = "".join(
         f'<tr><td>{name_cell(layer)}</td>'
@@ -204,7 +208,7 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
                f"here, {NOT_COMPUTED} (<code>deepvis precompute --layers ...</code> makes them)." if rest else "")
             + f'</p>\n<table>\n<tr><th>layer</th><th>units</th><th>optimized images</th><th>crops</th></tr>\n'
             f'{rows}</table>')
-    first = _href(computed[0].name, "index.html") if computed else ""
+    first = _href(computed[0].dir, "index.html") if computed else ""
     atomic_write(site / "index.html", _page(f"{model} atlas", body, 0, {"right": first, "down": first}))
     report.layers = len(computed)
     return report
@@ -215,9 +219,9 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
                  with_pages: dict[str, _Layer]) -> None:
     """The pages of one computed layer; ``computed``: the layers with pages, in order (the
     previous and next layer links skip the others), ``with_pages`` the same by name."""
-    out = site / layer.name
-    (out / "img").mkdir(parents=True, exist_ok=True)
-    (out / "crops").mkdir(exist_ok=True)
+    out = site / layer.dir
+    real_folder(site, out / "img")  # never written through a link
+    real_folder(site, out / "crops")
     prev = computed[li - 1] if li > 0 else None
     after = computed[li + 1] if li + 1 < len(computed) else None
     prev_layer, next_layer = (prev.name if prev else None), (after.name if after else None)
@@ -225,8 +229,11 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
     has_page = set(pages)
     cells = []
     for unit in range(layer.channels):
-        if unit in layer.images:
-            _copy(folder.image_path(layer.name, unit), out / "img" / f"{unit}.png")
+        data = folder.image_bytes(layer.name, unit) if unit in layer.images else None  # confined, as has_image
+        if data is None:
+            layer.images.discard(unit)  # refused since it was listed: shown as missing
+        if data is not None:
+            _publish(data, site, out / "img" / f"{unit}.png")
             thumb = f'<img loading="lazy" src="img/{unit}.png" alt="{html.escape(layer.name)} unit {unit}">'
             report.unit_images += 1
         else:
@@ -237,16 +244,16 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
                     prev, after, store, report, field, with_pages)
     before = behind = ""
     if prev_layer:
-        before = f'<a href="{_href("..", prev_layer, "index.html")}">&larr; {html.escape(prev_layer)}</a>'
+        before = f'<a href="{_layer_href(prev_layer, "index.html")}">&larr; {html.escape(prev_layer)}</a>'
     if next_layer:
-        behind = f'<a href="{_href("..", next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
+        behind = f'<a href="{_layer_href(next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
     nav = (f'<nav><a href="../index.html">{html.escape(model)}</a>{before}'
            f'<span class="here">{html.escape(layer.name)}</span>{behind}</nav>')
     body = (f'{nav}\n<h1>{html.escape(layer.name)}</h1>\n<p>{layer.channels} units; {len(layer.images)} optimized '
             f'images; crops: {"stored" if layer.crops is not None else NOT_COMPUTED}.</p>\n'
             f'<div class="grid">\n' + "\n".join(cells) + "\n</div>")
-    links = {"up": _href("..", prev_layer, "index.html") if prev_layer else "",
-             "down": _href("..", next_layer, "index.html") if next_layer else "",
+    links = {"up": _layer_href(prev_layer, "index.html") if prev_layer else "",
+             "down": _layer_href(next_layer, "index.html") if next_layer else "",
              "right": f"{pages[0]}.html", "parent": "../index.html"}
     atomic_write(out / "index.html", _page(f"{model} {layer.name}", body, 1, links))
 
@@ -276,7 +283,7 @@ def _circuit_sections(layer: _Layer, unit: int, store: CropStore, with_pages: di
     --circuits`` on its top-crop images; each a link to that unit's page (where it has one),
     shown by its optimized image, else its best top crop (the left end of its crops strip)."""
     stored = None if layer.circuits is None else layer.circuits.unit(layer.name, unit)
-    if stored is None:
+    if stored is None or stored.inputs is stored.outputs is None:  # (no layer before or after it: nothing to show)
         return ["<h2>strongest inputs and outputs</h2>" + _missing(kind="row")]
     sections = []
     for circuit, title in ((stored.inputs, "strongest inputs from {}"), (stored.outputs, "strongest outputs to {}")):
@@ -290,15 +297,15 @@ def _circuit_sections(layer: _Layer, unit: int, store: CropStore, with_pages: di
             for link in links:
                 k, name = link.unit, html.escape(circuit.source)
                 if other is not None and k in other.images:
-                    thumb = f'<img loading="lazy" src="{_href("..", circuit.source, "img", f"{k}.png")}" alt="">'
+                    thumb = f'<img loading="lazy" src="{_layer_href(circuit.source, "img", f"{k}.png")}" alt="">'
                 elif k in pages and other.crops is not None and len((store.unit(circuit.source, k) or ((), ()))[1]):
-                    strip = _href("..", circuit.source, "crops", f"{k}_top.png")
+                    strip = _layer_href(circuit.source, "crops", f"{k}_top.png")
                     thumb = f'<img class="crop" loading="lazy" src="{strip}" alt="">'
                 else:
                     thumb = _missing("no image")
                 label = (f'{thumb}{k} <span class="share {kind}">{link.share:+.1%}</span>')
                 hint = f'title="{name} unit {k}: contribution {link.contribution:.4g}"'
-                cells.append(f'<a href="{_href("..", circuit.source, f"{k}.html")}" {hint}>{label}</a>' if k in pages
+                cells.append(f'<a href="{_layer_href(circuit.source, f"{k}.html")}" {hint}>{label}</a>' if k in pages
                              else f'<span class="unit" {hint}>{label}</span>')
         sections.append(f"<h2>{title.format(html.escape(circuit.source))}</h2>"
                         f'<div class="links">{"".join(cells) or "none"}</div>')
@@ -362,7 +369,7 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int 
         if there is None:
             return ""
         target = min(unit, there.channels - 1)
-        return _href("..", there.name, f"{target}.html" if target in there.pages else "index.html")
+        return _layer_href(there.name, f"{target}.html" if target in there.pages else "index.html")
 
     up, down = other(prev), other(after)
     nav = (f'<nav><a href="../index.html">{html.escape(model)}</a><a href="index.html">{html.escape(name)}</a>'
