@@ -12,10 +12,16 @@ Weights files come from anywhere, so the reader trusts nothing in them:
 - the unpickler resolves only the handful of names a state dict uses (tensor rebuild,
   storage types, OrderedDict); anything else (``os.system``...) is refused, so nothing in
   the file executes;
+- the unpickler is metered: a pickle may read at most ``MAX_PICKLE_BYTES`` and do at most
+  ``MAX_PICKLE_WORK`` units of work (one per opcode, one per item a call or BUILD copies),
+  so a few kilobytes that compress well cannot make it build millions of objects (the real
+  pickles take under 7% of either);
 - every tensor is checked against its storage (offset, shape, strides, last element
-  reachable) and every storage against the bytes actually in the file *before* any array
-  is made, and arrays are then made by bounds-checked slicing and indexing, never by
-  ``as_strided``: a crafted file cannot make numpy read memory it does not own.
+  reachable, no more elements than the storage holds, no stride of 0 along a real axis) and
+  every storage against the bytes actually in the file *before* any array is made, and
+  arrays are then made by bounds-checked slicing and indexing, never by ``as_strided``: a
+  crafted file cannot make numpy read memory it does not own, and what a tensor costs is
+  bounded by the bytes its storage really has.
 
 Every refusal is a one-line UserError naming the file. The pieces that guard a pickle and its
 tensors (``TensorUnpickler``, ``check_tensor``, ``materialize``, ``refusals``) are shared with
@@ -29,8 +35,9 @@ import contextlib
 import math
 import os
 import pickle
+import pickletools
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, ClassVar, Iterator
 
 import numpy as np
 
@@ -38,7 +45,12 @@ from toolbox.errors import UserError
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
-MAX_ELEMENTS = 1 << 28  # per storage, and over all tensors: 1 GB of float32, far above the nets shown here
+# per storage, over all storages and over all tensors: 256 MB of float32, 3x the largest net
+# read here (the 2015 InceptionV3: 21.8 million; lite2 6.1 million)
+MAX_ELEMENTS = 1 << 26
+MAX_DIMS = 8  # a weight has at most 4
+MAX_PICKLE_BYTES = 4 << 20  # one pickle; the largest real one (lite2's state dict) is 56 KB
+MAX_PICKLE_WORK = 1 << 18  # opcodes run plus items copied; the real pickles take at most 18,000
 _ZIP_MAGIC = b"PK\x03\x04"
 
 _STORAGE_DTYPES = {
@@ -86,14 +98,76 @@ def int_tuple(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and all(is_int(v) for v in value)
 
 
-class TensorUnpickler(pickle.Unpickler):
+class _Budget:
+    """The file a pickle is read from, allowed ``limit`` bytes in all: an opcode that declares
+    a longer string or frame is refused before anything of its size is read or allocated."""
+
+    def __init__(self, f: BinaryIO, limit: int) -> None:
+        self._f, self._left, self._limit = f, limit, limit
+
+    def _take(self, n: int) -> None:
+        if n > self._left:
+            raise Refused(f"a pickle longer than {self._limit >> 20} MB (more than a weights file needs)")
+
+    def read(self, n: int = -1) -> bytes:
+        self._take(n if n is not None and n >= 0 else self._left + 1)
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        self._take(len(buffer))
+        count = self._f.readinto(buffer)
+        self._left -= count
+        return count
+
+    def readline(self) -> bytes:
+        line = self._f.readline(self._left + 1)
+        self._take(len(line))
+        self._left -= len(line)
+        return line
+
+
+def _size(value: Any) -> int:
+    """How many items copying ``value`` touches, one level down (a call's arguments, a state)."""
+    if not isinstance(value, (tuple, list, dict, set, frozenset)):
+        return 0
+    return len(value) + sum(len(v) for v in value if isinstance(v, (tuple, list, dict, set, frozenset)))
+
+
+# opcodes that hand over what is on top of the stack to a call or to BUILD, which may copy it
+_COPYING = {pickle.REDUCE[0], pickle.BUILD[0], pickle.NEWOBJ[0], pickle.NEWOBJ_EX[0]}
+# pickle protocols 0-4: protocol 5's out-of-band buffers allocate what they declare before reading
+_OPCODES = {op.code.encode("latin-1")[0] for op in pickletools.opcodes if op.proto <= 4}
+
+
+def _metered(code: int, load: Any) -> Any:
+    def run(self: TensorUnpickler) -> None:
+        self.spend(1 + (_size(self.stack[-1]) if code in _COPYING and self.stack else 0))
+        load(self)
+
+    return run
+
+
+class TensorUnpickler(pickle._Unpickler):
     """Unpickles tensors (as ``TensorRef``s into ``StorageRef``s) and plain data, nothing else:
     ``find_class`` knows the tensor rebuild, the storage types and OrderedDict, and asks
-    ``extra_class`` (a subclass's hook) for any other name; the default refuses it."""
+    ``extra_class`` (a subclass's hook) for any other name; the default refuses it. Every
+    opcode is metered (``spend``) and reads come from a ``_Budget``: a hostile pickle is
+    refused after a bounded amount of memory and time, whatever it declares."""
+
+    dispatch: ClassVar[dict] = {code: _metered(code, load) for code, load in pickle._Unpickler.dispatch.items()
+                if code in _OPCODES}
 
     def __init__(self, f: BinaryIO, storages: dict[str, StorageRef]) -> None:
-        super().__init__(f, encoding="latin1")
+        super().__init__(_Budget(f, MAX_PICKLE_BYTES), encoding="latin1")
         self._storages = storages
+        self._work = 0
+
+    def spend(self, units: int) -> None:
+        self._work += units
+        if self._work > MAX_PICKLE_WORK:
+            raise Refused(f"its pickle makes more than {MAX_PICKLE_WORK} objects (more than a weights file needs)")
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "torch._utils" and name == "_rebuild_tensor_v2":
@@ -117,7 +191,7 @@ class TensorUnpickler(pickle.Unpickler):
         if len(pid) == 6 and pid[5] is not None:
             raise Refused(f"storage {key} is a view of another storage (not supported)")
         if not 0 <= size <= MAX_ELEMENTS:
-            raise Refused(f"storage {key} claims {size} elements")
+            raise Refused(f"storage {key} claims {size if size.bit_length() <= 64 else 'over 2**64'} elements")
         ref = StorageRef(key, np.dtype(_STORAGE_DTYPES[storage_type.name]).newbyteorder("<"), size)
         known = self._storages.setdefault(key, ref)
         if (known.dtype, known.size) != (ref.dtype, ref.size):
@@ -147,17 +221,29 @@ def check_tensor(name: Any, t: Any, storages: dict[str, StorageRef]) -> None:
         raise Refused(f"tensor {name} has no storage")
     if not (is_int(t.offset) and int_tuple(t.shape) and int_tuple(t.strides) and len(t.shape) == len(t.strides)):
         raise Refused(f"tensor {name} has a malformed offset, shape or strides")
+    if len(t.shape) > MAX_DIMS:
+        raise Refused(f"tensor {name} has {len(t.shape)} dimensions")
     if t.offset < 0 or any(n < 0 for n in t.shape) or any(s < 0 for s in t.strides):
         raise Refused(f"tensor {name} has a negative offset, size or stride")
-    numel = math.prod(t.shape)
+    if any(n > MAX_ELEMENTS for n in t.shape):
+        raise Refused(f"tensor {name} has an axis of more than {MAX_ELEMENTS} elements")
+    numel = math.prod(t.shape)  # of at most MAX_DIMS numbers below MAX_ELEMENTS: quick
     if numel > MAX_ELEMENTS:
         raise Refused(f"tensor {name} claims {numel} elements")
     if numel == 0:
         return
     last = t.offset + sum((n - 1) * s for n, s in zip(t.shape, t.strides))
     if last >= t.storage.size:
-        raise Refused(f"tensor {name} reaches element {last} of storage {t.storage.key}, "
-                       f"which holds {t.storage.size}")
+        shown = last if last.bit_length() <= 64 else "past 2**64"
+        raise Refused(f"tensor {name} reaches element {shown} of storage {t.storage.key}, "
+                      f"which holds {t.storage.size}")
+    # a weight's elements are distinct elements of its storage: with a stride of 0, or axes
+    # that overlap, a few stored numbers could claim gigabytes once copied out
+    if any(s == 0 for n, s in zip(t.shape, t.strides) if n > 1):
+        raise Refused(f"tensor {name} repeats its storage's elements (a stride of 0)")
+    if numel > t.storage.size:
+        raise Refused(f"tensor {name} claims {numel} elements; its storage {t.storage.key} holds "
+                      f"{t.storage.size}")
 
 
 def _read_storages(f: BinaryIO, keys: Any, storages: dict[str, StorageRef], file_size: int) -> dict[str, np.ndarray]:
@@ -228,10 +314,16 @@ def _read(f: BinaryIO, file_size: int) -> dict[str, np.ndarray]:
 
 
 def check_total(tensors: dict[str, TensorRef]) -> None:
-    """All tensors together stay under the element cap (checked before any storage is read)."""
+    """All tensors together, and all the storages they use, stay under the element cap
+    (checked before any storage is read): what reading the file costs is bounded whatever
+    it declares."""
     total = sum(math.prod(t.shape) for t in tensors.values())
     if total > MAX_ELEMENTS:
         raise Refused(f"its tensors claim {total} elements in all")
+    storages = {id(t.storage): t.storage for t in tensors.values()}.values()
+    stored = sum(s.size for s in storages)
+    if stored > MAX_ELEMENTS:
+        raise Refused(f"its storages claim {stored} elements in all")
 
 
 @contextlib.contextmanager

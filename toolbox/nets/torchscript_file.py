@@ -10,14 +10,17 @@ The archive is a zip whose one top folder holds:
 - ``data/<key>``: each storage's raw little-endian elements;
 - ``code/``: the forward passes in TorchScript's Python subset, for people to read (never run).
 
-Nothing in the file is executed. The unpickler is ``torch_file``'s, which resolves only the
-tensor rebuild, the storage types and OrderedDict, extended here by the names a module tree
-needs: ``__torch__.*`` classes, which become inert ``ScriptObject``s holding their attribute
-dict, and the ``build_*list`` helpers for lists of plain numbers. Any other name is refused.
-Every tensor is checked against its storage record, every storage's declared element count
-is capped, and the storage entries' sizes in the zip are checked against their records, all
-before a storage is read; arrays are made by ``torch_file.materialize`` (bounds-checked
-slicing and indexing only). Every refusal is a one-line UserError naming the file.
+Nothing in the file is executed. The unpickler is ``torch_file``'s (metered: bounded bytes
+and work), which resolves only the tensor rebuild, the storage types and OrderedDict,
+extended here by the names a module tree needs: ``__torch__.*`` classes (at most
+``MAX_CLASSES``), which become inert ``ScriptObject``s holding their attribute dict, and the
+``build_*list`` helpers for lists of plain numbers. Any other name is refused. Every tensor
+is checked against its storage record, every storage's declared element count is capped
+(each and in all), and the zip entries' declared sizes are checked against their records and
+limits, all before an entry is inflated; entries are read with bounded reads, so a header
+that lies cannot inflate more than it declared. Arrays are made by ``torch_file.materialize``
+(bounds-checked slicing and indexing only). Every refusal is a one-line UserError naming the
+file.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from toolbox.nets.torch_file import (
+    MAX_PICKLE_BYTES,
     Refused,
     StorageRef,
     TensorRef,
@@ -43,8 +47,8 @@ from toolbox.nets.torch_file import (
     refusals,
 )
 
-MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a module tree; the 2015 InceptionV3's is 28 KB
 MAX_DEPTH = 64  # modules inside modules
+MAX_CLASSES = 1024  # distinct module classes; the 2015 InceptionV3 names 25 globals in all
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _MANGLE = re.compile(r"\.___torch_mangle_\d+")
 _LIST_BUILDERS = {"build_intlist": int, "build_doublelist": float, "build_boollist": bool}
@@ -84,6 +88,8 @@ class _ScriptUnpickler(TensorUnpickler):
         qualified = f"{module}.{name}"
         if (module == "__torch__" or module.startswith("__torch__.")) and _NAME.match(qualified):
             if qualified not in self._classes:  # NEWOBJ needs a class: an inert one per name
+                if len(self._classes) >= MAX_CLASSES:
+                    raise Refused(f"its module tree names more than {MAX_CLASSES} classes")
                 self._classes[qualified] = type("ScriptObject", (ScriptObject,), {"qualified_name": qualified})
             return self._classes[qualified]
         return super().extra_class(module, name)
@@ -170,7 +176,7 @@ def _entry(archive: zipfile.ZipFile, name: str, size: int) -> bytes:
 def _read(archive: zipfile.ZipFile) -> ScriptModule:
     top = _top_folder(archive)
     info = archive.getinfo(f"{top}/data.pkl")
-    if info.file_size > MAX_PICKLE_BYTES:
+    if info.file_size > MAX_PICKLE_BYTES:  # the unpickler reads no more than this either
         raise Refused(f"its data.pkl claims {info.file_size} bytes")
     storages: dict[str, StorageRef] = {}
     with archive.open(info) as f:
