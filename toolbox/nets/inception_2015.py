@@ -9,8 +9,12 @@ from it is run): every convolution has no bias and is followed by batch norm wit
 branches in the order below; the pool branches average 3x3 without counting the padding,
 except ``mixed_10``'s, which is a 3x3 max pool; the stride-2 blocks max-pool 3x3 unpadded.
 Strides, paddings and widths are read off the archive's modules and weights, so a convolution
-the file pads differently is built as the file says. The 2015 graph's 1008-way classifier is
-not in the file: the model ends at the 2048 pooled features. Input: RGB 299 px, (x - 128) / 128.
+the file pads differently is built as the file says, within what this network can have: every
+number the file gives (kernel, stride, padding, widths) and every weight (finite, variances not
+negative) is checked for every convolution before any layer is built (``conv_params``), so a
+hostile archive is one line, never a model that crashes its first forward pass or a converted
+cache of one. The 2015 graph's 1008-way classifier is not in the file: the model ends at the
+2048 pooled features. Input: RGB 299 px, (x - 128) / 128.
 
 Layer names: the stem's ReLU outputs are ``conv0`` ... ``conv4`` (the archive's ``conv``,
 ``conv_1``, ... ``conv_4``), its pools ``pool0``, ``pool1``; the blocks ``mixed0`` ...
@@ -21,6 +25,7 @@ with ``_conv`` and ``_bn`` for its convolution and batch norm); ``avg_pool`` is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +40,11 @@ ROOT = "net.layers"  # the Sequential holding the stem, the blocks and the final
 STEM = ("conv", "conv_1", "conv_2", "pool0", "conv_3", "conv_4", "pool1")
 BLOCKS = ("mixed", *(f"mixed_{i}" for i in range(1, 11)))
 BLOCK_KINDS = "AAABCCCCDEE"
+# what the network's convolutions can have (theirs: kernels 1x1 to 7x1 and 1x7, strides 1 and
+# 2, paddings that keep the size or none, at most 448 filters); a file outside is refused
+MAX_KERNEL = 7
+MAX_STRIDE = 2
+MAX_FILTERS = 2048
 
 
 def our_name(archive_name: str) -> str:
@@ -60,11 +70,63 @@ def _kind(types: dict[str, str], path: str) -> str:
 
 
 def _pair(value: Any, what: str) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if is_int(value):
         return value, value
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    if isinstance(value, tuple) and len(value) == 2 and all(is_int(v) for v in value):
         return value[0], value[1]
-    raise ValueError(f"{what} is {value!r}, not one or two ints")
+    raise ValueError(f"{what} is a {type(value).__name__}, not one or two ints")
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """One convolution as the file gives it, every number checked: weight (out, in, kh, kw),
+    stride and padding per axis, and its batch norm's beta, mean and variance."""
+
+    weight: np.ndarray
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    norm: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def conv_params(types: dict[str, str], tensors: dict[str, np.ndarray], attributes: dict[str, Any],
+                path: str) -> ConvParams:
+    """The convolution at ``path``; ValueError when a number is outside what this network can
+    have (a padding of 20000 would make a model that crashes on its first image; a stride of
+    2**62 one that Keras cannot build) or a weight is not finite, KeyError when one is missing."""
+    if _kind(types, path) != "Conv2dLayer":
+        raise ValueError(f"{path} is a {_kind(types, path)}, a Conv2dLayer was expected")
+    w = tensors[f"{path}.weight"]
+    if w.ndim != 4:
+        raise ValueError(f"{path}.weight has shape {w.shape}")
+    out, _inputs, kh, kw = w.shape
+    if not (1 <= out <= MAX_FILTERS and 1 <= kh <= MAX_KERNEL and 1 <= kw <= MAX_KERNEL and _inputs >= 1):
+        raise ValueError(f"{path}.weight has shape {w.shape}: at most {MAX_FILTERS} filters of at most "
+                         f"{MAX_KERNEL}x{MAX_KERNEL} expected")
+    stride = _pair(attributes[f"{path}.stride"], f"{path}.stride")
+    if not all(1 <= s <= MAX_STRIDE for s in stride):
+        raise ValueError(f"{path}.stride is {_shown(stride)}; this network's are 1 to {MAX_STRIDE}")
+    padding = _pair(attributes[f"{path}.padding"], f"{path}.padding")
+    if not (0 <= padding[0] <= kh // 2 and 0 <= padding[1] <= kw // 2):
+        raise ValueError(f"{path}.padding is {_shown(padding)} for a {kh}x{kw} kernel; at most half the "
+                         f"kernel expected")
+    norm = tuple(tensors[f"{path}.{k}"] for k in ("beta", "mean", "var"))
+    for key, value in zip(("beta", "mean", "var"), norm):
+        if value.shape != (out,):
+            raise ValueError(f"{path}.{key} has shape {value.shape}, ({out},) expected")
+    for key, value in (("weight", w), *zip(("beta", "mean", "var"), norm)):
+        if not np.isfinite(value).all():
+            raise ValueError(f"{path}.{key} holds NaN or infinite values")
+    if (norm[2] < 0).any():
+        raise ValueError(f"{path}.var holds negative variances")
+    return ConvParams(w, stride, padding, (norm[0], norm[1], norm[2]))
+
+
+def _shown(pair: tuple[int, int]) -> str:
+    """A pair of the file's ints for a message (one of 10**5000 digits cannot be printed)."""
+    return str(tuple(v if abs(v) < 1 << 64 else "huge" for v in pair))
 
 
 def build(tensors: dict[str, np.ndarray], attributes: dict[str, Any], types: dict[str, str]):
@@ -75,25 +137,23 @@ def build(tensors: dict[str, np.ndarray], attributes: dict[str, Any], types: dic
     from keras import layers as L
 
     values: dict[str, list[np.ndarray]] = {}
+    # every convolution's numbers checked before the first layer is made
+    convs = {path: conv_params(types, tensors, attributes, path) for path in types
+             if path.startswith(f"{ROOT}.") and _kind(types, path) == "Conv2dLayer"}
 
     def conv(x, path: str, name: str):
-        if _kind(types, path) != "Conv2dLayer":
-            raise ValueError(f"{path} is a {_kind(types, path)}, a Conv2dLayer was expected")
-        w = tensors[f"{path}.weight"]
-        if w.ndim != 4:
-            raise ValueError(f"{path}.weight has shape {w.shape}")
-        out, kh, kw = w.shape[0], w.shape[2], w.shape[3]
-        stride = attributes[f"{path}.stride"]
-        ph, pw = _pair(attributes[f"{path}.padding"], f"{path}.padding")
-        if stride == 1 and kh % 2 and kw % 2 and (ph, pw) == ((kh - 1) // 2, (kw - 1) // 2):
+        p = convs[path] if path in convs else conv_params(types, tensors, attributes, path)
+        out, _, kh, kw = p.weight.shape
+        ph, pw = p.padding
+        if p.stride == (1, 1) and kh % 2 and kw % 2 and (ph, pw) == ((kh - 1) // 2, (kw - 1) // 2):
             padding = "same"  # symmetric padding that keeps the size, as torch pads it
         else:
             padding = "valid"
             if (ph, pw) != (0, 0):
                 x = L.ZeroPadding2D(((ph, ph), (pw, pw)), name=f"{name}_pad")(x)
-        values[f"{name}_conv"] = [w.transpose(2, 3, 1, 0)]
-        values[f"{name}_bn"] = [tensors[f"{path}.{k}"] for k in ("beta", "mean", "var")]
-        x = L.Conv2D(out, (kh, kw), stride, padding=padding, use_bias=False, name=f"{name}_conv")(x)
+        values[f"{name}_conv"] = [p.weight.transpose(2, 3, 1, 0)]
+        values[f"{name}_bn"] = list(p.norm)
+        x = L.Conv2D(out, (kh, kw), p.stride, padding=padding, use_bias=False, name=f"{name}_conv")(x)
         x = L.BatchNormalization(epsilon=BN_EPSILON, scale=False, name=f"{name}_bn")(x)
         return L.ReLU(name=name)(x)
 
