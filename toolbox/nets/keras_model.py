@@ -8,15 +8,25 @@ dream layers. A YAML spec with ``builder: keras_file`` overrides any of those ke
 are still inferred), and ``deepvis spec mine.keras -o models/mine.yaml`` writes the inferred
 spec for a person to edit. A spec that does not fit its model is one line naming the
 difference (``check_spec``), before any long work.
+
+A model file comes from anywhere, so before Keras reads it (``_config``): every zip
+member's declared size is held to what the archive can honestly hold (a config of a few MB,
+no member inflating more than ``MAX_INFLATION`` times what it stores beyond a floor, a
+compressed member proven to inflate to no more than it declares, read in bounded pieces), and
+so is every HDF5 dataset's declared size; the config is parsed by the one JSON reader and its
+parts that deepvis walks are type-checked. Each refusal is one line naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
-import json
+import io
 import logging
 import math
 import re
+import struct
 import time
 import zipfile
 from dataclasses import dataclass
@@ -27,6 +37,7 @@ import keras
 
 from toolbox.errors import UserError, closest
 from toolbox.files import check_regular_file, sha256_of
+from toolbox.jsonfile import BadJSON, parse_json
 from toolbox.nets.keras_graph import Graph, functional, is_nested, nodes, producer, qualify_names, rebuild
 from toolbox.nets.spec import PREPROCESSING, ModelSpec, parse_spec, read_labels, spec_yaml
 
@@ -48,6 +59,17 @@ _NORMS = ("BatchNormalization", "LayerNormalization", "GroupNormalization")
 _ACTIVATIONS = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU, keras.layers.PReLU,
                 keras.layers.ELU, keras.layers.Softmax)
 
+# What a model file may declare, checked before anything is inflated or allocated. Keras
+# writes its members stored (uncompressed), so an honest archive inflates about 1:1; a member
+# recompressed by a zip tool stays far under MAX_INFLATION.
+MAX_CONFIG_BYTES = 16 << 20  # config.json; NASNetLarge's, keras.applications' largest, is 1 MB
+INFLATION_FLOOR = 64 << 20  # below this, any ratio: a small model may be mostly zeros
+MAX_INFLATION = 20  # above the floor, declared bytes per stored byte (members, HDF5 datasets)
+MAX_MEMBERS = 1000  # zip members; Keras writes 3 (more only with assets)
+MAX_H5_OBJECTS = 1 << 17  # groups and datasets; a big model has a few thousand
+MAX_NESTING = 32  # models inside models in a config
+_CHUNK = 1 << 20
+
 
 def is_model_file(name: str | None) -> bool:
     return bool(name) and Path(name).suffix.lower() in MODEL_SUFFIXES
@@ -56,36 +78,229 @@ def is_model_file(name: str | None) -> bool:
 # -- loading safely --------------------------------------------------------------------------
 
 
-def _config(path: Path) -> Any:
-    """The model's architecture as JSON (no layer is built), or None when the file has none."""
-    try:
-        if path.suffix.lower() == ".keras":
-            with zipfile.ZipFile(path) as archive:
-                return json.loads(archive.read("config.json"))
-        import h5py
+class _BadModelFile(Exception):
+    """Why a model file is not read; made a one-line UserError naming the file."""
 
-        with h5py.File(path, "r") as f:
-            text = f.attrs.get("model_config")
-        return None if text is None else json.loads(text.decode() if isinstance(text, bytes) else text)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+
+def _inflation_limit(stored: int) -> int:
+    return max(INFLATION_FLOOR, MAX_INFLATION * stored)
+
+
+def _check_members(archive: zipfile.ZipFile, size: int) -> None:
+    """Every member declares sizes an archive of ``size`` bytes can honestly hold (checked on
+    the central directory, before anything is inflated); a compressed member is inflated once,
+    in bounded pieces, to prove it holds no more than it declares (zipfile reads a member whole
+    in one call, so a header that lies would otherwise inflate without bound)."""
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise _BadModelFile(f"it has {len(members)} members")
+    for m in members:
+        if m.filename == "config.json" and m.file_size > MAX_CONFIG_BYTES:
+            raise _BadModelFile(f"its config.json declares {_mb(m.file_size)}; a model's config is a few MB at most")
+        if m.file_size > _inflation_limit(m.compress_size):
+            raise _BadModelFile(f"its {m.filename[:80]} declares {_mb(m.file_size)} from {_mb(m.compress_size)}")
+    total = sum(m.file_size for m in members)
+    if total > _inflation_limit(size):
+        raise _BadModelFile(f"its members declare {_mb(total)} in all, from a {_mb(size)} file")
+    for m in members:
+        if m.compress_type != zipfile.ZIP_STORED and not m.is_dir():
+            _check_inflates_as_declared(archive, m)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def _check_inflates_as_declared(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> None:
+    probe = copy.copy(member)
+    probe.file_size = member.file_size + 1  # zipfile stops at the declared size: ask one byte more,
+    del probe.CRC  # and count it rather than fail on its CRC (Keras' own read checks the CRC)
+    count = 0
+    with archive.open(probe) as f:
+        while count <= member.file_size:
+            piece = f.read(_CHUNK)  # inflates at most this much per call
+            if not piece:
+                break
+            count += len(piece)
+    if count != member.file_size:
+        raise _BadModelFile(f"its {member.filename[:80]} inflates to {'more' if count > member.file_size else 'less'} "
+                            f"than the {member.file_size} bytes it declares")
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """The bytes of member ``name`` (checked by ``_check_members``), read no further than ``limit``."""
+    with archive.open(name) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _BadModelFile(f"its {name} is over {_mb(limit)}")
+    return data
+
+
+def _check_h5(h5, stored: int) -> None:
+    """The HDF5 file's datasets declare no more than its ``stored`` bytes can honestly hold
+    (a chunked, compressed dataset can declare gigabytes from a few bytes): their shapes are
+    read, never their data."""
+    import h5py
+
+    declared, seen = 0, 0
+
+    def visit(_name: str, obj) -> None:
+        nonlocal declared, seen
+        seen += 1
+        if seen > MAX_H5_OBJECTS:
+            raise _BadModelFile(f"its HDF5 data has more than {MAX_H5_OBJECTS} groups and datasets")
+        if isinstance(obj, h5py.Dataset):
+            declared += math.prod(obj.shape or ()) * obj.dtype.itemsize
+            if declared > _inflation_limit(stored):
+                raise _BadModelFile(f"its HDF5 datasets declare over {_mb(declared)} from {_mb(stored)}")
+
+    h5.visititems(visit)
+
+
+def _json_config(data: Any) -> Any:
+    if isinstance(data, (bytes, str)):
+        try:
+            return parse_json(data)
+        except BadJSON as e:
+            raise _BadModelFile(f"its model config is {e}") from None
+    raise _BadModelFile("its model config is not text")
+
+
+def _read_keras_archive(path: Path) -> Any:
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        _check_members(archive, path.stat().st_size)
+        names = set(archive.namelist())
+        if "config.json" not in names:
+            raise _BadModelFile("it has no config.json (not a .keras model?)")
+        config = _json_config(_read_member(archive, "config.json", MAX_CONFIG_BYTES))
+        if "model.weights.h5" in names:
+            info = archive.getinfo("model.weights.h5")
+            with _member_file(path, archive, info) as f, h5py.File(f, "r") as h5:
+                _check_h5(h5, info.compress_size)
+        return config
+
+
+class _Window(io.RawIOBase):
+    """Bytes ``start`` to ``start + size`` of an open file, as a file (a stored zip member,
+    for h5py, which seeks back and forth: zipfile would re-read from the start each time)."""
+
+    def __init__(self, f, start: int, size: int) -> None:
+        super().__init__()
+        self._f, self._start, self._size, self._pos = f, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        self._f.seek(self._start + self._pos)
+        data = self._f.read(n)
+        buffer[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+@contextlib.contextmanager
+def _member_file(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo):
+    """A seekable file of the member's bytes: a window on the archive for a stored member,
+    else its bytes (already proven to inflate to its checked declared size) in memory."""
+    if info.compress_type != zipfile.ZIP_STORED:
+        yield io.BytesIO(_read_member(archive, info.filename, info.file_size))
+        return
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        head = f.read(30)  # the local header: its name and extra field lengths end it
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise _BadModelFile(f"its {info.filename[:80]} has no local header")
+        name_length, extra_length = struct.unpack("<HH", head[26:30])
+        yield _Window(f, info.header_offset + 30 + name_length + extra_length, min(info.file_size, info.compress_size))
+
+
+def _read_h5_file(path: Path) -> Any:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        _check_h5(f, path.stat().st_size)
+        text = f.attrs.get("model_config")
+        return None if text is None else _json_config(text)
+
+
+def _config(path: Path) -> Any:
+    """The model's architecture as JSON (no layer is built), or None when the file has none;
+    the file's declared sizes are checked first (``_check_members``, ``_check_h5``)."""
+    try:
+        return _read_keras_archive(path) if path.suffix.lower() == ".keras" else _read_h5_file(path)
+    except _BadModelFile as e:
+        raise UserError(f"refusing Keras model {path}: {' '.join(str(e).split())[:240]}") from None
+    except Exception as e:  # noqa: BLE001 (zipfile, zlib and h5py fail in many ways on a damaged file)
         raise UserError(f"cannot read Keras model {path}: {type(e).__name__}: {' '.join(str(e).split())[:160]}") \
             from None
 
 
-def _layer_entries(config: Any):
-    """Every layer entry of a model config, nested models' layers included."""
-    if not isinstance(config, dict):
-        return
-    for entry in (config.get("config") or {}).get("layers") or []:
-        if isinstance(entry, dict):
-            yield entry
-            yield from _layer_entries(entry)
+def _kind_of(value: Any) -> str:
+    """The JSON name of a value's type, for messages."""
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
+
+
+def _layer_entries(config: Any) -> list[dict]:
+    """Every layer entry of a model config, nested models' layers included, with the parts that
+    deepvis reads type-checked (an entry and its ``config`` objects, ``class_name`` a string,
+    ``module`` and ``registered_name`` strings or null, ``layers`` and ``inbound_nodes``
+    arrays); TypeError naming the first part of the wrong type, ValueError for nesting too deep."""
+    found: list[dict] = []
+    todo: list[tuple[Any, str, int]] = [(config, "the model", 0)]
+    while todo:
+        entry, where, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise ValueError(f"models are nested deeper than {MAX_NESTING}")
+        if not isinstance(entry, dict):
+            raise TypeError(f"{where} is a JSON {_kind_of(entry)}, not an object")
+        checks = (("class_name", (str,)), ("module", (str, type(None))), ("registered_name", (str, type(None))),
+                  ("config", (dict, type(None))), ("inbound_nodes", (list,)))
+        for key, kinds in checks:
+            if key in entry and not isinstance(entry[key], kinds):
+                raise TypeError(f"{where}'s {key} is a JSON {_kind_of(entry[key])}")
+        if depth and not isinstance(entry.get("class_name"), str):
+            raise TypeError(f"{where} has no class_name")
+        inner = entry.get("config") or {}
+        name = inner.get("name", "?")
+        if not isinstance(name, str):
+            raise TypeError(f"{where}'s name is a JSON {_kind_of(name)}")
+        if depth:
+            found.append(entry)
+        layers = inner.get("layers")
+        if layers is None:
+            continue
+        if not isinstance(layers, list):
+            raise TypeError(f"the layers of {name} are a JSON {_kind_of(layers)}, not an array")
+        todo.extend((layer, f"layer {i} of {name}", depth + 1) for i, layer in reversed(list(enumerate(layers))))
+    return found
 
 
 def _refuse_unsafe(path: Path, config: Any) -> None:
     """One line for a Lambda layer (its Python code would run) or a layer class that is not
     Keras' own (deepvis runs no code from model files or from modules it would have to import)."""
-    for entry in _layer_entries(config):
+    if config is None:
+        return
+    try:
+        entries = _layer_entries(config)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"refusing Keras model {path}: its config is not a Keras model's ({e})") from None
+    for entry in entries:
         cls, module = str(entry.get("class_name", "")), str(entry.get("module") or "")
         name = (entry.get("config") or {}).get("name", "?")
         if cls == "Lambda":
