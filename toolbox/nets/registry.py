@@ -8,7 +8,11 @@ inception_v3_2015.keras``. Beside each, ``<file>.json`` records
 what the model was made from (source file and its sha256, converter version, spec name,
 classes, layers), so a cache made from other weights, by an older converter, for another
 spec, or replaced by any other file is noticed, logged in one line and rebuilt instead of
-being trusted.
+being trusted (a record that is not JSON, nested thousands deep included, is one such case).
+
+``--weights`` (the ``weights`` setting) names a file only for the networks that read one
+(``WEIGHTS_FILE_BUILDERS``, and a ``keras_file`` spec, whose model file it names); given to any
+other network, or beside a model file given with ``--model``, it is one line, never ignored.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from toolbox.errors import UserError
-from toolbox.files import (atomic_output, atomic_write, check_output_dir, clean_stray_parts, sha256_of,
-                           write_error)
+from toolbox.files import (atomic_output, atomic_write, check_output_dir, clean_stray_parts, read_input,
+                           sha256_of, write_error)
+from toolbox.jsonfile import BadJSON, parse_json
 from toolbox.nets import efficientnet_lite, googlenet, inception, inception_2015, keras_model
 from toolbox.nets.network import Network
 from toolbox.nets.spec import ModelSpec, parse_spec, read_labels, read_spec, spec_path
@@ -31,6 +36,8 @@ from toolbox.settings import Settings
 log = logging.getLogger(__name__)
 
 FALLBACK_MODEL = "efficientnet_lite0"
+WEIGHTS_FILE_BUILDERS = ("inception_v3", "googlenet", "inception_2015")  # the builders that read --weights
+MAX_RECORD_BYTES = 1 << 20  # a converted model's record: its spec's layer names and a few numbers
 
 
 def _package_file(spec: ModelSpec) -> Path:
@@ -101,12 +108,14 @@ def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, cla
 
     if not cached.is_file():
         return None, "the model file is missing"
-    try:
-        record = json.loads(sidecar.read_text())
-    except FileNotFoundError:
+    if not sidecar.exists():
         return None, "it has no record of its source"
-    except (OSError, ValueError) as e:
-        return None, f"its record is unreadable ({type(e).__name__})"
+    try:
+        record = parse_json(read_input(sidecar, "cache record", MAX_RECORD_BYTES))
+    except BadJSON as e:
+        return None, f"its record is {e}"
+    except UserError as e:  # not a regular file, too large, unreadable
+        return None, f"its record is unreadable ({' '.join(str(e).split())[:120]})"
     reason = _stale_reason(record, spec, source, classes, version)
     if reason:
         return None, reason
@@ -196,10 +205,19 @@ def overrides_of(settings: Settings) -> dict[str, Any]:
     return found
 
 
+def _no_weights_file(what: str, weights: str | None, why: str) -> None:
+    """A one-line UserError when ``weights`` was given to a network that reads no weights file."""
+    if weights:
+        raise UserError(f"{what} takes no weights file ({why}): remove --weights {weights} (or 'weights:' in the "
+                        f"settings); it is for inception_v3, inception_v3_2015, googlenet and keras_file specs")
+
+
 def _keras_network(settings: Settings, name: str, weights: str | None, needs_classifier: str | None) -> Network:
     """A Keras model file given directly (--model mine.keras) or through a keras_file spec."""
     spec_file, given = None, {}
-    if not keras_model.is_model_file(name):
+    if keras_model.is_model_file(name):
+        _no_weights_file(f"model file {name}", weights, "its weights are inside it")
+    else:
         spec_file = spec_path(name, settings.models_path)
         given = read_spec(spec_file)
     path = weights or (given.get("source") or {}).get("path") or name
@@ -227,6 +245,8 @@ def load_network(settings: Settings, random_weights: bool = False, needs_classif
     if raw.get("builder") == "keras_file":
         return _keras_network(settings, name, weights, needs_classifier)
     spec = parse_spec({**raw, **overrides_of(settings)}, path)
+    if spec.builder not in WEIGHTS_FILE_BUILDERS:
+        _no_weights_file(spec.name, weights, _own_weights(spec))
     if needs_classifier:
         spec.require_classifier(needs_classifier)
     if spec.builder == "googlenet":  # which file it is decides the classes and one width
@@ -239,6 +259,13 @@ def load_network(settings: Settings, random_weights: bool = False, needs_classif
         raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} "
                         f"outputs")
     return Network(spec=spec, model=model, labels=labels)
+
+
+def _own_weights(spec: ModelSpec) -> str:
+    """Where the weights of a network that reads no weights file come from, in a few words."""
+    package = spec.source.get("package")
+    return f"its weights come from the package {package.replace('_', '-')}" if package else \
+        f"the {spec.builder} builder reads none"
 
 
 @functools.lru_cache(maxsize=4)
