@@ -12,8 +12,9 @@ A caffemodel is one ``NetParameter`` message (field numbers from Caffe's public
 
 Everything else in the file (layer parameters, ``diff``...) is skipped unread. Weights
 files come from anywhere: every length is checked against the bytes that are actually
-there before anything is sliced, element counts are capped, and nothing in the file is
-executed or interpreted beyond these fields. Every refusal is a one-line UserError naming
+there before anything is sliced, element counts are capped, so are the counts of layers and
+blobs (an empty one is two bytes of the file and an object of a hundred), and nothing in
+the file is executed or interpreted beyond these fields. Every refusal is a one-line UserError naming
 the file.
 """
 
@@ -32,12 +33,15 @@ from toolbox.files import read_input
 
 MAX_BYTES = 1 << 30  # far above bvlc_googlenet (53 MB)
 MAX_ELEMENTS = 1 << 28  # per blob
+MAX_LAYERS = 1 << 14  # bvlc_googlenet has 150
+MAX_BLOBS = 8  # per layer; a convolution has 2
 
 VARINT, FIXED64, BYTES, FIXED32 = 0, 1, 2, 5
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """Why the data is not read; turned into a UserError naming the file at the top."""
+
 
 
 # -- the wire format -----------------------------------------------------------------------------
@@ -47,7 +51,7 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end:
-            raise _Refused("truncated (a number runs past the end of its message)")
+            raise Refused("truncated (a number runs past the end of its message)")
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -55,7 +59,7 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift >= 70:
-            raise _Refused("damaged (a number longer than 10 bytes)")
+            raise Refused("damaged (a number longer than 10 bytes)")
 
 
 def fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
@@ -67,7 +71,7 @@ def fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple
         key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
-            raise _Refused("damaged (field number 0)")
+            raise Refused("damaged (field number 0)")
         if wire == VARINT:
             value, pos = _varint(buf, pos, end)
             yield number, wire, value, pos
@@ -77,9 +81,9 @@ def fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple
         elif wire in (FIXED32, FIXED64):
             size = 4 if wire == FIXED32 else 8
         else:
-            raise _Refused(f"not a protobuf message this reader knows (wire type {wire} in field {number})")
+            raise Refused(f"not a protobuf message this reader knows (wire type {wire} in field {number})")
         if size > end - pos:
-            raise _Refused(f"truncated (field {number} claims {size} bytes, {end - pos} remain)")
+            raise Refused(f"truncated (field {number} claims {size} bytes, {end - pos} remain)")
         yield number, wire, pos, pos + size
         pos += size
 
@@ -94,7 +98,7 @@ def top_level_fields(buf: bytes, limit: int) -> list[tuple[int, int]]:
             found.append((number, wire))
             if len(found) == limit:
                 break
-    except _Refused:
+    except Refused:
         pass
     return found
 
@@ -116,7 +120,7 @@ class CaffeNet:
 def _packed(buf: bytes, a: int, b: int, dtype: str) -> np.ndarray:
     item = np.dtype(dtype)
     if (b - a) % item.itemsize:
-        raise _Refused("damaged (packed numbers of a partial size)")
+        raise Refused("damaged (packed numbers of a partial size)")
     return np.frombuffer(buf, dtype=item, count=(b - a) // item.itemsize, offset=a)
 
 
@@ -129,7 +133,7 @@ def _blob(buf: bytes, a: int, b: int, where: str) -> np.ndarray:
     for number, wire, x, y in fields(buf, a, b):
         if number in legacy and wire == VARINT:
             if x >= 1 << 31:
-                raise _Refused(f"{where} has a negative size")
+                raise Refused(f"{where} has a negative size")
             legacy[number] = x
         elif number == 7 and wire == BYTES:
             shape = []
@@ -149,13 +153,13 @@ def _blob(buf: bytes, a: int, b: int, where: str) -> np.ndarray:
                 singles.append(float(np.frombuffer(buf, dtype, 1, x)[0]))
                 count += 1
             else:
-                raise _Refused(f"{where} has data of the wrong wire type")
+                raise Refused(f"{where} has data of the wrong wire type")
             if count > MAX_ELEMENTS:
-                raise _Refused(f"{where} claims more than {MAX_ELEMENTS} elements")
+                raise Refused(f"{where} claims more than {MAX_ELEMENTS} elements")
     if shape is None:
         shape = list(legacy.values()) if any(legacy.values()) else [count]
     if any(n > MAX_ELEMENTS for n in shape) or math.prod(shape) != count:
-        raise _Refused(f"{where} has shape {tuple(shape)} but {count} values")
+        raise Refused(f"{where} has shape {tuple(shape)} but {count} values")
     if singles:
         parts.append(np.frombuffer(singles, np.float64))
     values = np.concatenate(parts) if parts else np.zeros(0, np.float32)
@@ -172,21 +176,26 @@ def _layer(buf: bytes, a: int, b: int, v1: bool) -> tuple[str, str, list[tuple[i
             kind = str(x) if wire == VARINT else _string(buf, x, y)
         elif number == blob_field and wire == BYTES:
             blobs.append((x, y))
+            if len(blobs) > MAX_BLOBS:
+                raise Refused(f"layer {name[:60] or '?'} has more than {MAX_BLOBS} blobs")
     return name, kind, blobs
 
 
 def parse_net(buf: bytes) -> CaffeNet:
-    """The layers with weights of the NetParameter in ``buf``; raises _Refused."""
-    name, layers, types = "", {}, {}
+    """The layers with weights of the NetParameter in ``buf``; raises Refused."""
+    name, layers, types, count = "", {}, {}, 0
     for number, wire, a, b in fields(buf):
         if number == 1 and wire == BYTES:
             name = _string(buf, a, b)
         elif number in (2, 100) and wire == BYTES:
+            count += 1
+            if count > MAX_LAYERS:
+                raise Refused(f"it has more than {MAX_LAYERS} layers")
             layer, kind, blobs = _layer(buf, a, b, v1=number == 2)
             if not blobs:
                 continue
             if layer in layers:
-                raise _Refused(f"layer {layer[:60]} has weights twice")
+                raise Refused(f"layer {layer[:60]} has weights twice")
             layers[layer] = [_blob(buf, x, y, f"blob {i} of layer {layer[:60]}") for i, (x, y) in enumerate(blobs)]
             types[layer] = kind
     return CaffeNet(name, layers, types)
@@ -202,7 +211,7 @@ def read_caffemodel(path: str | Path, data: bytes | None = None) -> CaffeNet:
     buf = read_bytes(path, "Caffe weights file") if data is None else data
     try:
         net = parse_net(buf)
-    except _Refused as e:
+    except Refused as e:
         raise UserError(f"refusing Caffe weights file {path}: {' '.join(str(e).split())[:300]}") from None
     if not net.layers:
         raise UserError(f"refusing Caffe weights file {path}: it holds no layer with weights (not a .caffemodel?)")

@@ -4,7 +4,10 @@ The architecture is read off the state dict itself (block count, widths, kernel 
 whether a block expands); only the stride of each stage comes from the model spec.
 Blocks are numbered 0..N-1 as in the PyTorch file; layer names are readable:
 ``block9_add``, ``block9_dw_bn``, ``head_relu``... Convolutions use TensorFlow's
-"same" padding, as the original TF checkpoints were trained with.
+"same" padding, as the original TF checkpoints were trained with. Every number read off the
+file (block count, kernel sizes, widths, classes) and every weight (finite, variances not
+negative) is checked against what an EfficientNet-Lite can have before any layer is built
+(``check_state``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,34 @@ BN_EPSILON = 1e-3
 # Bump whenever ``build`` would make a different model from the same weights (layer names,
 # structure, padding, epsilon...): converted caches record it and are rebuilt on a change.
 CONVERTER_VERSION = 1
+# what an EfficientNet-Lite can have (lite4: 30 blocks, kernels 3 and 5, 1280 head filters)
+MAX_BLOCKS = 64
+MAX_KERNEL = 7
+MAX_WIDTH = 4096
+MAX_CLASSES = 100_000
+
+
+def check_state(state: dict[str, np.ndarray]) -> None:
+    """ValueError naming the first number of the file outside what this network can have: a
+    block index, a kernel, a width, the class count, a weight that is not finite or a negative
+    variance (checked before anything is built)."""
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks" and not (len(parts) > 2 and parts[1].isdigit() and int(parts[1]) < MAX_BLOCKS):
+            raise ValueError(f"{key[:80]} is not a block of at most {MAX_BLOCKS}")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{key} holds NaN or infinite values")
+        if key.endswith("running_var") and (value < 0).any():
+            raise ValueError(f"{key} holds negative variances")
+        convolution = key.endswith(("conv.weight", "conv_stem.weight", "conv_head.weight"))
+        if convolution and not (value.ndim == 4 and 1 <= value.shape[0] <= MAX_WIDTH
+                                and 1 <= value.shape[1] <= MAX_WIDTH
+                                and 1 <= value.shape[2] == value.shape[3] <= MAX_KERNEL):
+            raise ValueError(f"{key} has shape {value.shape}: at most {MAX_WIDTH} square filters of at most "
+                             f"{MAX_KERNEL}x{MAX_KERNEL} expected")
+    fc = state["_fc.weight"]
+    if fc.ndim != 2 or not (1 <= fc.shape[0] <= MAX_CLASSES and fc.shape[1] <= MAX_WIDTH):
+        raise ValueError(f"_fc.weight has shape {fc.shape}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,7 @@ def build(state: dict[str, np.ndarray], stage_strides: list[int]):
     import keras
     from keras import layers as L
 
+    check_state(state)
     weights: dict[str, list[np.ndarray]] = {}
 
     def conv(x, name, torch_key, filters, kernel, stride=1):

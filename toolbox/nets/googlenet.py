@@ -55,6 +55,10 @@ BRANCHES = {"1x1": 1, "3x3_bottleneck": 1, "3x3": 3, "5x5_bottleneck": 1, "5x5":
 STEM = {"conv2d0": 7, "conv2d1": 1, "conv2d2": 3}
 CONVS = {**STEM, **{f"{m}_{b}": k for m in MIXED for b, k in BRANCHES.items()}}
 CONV_STRIDES = {"conv2d0": 2}  # all others 1
+# the widths a GoogLeNet can have (both files: at most 384 filters, 1024 inputs, 1008 classes);
+# a file outside them is refused before anything is built
+MAX_WIDTH = 4096
+MAX_CLASSES = 100_000
 
 # inception5h's widths (conv: out channels; mixed: 1x1, 3x3 bottleneck, 3x3, 5x5 bottleneck,
 # 5x5, pool reduce), for random weights. bvlc_googlenet differs in mixed4a's 3x3 (208, so the
@@ -152,8 +156,10 @@ def _check_shapes(arrays: dict[str, np.ndarray]) -> None:
         if w.ndim != 4 or w.shape[:2] != (kernel, kernel) or b.shape != (w.shape[3],):
             raise ValueError(f"{name} has weights {w.shape} and bias {b.shape}; "
                              f"a {kernel}x{kernel} convolution and one bias per output were expected")
+        if not (1 <= w.shape[2] <= MAX_WIDTH and 1 <= w.shape[3] <= MAX_WIDTH):
+            raise ValueError(f"{name} has weights {w.shape}; at most {MAX_WIDTH} inputs and filters expected")
     w, b = arrays["softmax2_w"], arrays["softmax2_b"]
-    if w.ndim != 2 or b.shape != (w.shape[1],):
+    if w.ndim != 2 or b.shape != (w.shape[1],) or not (1 <= w.shape[0] <= MAX_WIDTH and 1 <= w.shape[1] <= MAX_CLASSES):
         raise ValueError(f"softmax2 has weights {w.shape} and bias {b.shape}")
     for name, array in arrays.items():
         if not np.isfinite(array).all():

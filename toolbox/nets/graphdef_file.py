@@ -2,9 +2,12 @@
 without importing or running the graph.
 
 The file is parsed with TensorFlow's own protobuf classes; nothing in it is executed
-(no session, no ``import_graph_def``). A ``Const`` node's tensor is checked (float32, a
-sane element count, its data as long as its shape says) before ``tf.make_ndarray`` turns
-it into an array, so a crafted shape cannot make the reader allocate gigabytes.
+(no session, no ``import_graph_def``). Before it is parsed, its nodes and their fields are
+counted on the wire (``check_counts``): a protobuf object costs far more memory than the two
+bytes an empty one takes in the file, so millions of them would cost gigabytes. A ``Const``
+node's tensor is checked (float32, a sane rank and element count, its data as long as its
+shape says) before ``tf.make_ndarray`` turns it into an array, and a list attribute's length
+before it is read, so a crafted shape cannot make the reader allocate gigabytes.
 """
 
 from __future__ import annotations
@@ -16,12 +19,38 @@ from typing import Any
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.nets.caffe_file import MAX_ELEMENTS, read_bytes
+from toolbox.nets.caffe_file import BYTES, MAX_ELEMENTS, Refused, fields, read_bytes
 
 DT_FLOAT = 1  # tensorflow/core/framework/types.proto
 # A constant may give one value for all of its elements (TensorFlow repeats it): fine for a
 # small fill, but a 70-byte file could declare gigabytes that way. Weights are stored whole.
 MAX_FILLED = 1 << 16
+# inception5h's graph has about 400 nodes of a few fields each
+MAX_NODES = 1 << 16
+MAX_NODE_FIELDS = 1 << 20  # over all nodes: name, op, inputs, attributes...
+MAX_LIST = 64  # a list attribute (strides, ksize: 4 numbers)
+MAX_RANK = 8
+
+
+def check_counts(buf: bytes) -> str | None:
+    """Why the GraphDef in ``buf`` has more nodes, or its nodes more fields, than a network's
+    graph has, or None: counted on the wire before anything is parsed into objects. Damage
+    found on the way is left to the parser, which names it."""
+    nodes = node_fields = 0
+    try:
+        for number, wire, a, b in fields(buf):
+            if number != 1 or wire != BYTES:
+                continue
+            nodes += 1
+            if nodes > MAX_NODES:
+                return f"it has more than {MAX_NODES} nodes"
+            for _field in fields(buf, a, b):
+                node_fields += 1
+                if node_fields > MAX_NODE_FIELDS:
+                    return f"its nodes have more than {MAX_NODE_FIELDS} fields"
+    except Refused:
+        return None
+    return None
 
 
 class FrozenGraph:
@@ -60,6 +89,8 @@ class FrozenGraph:
         value = node.attr[key]
         kind = value.WhichOneof("value")
         if kind == "list":
+            if len(value.list.i) > MAX_LIST:
+                raise ValueError(f"node {name} has a {key} of {len(value.list.i)} numbers")
             return list(value.list.i)
         if kind == "s":
             return value.s.decode("utf-8", errors="replace")
@@ -76,6 +107,8 @@ class FrozenGraph:
         tensor = node.attr["value"].tensor
         if tensor.dtype != DT_FLOAT:
             raise ValueError(f"constant {name} is not float32")
+        if len(tensor.tensor_shape.dim) > MAX_RANK:
+            raise ValueError(f"constant {name} has {len(tensor.tensor_shape.dim)} dimensions")
         shape = [d.size for d in tensor.tensor_shape.dim]
         if any(n < 0 or n > MAX_ELEMENTS for n in shape) or math.prod(shape) > MAX_ELEMENTS:
             raise ValueError(f"constant {name} has shape {shape}")
@@ -96,6 +129,9 @@ def read_frozen_graph(path: str | Path, data: bytes | None = None) -> FrozenGrap
     from tensorflow.core.framework import graph_pb2
 
     buf = read_bytes(path, "TensorFlow graph") if data is None else data
+    too_many = check_counts(buf)
+    if too_many:
+        raise UserError(f"refusing TensorFlow graph {path}: {too_many}")
     graph = graph_pb2.GraphDef()
     try:
         graph.ParseFromString(buf)
