@@ -104,12 +104,13 @@ def photos() -> dict[str, np.ndarray]:
 
 
 def worker_results(worker, kind, until=lambda r: True, timeout: float = 120.0) -> list:
-    """What the live network worker sends of ``kind`` until one satisfies ``until`` (its other
-    messages are dropped; a WorkerError fails the test; ``timeout`` only bounds the wait)."""
+    """What the live network worker sends of ``kind`` (a FrameResult, or the value a job's
+    Answer carries) until one satisfies ``until`` (its other messages are dropped; a
+    WorkerError fails the test; ``timeout`` only bounds the wait)."""
     import queue
     import time
 
-    from toolbox.app.worker import WorkerError
+    from toolbox.app.protocol import Answer, WorkerError
 
     deadline, seen = time.monotonic() + timeout, []
     while time.monotonic() < deadline:
@@ -119,6 +120,8 @@ def worker_results(worker, kind, until=lambda r: True, timeout: float = 120.0) -
             continue
         if isinstance(r, WorkerError):
             raise AssertionError(r.message)
+        if isinstance(r, Answer):
+            r = r.value
         if isinstance(r, kind):
             seen.append(r)
             if until(r):

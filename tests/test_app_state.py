@@ -9,7 +9,8 @@ import pytest
 
 from toolbox.app.keys import SHIFT_CODES, SPECIAL_CODES, Action, KeyMap
 from toolbox.app.layout import GRID, HEIGHT, WIDTH, grid_geometry
-from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, ZOOM_MODES, ViewState, apply, select
+from toolbox.app.modes import apply
+from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, ZOOM_MODES, ViewState, select
 from toolbox.errors import UserError
 
 CHANNELS = (16, 112, 1280)
@@ -57,24 +58,24 @@ def test_toggles():
 def test_backprop_keys_cycle_method_and_filter_and_freeze_the_unit():
     s, modes = ViewState(), []
     for _ in BACKPROP_MODES:
-        s = apply(s, Action.BACKPROP, CHANNELS)
+        s = apply(s, "backprop", CHANNELS)
         modes.append(s.backprop_mode)
     assert modes == ["gradient", "guided", "deconv", "off"]
     s, filters = ViewState(), []
     for _ in BACKPROP_FILTERS:
-        s = apply(s, Action.BACKPROP_FILTER, CHANNELS)
+        s = apply(s, "backprop_filter", CHANNELS)
         filters.append(s.backprop_filter_name)
     assert filters == ["gray", "norm", "norm-blur", "raw"]
     selected = ViewState(layer=1, unit=7, backprop=2)
     assert selected.explained == (1, 7) and selected.frozen is None
-    frozen = apply(selected, Action.FREEZE_BACKPROP, CHANNELS)
+    frozen = apply(selected, "freeze_backprop", CHANNELS)
     browsed = apply(apply(frozen, Action.NEXT_LAYER, CHANNELS), Action.RIGHT, CHANNELS)
     assert (browsed.layer, browsed.unit) == (2, 8) and browsed.explained == (1, 7)  # the pane keeps its unit
-    thawed = apply(browsed, Action.FREEZE_BACKPROP, CHANNELS)
+    thawed = apply(browsed, "freeze_backprop", CHANNELS)
     assert thawed.frozen is None and thawed.explained == (2, 8)
     keys = KeyMap({})
-    assert [keys.lookup(ord(k)) for k in "bnd"] == [(Action.BACKPROP, False), (Action.BACKPROP_FILTER, False),
-                                                   (Action.FREEZE_BACKPROP, False)]
+    assert [keys.lookup(ord(k)) for k in "bnd"] == [("backprop", False), ("backprop_filter", False),
+                                                   ("freeze_backprop", False)]
 
 
 def test_keymap_defaults_shift_and_remapping():
@@ -93,7 +94,9 @@ def test_keymap_defaults_shift_and_remapping():
     with pytest.raises(UserError, match=r"key 'I' \(Shift\+i, up\) is bound to both next_layer and up"):
         KeyMap({"next_layer": ["I"]})  # I is up's big step
     assert KeyMap({"quit": ["x"], "accentuate": ["y"]}).lookup(ord("x")) == (Action.QUIT, False)
-    assert len(keys.help_lines()) == len(Action)
+    from toolbox.app.modes import MODE_ACTIONS
+
+    assert len(keys.help_lines()) == len(Action) + len(MODE_ACTIONS)  # the window's and every mode's
     with pytest.raises(UserError, match="did you mean: quit"):
         KeyMap({"quitt": ["x"]})
     with pytest.raises(UserError, match="unknown key name 'lefty'"):
@@ -119,16 +122,24 @@ class FakeObservation:
     probs: np.ndarray
 
 
-def _view(state, acts, **kw):
+def _view(state, acts, unit_image=None, unit_image_note="made when the selection rests", crops=None, patterns=None,
+          backprop=None, gradient=None, **kw):
+    """A dashboard's view as the window makes it: each active mode with its pane's data."""
     from toolbox.app.dashboard import DashboardView
+    from toolbox.app.modes import MODES
+    from toolbox.app.modes.gradient import GradientView
+    from toolbox.app.modes.unit_image import UnitPanes
+    from toolbox.app.protocol import Hints
 
     frame = np.full((224, 224, 3), 90, np.uint8)
     frame[50:100, 60:120] = 250
+    data = {"gradient": GradientView(backprop, gradient), "patterns": patterns,
+            "unit_image": UnitPanes("optimized image", unit_image, unit_image_note, crops, state.lowest)}
     defaults = dict(state=state, network="net", layers=("a", "b"), channels=(acts["a"].shape[-1], 3),
                     frame=frame, observation=FakeObservation(acts, np.array([0.7, 0.3])),
-                    top=(("cat", 0.7), ("dog", 0.3)), receptive_field=(40, 8), unit_image=None,
-                    unit_image_note="made when the selection rests", net_fps=30.0, ui_fps=60.0,
-                    source="x.png (1/1)", help_lines=(("q", "quit"),))
+                    top=(("cat", 0.7), ("dog", 0.3)), receptive_field=(40, 8), net_fps=30.0, ui_fps=60.0,
+                    source="x.png (1/1)", help_lines=(("q", "quit"),), hints=Hints(KeyMap({}).hints()),
+                    modes=tuple((mode, data.get(mode.name)) for mode in MODES if mode.active(state)))
     defaults.update(kw)
     return DashboardView(**defaults)
 
@@ -271,7 +282,7 @@ def test_live_window_opens_on_a_layer_that_reads_at_a_glance():
 def test_crops_pane_and_pattern_mode_are_drawn():
     from toolbox.app import layout as L
     from toolbox.app.dashboard import draw_dashboard
-    from toolbox.app.worker import UnitCrops
+    from toolbox.app.modes.unit_image import UnitCrops
 
     rng = np.random.default_rng(0)
     acts = {"a": rng.normal(size=(7, 7, 40)).astype(np.float32), "b": np.zeros((7, 7, 3), np.float32)}
@@ -298,7 +309,7 @@ def test_crops_pane_and_pattern_mode_are_drawn():
 def test_gradient_pane_shows_the_map_or_says_why_not():
     from toolbox.app import layout as L
     from toolbox.app.dashboard import ACCENT, draw_dashboard
-    from toolbox.app.worker import BackpropRequest, GradientImage
+    from toolbox.app.modes.gradient import BackpropRequest, GradientImage
 
     acts = {"a": np.random.default_rng(0).normal(size=(7, 7, 40)).astype(np.float32),
             "b": np.zeros((7, 7, 3), np.float32)}
@@ -327,3 +338,50 @@ def test_gradient_pane_shows_the_map_or_says_why_not():
                                 gradient=GradientImage(long, gradient.image, 1.5)))
     beyond = L.Rect(L.NOTES.x, L.GRADIENT.y - 22, 20, 20)
     assert np.abs(region(wide, beyond) - region(shown, beyond)).sum() == 0  # a long title shrinks to fit
+
+
+def test_every_hint_on_screen_is_written_from_the_keys_bound(monkeypatch):
+    """Rebind every key a hint names; each pane, the status line and the help overlay then name
+    the new keys, and no default letter is left in a hint."""
+    import cv2
+
+    from toolbox.app.dashboard import draw_dashboard
+    from toolbox.app.modes import MODES
+    from toolbox.app.modes.circuit import CircuitInputs, CircuitRequest, CircuitView
+    from toolbox.app.modes.gradient import BackpropRequest, GradientImage, GradientView
+    from toolbox.app.modes.unit_image import UnitCrops, UnitPanes
+    from toolbox.app.protocol import Hints
+    from toolbox.optvis.circuits import Link
+
+    rebound = {"scale": ["1"], "pattern": ["2"], "crops_side": ["3"], "backprop": ["4"], "backprop_filter": ["5"],
+               "freeze_backprop": ["6"], "circuit": ["7"], "circuit_from": ["8"], "circuit_next": ["9"],
+               "circuit_jump": ["space"], "circuit_back": ["0"], "next_layer": ["["], "prev_layer": ["]"],
+               "help": ["?"], "zoom": ["/"], "pause": ["p"]}
+    keymap = KeyMap(rebound)
+    drawn: list[str] = []
+    real = cv2.putText
+    monkeypatch.setattr(cv2, "putText", lambda img, s, *a, **k: (drawn.append(s), real(img, s, *a, **k))[1])
+    acts = {"a": np.random.default_rng(0).normal(size=(7, 7, 40)).astype(np.float32),
+            "b": np.zeros((7, 7, 3), np.float32)}
+    want = BackpropRequest("a", 0, "guided", "norm")
+    circuit = CircuitRequest("b", 1, "a")
+    data = {"gradient": GradientView(want, GradientImage(want, np.zeros((224, 224, 3), np.uint8), 1.0)),
+            "unit_image": UnitPanes("optimized image", None, "", UnitCrops("a", 0, None, None), False),
+            "circuit": CircuitView(circuit, CircuitInputs(circuit, 1.0, (Link(5, 2.0, 0.5),), 1, (None,))),
+            "patterns": {}}
+    off = GradientView(None, None)
+    for state, extra in ((ViewState(backprop=2, help=True), {}), (ViewState(backprop=2, circuit=True, layer=1), {}),
+                         (ViewState(pattern=True), {"gradient": off})):
+        modes = tuple((m, {**data, **extra}.get(m.name)) for m in MODES if m.active(state))
+        draw_dashboard(_view(state, acts, hints=Hints(keymap.hints()), help_lines=tuple(keymap.help_lines()),
+                             modes=modes))
+    screen = "\n".join(drawn)
+    for hint in ("scale: channel (1)", "(2: activations)", "(3: lowest)", "gradient image: off (4)",
+                 "4 method, 5 filter, 6 freeze", "9 next, Space go, 0 back", "8 from further back, 7 crops",
+                 "layers ([ / ])", "?: help", "(map, /)"):
+        assert hint in screen, hint
+    for default in ("(a)", "(p:", "(t:", "off (b)", "b method", "Tab next", "f from", "(o / u)", "h: help"):
+        assert default not in screen, default
+    overlay = set(zip(drawn, drawn[1:]))  # the help overlay draws each action's keys, then what it does
+    assert ("4", "gradient pane: off / gradient / guided / deconv") in overlay
+    assert ("Space", "circuit: go to the highlighted input (or click it)") in overlay

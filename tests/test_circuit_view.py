@@ -13,40 +13,47 @@ import numpy as np
 import pytest
 
 from conftest import worker_results
-from test_live import X_TOOLS, _photos, _screenshot, _settings_file, missing  # noqa: F401 (xserver: a fixture)
-from test_live import xserver  # noqa: F401
+from test_live import (  # noqa: F401 (xserver: a fixture)
+    X_TOOLS,
+    _photos,
+    _screenshot,
+    _settings_file,
+    missing,
+    xserver,  # noqa: F401
+)
 
 CHANNELS = (32, 16, 24, 40)
 
 
 def test_jump_back_and_from_on_the_state():
-    from toolbox.app.keys import Action
-    from toolbox.app.state import ViewState, apply, jump
+    from toolbox.app.modes import apply
+    from toolbox.app.modes.circuit import jump
+    from toolbox.app.state import ViewState
 
-    s = apply(ViewState(layer=3, unit=7), Action.CIRCUIT, CHANNELS)
+    s = apply(ViewState(layer=3, unit=7), "circuit", CHANNELS)
     assert s.circuit and s.circuit_from == 1
-    s = apply(apply(s, Action.CIRCUIT_FROM, CHANNELS), Action.CIRCUIT_FROM, CHANNELS)
+    s = apply(apply(s, "circuit_from", CHANNELS), "circuit_from", CHANNELS)
     assert s.circuit_from == 3  # three layers back: as far as layer 3 goes
-    assert apply(s, Action.CIRCUIT_FROM, CHANNELS).circuit_from == 1  # round again
-    s = apply(s, Action.CIRCUIT_NEXT, CHANNELS)
+    assert apply(s, "circuit_from", CHANNELS).circuit_from == 1  # round again
+    s = apply(s, "circuit_next", CHANNELS)
     assert s.circuit_pick == 1
     there = jump(s, 2, 11)
     assert (there.layer, there.unit, there.path, there.circuit_from, there.circuit_pick) == (2, 11, ((3, 7),), 1, 0)
     further = jump(there, 1, 5)
-    back = apply(further, Action.CIRCUIT_BACK, CHANNELS)
+    back = apply(further, "circuit_back", CHANNELS)
     assert (back.layer, back.unit, back.path) == (2, 11, ((3, 7),))
-    back = apply(back, Action.CIRCUIT_BACK, CHANNELS)
+    back = apply(back, "circuit_back", CHANNELS)
     assert (back.layer, back.unit, back.path) == (3, 7, ())
-    assert apply(back, Action.CIRCUIT_BACK, CHANNELS) == back  # at the path's start: nothing
-    frozen = jump(apply(ViewState(layer=3, unit=7), Action.FREEZE_BACKPROP, CHANNELS), 1, 2)
+    assert apply(back, "circuit_back", CHANNELS) == back  # at the path's start: nothing
+    frozen = jump(apply(ViewState(layer=3, unit=7), "freeze_backprop", CHANNELS), 1, 2)
     assert frozen.frozen == (1, 2) and frozen.explained == (1, 2)  # the frozen unit follows the path
 
 
 def test_the_view_draws_thumbnails_or_each_inputs_map_and_its_share():
     from toolbox.app import layout as L
     from toolbox.app.dashboard import BACKGROUND, DashboardView, draw_dashboard
+    from toolbox.app.modes.circuit import MODE, CircuitInputs, CircuitRequest, CircuitView
     from toolbox.app.state import ViewState
-    from toolbox.app.worker import CircuitInputs, CircuitRequest
     from toolbox.nets.probe import Observation
     from toolbox.optvis.circuits import Link
 
@@ -59,8 +66,7 @@ def test_the_view_draws_thumbnails_or_each_inputs_map_and_its_share():
     state = ViewState(layer=1, unit=3, circuit=True)
     view = DashboardView(state=state, network="n", layers=("a", "b"), channels=(40, 16), frame=None,
                          observation=Observation(acts, np.ones(3) / 3), top=(), receptive_field=(3, 1),
-                         unit_image=None, unit_image_note="", net_fps=0.0, ui_fps=0.0, source="s",
-                         circuit_want=want, circuit=shown)
+                         net_fps=0.0, ui_fps=0.0, source="s", modes=((MODE, CircuitView(want, shown)),))
     canvas = draw_dashboard(view)
 
     def thumb(cell):
@@ -86,7 +92,9 @@ def worker(tiny, tmp_path):
 
 
 def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
-    from toolbox.app.worker import BackpropRequest, CircuitRequest, FrameRequest, FrameResult
+    from toolbox.app.modes.circuit import CircuitRequest
+    from toolbox.app.modes.gradient import BackpropRequest
+    from toolbox.app.worker import FrameRequest, FrameResult
     from toolbox.optvis.circuits import CircuitTracer
 
     image = np.random.default_rng(3).integers(0, 256, (8, 8, 3), dtype=np.uint8)
@@ -95,18 +103,19 @@ def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
     want = CircuitRequest("conv_b", 4, "relu_a", excitatory=2, inhibitory=1)
     for frame_id, backprop in enumerate((None, BackpropRequest("conv_b", 4, "guided", "norm"),
                                          BackpropRequest("conv_b", 1, "gradient", "raw")), 1):
-        worker.frames.put(FrameRequest(frame_id, image, backprop, circuit=want))
+        parts = ((("gradient", backprop),) if backprop else ()) + (("circuit", want),)
+        worker.frames.put(FrameRequest(frame_id, image, parts))
         result = worker_results(worker, FrameResult, lambda r: r.frame_id == frame_id)[-1]
-        got = result.circuit
+        got = result.part("circuit")
         assert got.request == want and got.value == pytest.approx(values[0], rel=1e-5)
         positive = [int(k) for k in order if expected[0, k] > 0][:2]
         assert [link.unit for link in got.links[:got.excitatory]] == positive
         assert all(link.contribution < 0 for link in got.links[got.excitatory:])
-        assert (result.gradient is None) == (backprop is None)
+        assert (result.part("gradient") is None) == (backprop is None)
         if backprop is not None:
-            assert result.gradient.request == backprop
+            assert result.part("gradient").request == backprop
     worker.frames.put(FrameRequest(9, image))  # the view off: no circuit, the Probe alone
-    assert worker_results(worker, FrameResult, lambda r: r.frame_id == 9)[-1].circuit is None
+    assert worker_results(worker, FrameResult, lambda r: r.frame_id == 9)[-1].part("circuit") is None
 
 
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
@@ -118,8 +127,8 @@ def test_real_window_circuit_view_jumps_to_an_input_and_back(tmp_path, cache_dir
     import cv2
 
     from toolbox.app import layout as L
-    from toolbox.app.dashboard import BACKGROUND, CLASS_BAR, circuit_title, fill, new_canvas
-    from toolbox.app.worker import CircuitRequest
+    from toolbox.app.dashboard import BACKGROUND, CLASS_BAR, fill, new_canvas
+    from toolbox.app.modes.circuit import CircuitRequest, circuit_title
     from toolbox.images import read_image
     from toolbox.optvis.circuits import CircuitTracer
 

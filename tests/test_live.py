@@ -28,7 +28,7 @@ def worker(tiny, tmp_path):
 def test_mailbox_keeps_only_the_latest():
     import threading
 
-    from toolbox.app.worker import _EMPTY, Mailbox
+    from toolbox.app.protocol import _EMPTY, Mailbox
 
     box = Mailbox(threading.Event())
     box.put(1)
@@ -47,24 +47,25 @@ def test_worker_answers_frames_with_read_only_snapshots(worker):
 
 
 def test_worker_sends_the_gradient_map_with_the_frame_and_compiles_once(worker):
-    from toolbox.app.worker import BackpropRequest, FrameRequest, FrameResult
+    from toolbox.app.modes.gradient import BackpropRequest
+    from toolbox.app.worker import FrameRequest, FrameResult
 
     image = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     asked = [BackpropRequest(layer, unit, rule, filter) for layer, unit, rule, filter in (
         ("conv_b", 1, "guided", "norm-blur"), ("conv_b", 4, "guided", "norm-blur"), ("conv_b", 4, "deconv", "raw"),
         ("conv_a", 2, "gradient", "gray"))]
     for frame_id, want in enumerate(asked, 1):
-        worker.frames.put(FrameRequest(frame_id, image, want))
+        worker.frames.put(FrameRequest(frame_id, image, (("gradient", want),)))
         result = worker_results(worker, FrameResult, until=lambda r: r.frame_id == frame_id)[-1]
-        gradient = result.gradient
-        assert result.backprop == want and gradient.image.shape == image.shape and gradient.image.dtype == np.uint8
+        gradient = result.part("gradient")
+        assert gradient.request == want and gradient.image.shape == image.shape and gradient.image.dtype == np.uint8
         assert not gradient.image.flags.writeable and np.isfinite(gradient.score)
         assert set(result.observation.activations) == {"conv_a", "relu_a", "conv_b"}
         if frame_id == 1:
             traces = worker.attributor.trace_count
     assert traces == 1 and worker.attributor.trace_count == traces  # other units, rules, layers: no retrace
     worker.frames.put(FrameRequest(9, image))  # the pane off: the Probe alone, as before
-    assert worker_results(worker, FrameResult, until=lambda r: r.frame_id == 9)[-1].gradient is None
+    assert worker_results(worker, FrameResult, until=lambda r: r.frame_id == 9)[-1].part("gradient") is None
 
 
 def test_the_panes_choices_are_the_engines():
@@ -79,37 +80,40 @@ def test_the_panes_choices_are_the_engines():
 
 
 def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
-    from toolbox.app.worker import FrameRequest, FrameResult, UnitImage, UnitRequest
+    from toolbox.app.modes.unit_image import UnitImage, UnitRequest
+    from toolbox.app.worker import FrameRequest, FrameResult
 
-    worker.units.put(UnitRequest("conv_b", 2))
+    worker.ask("unit_image", UnitRequest("conv_b", 2))
     images = worker_results(worker, UnitImage, until=lambda r: r.done)
     assert [r.step for r in images] == [8, 16, 24] and images[-1].origin == "engine"
     assert (tmp_path / "units" / "conv_b_0002.png").is_file()
-    worker.units.put(UnitRequest("conv_b", 2))  # asked again: served from the folder
+    worker.ask("unit_image", UnitRequest("conv_b", 2))  # asked again: served from the folder
     assert worker_results(worker, UnitImage)[0].origin == "cache"
-    worker.units.put(UnitRequest("conv_b", 4))
-    worker.units.put(UnitRequest("conv_b", None))  # the selection moved on at once
-    for frame_id in (1, 2):  # the worker reads unit requests before frames: once it answers, it has cancelled
+    worker.ask("unit_image", UnitRequest("conv_b", 4))
+    worker.ask("unit_image", None)  # the selection moved on at once
+    for frame_id in (1, 2):  # the worker reads job requests before frames: once it answers, it has cancelled
         worker.frames.put(FrameRequest(frame_id, np.zeros((8, 8, 3), np.uint8)))
         worker_results(worker, FrameResult, until=lambda r: r.frame_id == frame_id)
     assert not (tmp_path / "units" / "conv_b_0004.png").exists()
 
 
 def test_a_failed_unit_image_is_named_so_the_window_stops_waiting(worker, monkeypatch):
-    from toolbox.app.worker import UnitCrops, UnitRequest, WorkerError
+    from toolbox.app.modes.unit_image import UnitCrops, UnitRequest
+    from toolbox.app.protocol import WorkerError
 
     def broken(layer, unit):
         raise RuntimeError("no memory")
 
-    monkeypatch.setattr(worker, "_start", broken)
-    worker.units.put(UnitRequest("conv_b", 3))
+    monkeypatch.setattr(worker.work["unit_image"], "start", broken)
+    worker.ask("unit_image", UnitRequest("conv_b", 3))
     assert worker_results(worker, UnitCrops)[0].unit == 3  # the crops still come first
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         error = worker.results.get(timeout=60)
         if isinstance(error, WorkerError):
             break
-    assert error.unit == ("conv_b", 3) and "no memory" in error.message and worker._run is None
+    assert error.mode == "unit_image" and error.request == UnitRequest("conv_b", 3) and "no memory" in error.message
+    assert "unit_image" not in worker.jobs
 
 
 def _settings_file(tmp_path, cache_dir):

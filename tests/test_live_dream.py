@@ -86,18 +86,19 @@ def test_reset_forgets_the_previous_dream(live_dream):
 
 
 def test_worker_dreams_frames_in_dream_mode_only(tiny, tmp_path):
-    from toolbox.app.worker import DreamRequest, FrameRequest, NetworkWorker, UnitImageSettings
+    from toolbox.app.modes.dream import DreamRequest
+    from toolbox.app.worker import FrameRequest, NetworkWorker, UnitImageSettings
     from toolbox.assets import UnitImageFolder
 
     worker = NetworkWorker(tiny, UnitImageFolder(tmp_path / "u"), UnitImageSettings("lucid", 16, 8))
     frame = _texture(48, 64, seed=5)
     square = tiny.fit_input(frame)
     want = DreamRequest((("conv_b", 1.0),), 2, 0.02, 0.85, "crop", 320)
-    results = [worker.observe(FrameRequest(i, square, dream=want, frame=frame)) for i in range(3)]
-    assert all(r.dream is not None and r.dream.shape == square.shape for r in results)
-    assert not results[-1].dream.flags.writeable
-    assert np.abs(results[-1].dream.astype(int) - square).mean() > 1
-    assert worker.observe(FrameRequest(9, square)).dream is None
+    results = [worker.observe(FrameRequest(i, square, (("dream", want),), raw=frame)).part("dream") for i in range(3)]
+    assert all(r is not None and r.shape == square.shape for r in results)
+    assert not results[-1].flags.writeable
+    assert np.abs(results[-1].astype(int) - square).mean() > 1
+    assert worker.observe(FrameRequest(9, square)).part("dream") is None
 
 
 def test_headless_dream_mode_records_dreams_in_the_input_pane(tiny, tiny_settings, tmp_path):

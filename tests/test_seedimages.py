@@ -111,13 +111,14 @@ def test_parse_classes_any_case_numbers_and_did_you_mean():
 
 
 def test_live_dream_key_toggles_the_state():
-    from toolbox.app.keys import Action, KeyMap
-    from toolbox.app.state import ViewState, apply
+    from toolbox.app.keys import KeyMap
+    from toolbox.app.modes import apply
+    from toolbox.app.state import ViewState
     from toolbox.settings import DEFAULT_KEYS
 
-    assert KeyMap({}).lookup(ord(DEFAULT_KEYS["dream"][0])) == (Action.DREAM, False)
-    state = apply(ViewState(), Action.DREAM, [4])
-    assert state.dream and not apply(state, Action.DREAM, [4]).dream
+    assert KeyMap({}).lookup(ord(DEFAULT_KEYS["dream"][0])) == ("dream", False)
+    state = apply(ViewState(), "dream", [4])
+    assert state.dream and not apply(state, "dream", [4]).dream
 
 
 # -- behaviour on lite0: the quality checks (smaller where the full one is slow) ----

@@ -77,21 +77,23 @@ def run(quick: bool) -> None:
             if phase == "accentuate":
                 session.state = replace(session.state, accentuate=True)
                 deadline = time.perf_counter() + 600
-                while session.accent is None or not session.accent.done:  # the first one compiles
-                    if session.accent_failed is not None or time.perf_counter() > deadline:
+                accent = session.slot("accent")
+                while accent.get() is None or not accent.get().done:  # the first one compiles
+                    if accent.failed is not None or time.perf_counter() > deadline:
                         raise RuntimeError(f"no accentuation: {session.message or 'none within 600 s'}")
                     app.tick(session)
                     time.sleep(0.010)
-            accentuated, last_accent = 0, session.accent
+            accentuated, last_accent = 0, session.slot("accent").get()
             frames_done, loops, periods = 0, 0, []
             start = time.perf_counter()
             while time.perf_counter() < start + seconds:
                 before, t = session.latest, time.perf_counter()
                 app.tick(session)
                 frames_done += session.latest is not before
-                if session.accent is not last_accent and session.accent.done:
+                shown = session.slot("accent").get()
+                if shown is not last_accent and shown.done:
                     accentuated += 1
-                last_accent = session.accent
+                last_accent = shown
                 loops += 1
                 time.sleep(0.010)  # the window's waitKeyEx(10)
                 periods.append(time.perf_counter() - t)

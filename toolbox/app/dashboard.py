@@ -7,18 +7,19 @@ recorder and the tests all draw the same thing.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from toolbox.app import layout as L
 from toolbox.app.layout import Rect, grid_geometry
+from toolbox.app.protocol import Hints
 from toolbox.app.state import ViewState
 
 if TYPE_CHECKING:  # drawing needs no TensorFlow, only the observation's arrays
-    from toolbox.app.worker import BackpropRequest, CircuitInputs, CircuitRequest, GradientImage, UnitCrops
+    from toolbox.app.modes.base import Mode
     from toolbox.nets import Observation
 
 BACKGROUND = (28, 28, 32)
@@ -32,6 +33,9 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 @dataclass(frozen=True)
 class DashboardView:
+    """Everything one dashboard shows: the window's own panes' data, and for each active mode
+    (``toolbox.app.modes``) its data, drawn by the mode itself."""
+
     state: ViewState
     network: str
     layers: tuple[str, ...]
@@ -40,24 +44,15 @@ class DashboardView:
     observation: "Observation | None"
     top: tuple[tuple[str, float], ...]  # top classes of the observation
     receptive_field: tuple[int, int]  # (size, stride) of the current layer, input pixels
-    unit_image: np.ndarray | None
-    unit_image_note: str
     net_fps: float
     ui_fps: float
     source: str
     message: str = ""
     help_lines: tuple[tuple[str, str], ...] = ()  # (keys, what they do)
     signed: bool = False  # the current layer has negative values: drawn centred on zero
-    crops: "UnitCrops | None" = None  # the selected unit's natural exemplars, when known
-    patterns: dict | None = None  # pattern mode: unit -> optimized image of the current layer
-    backprop: "BackpropRequest | None" = None  # what the gradient pane wants now; None: it is off
-    gradient: "GradientImage | None" = None  # the newest map the worker made (maybe of an older request)
-    dream: np.ndarray | None = None  # dream mode: the dream of the frame, fitted like ``frame``
-    dream_note: str = ""  # what dreams, for the input pane's title
-    circuit_want: "CircuitRequest | None" = None  # what the circuit view wants now (None: off, or no inputs)
-    circuit: "CircuitInputs | None" = None  # the newest inputs the worker sent (maybe of an older request)
     classifier: bool = True  # False: the network ends at its features; the classes pane says so
-    unit_image_title: str = "optimized image"  # or what accentuation mode shows there
+    modes: tuple[tuple["Mode", Any], ...] = ()  # the active modes, in the registry's order, with their data
+    hints: Hints = field(default_factory=lambda: Hints({}))  # action -> its key as shown ("b", "Tab")
 
     @property
     def layer(self) -> str:
@@ -66,6 +61,21 @@ class DashboardView:
     @property
     def activations(self) -> np.ndarray | None:
         return None if self.observation is None else self.observation.activations[self.layer]
+
+    def owner(self, pane: str) -> str | None:
+        """The mode that draws ``pane``: the last active one that claims it (None: the window's own)."""
+        found = None
+        for mode, _ in self.modes:
+            if pane in mode.panes:
+                found = mode.name
+        return found
+
+    def data(self, name: str) -> Any:
+        """The data of the active mode ``name`` (None when it is not active)."""
+        return next((data for mode, data in self.modes if mode.name == name), None)
+
+    def hint(self, action: str) -> str:
+        return self.hints[action]
 
 
 def fill(image: np.ndarray, color: tuple[int, int, int]) -> None:
@@ -82,11 +92,21 @@ def text(canvas: np.ndarray, s: str, x: int, y: int, color=TEXT, scale: float = 
 @functools.lru_cache(maxsize=1024)
 def fitted(s: str, width: int, scale: float = 0.45) -> str:
     """``s``, or its end after "..", to fit ``width`` pixels (nested models' layer names are long;
-    their end says most)."""
-    cut = 0
-    while cut < len(s) and cv2.getTextSize((".." if cut else "") + s[cut:], FONT, scale, 1)[0][0] > width:
+    their end says most). A name too long loses its ``<model>.`` parts as a whole, so every layer
+    of a nested model is cut at the same place; a layer's own name still too long is cut by
+    characters."""
+    def fits(t: str) -> bool:
+        return cv2.getTextSize(t, FONT, scale, 1)[0][0] <= width
+
+    if fits(s):
+        return s
+    own = s.rpartition(".")[2]
+    if own != s and fits(".." + own):
+        return ".." + own
+    cut = 1
+    while cut < len(s) and not fits(".." + s[cut:]):
         cut += 1
-    return (".." if cut else "") + s[cut:]
+    return ".." + s[cut:]
 
 
 def title(canvas: np.ndarray, rect: Rect, s: str) -> None:
@@ -267,15 +287,15 @@ def field_box(view: DashboardView, unit_map: np.ndarray) -> tuple[int, int, int,
     return x0, y0, x1, y1
 
 
-def draw_input(canvas: np.ndarray, view: DashboardView) -> None:
-    if view.state.dream:
-        title(canvas, L.INPUT, f"dream: {view.dream_note}" if view.dream is not None else "dream: starting...")
-    else:
-        title(canvas, L.INPUT, f"input: {view.source}")
+def draw_input(canvas: np.ndarray, view: DashboardView, heading: str | None = None,
+               picture: np.ndarray | None = None) -> None:
+    """The input pane: the frame (or ``picture`` in its place, a mode's, under ``heading``) with
+    the selected unit's receptive field at its strongest position."""
+    title(canvas, L.INPUT, heading or f"input: {view.source}")
     if view.frame is None:
         placeholder(canvas, L.INPUT, ["waiting for the first frame..."])
         return
-    paste(canvas, view.dream if view.state.dream and view.dream is not None else view.frame, L.INPUT)
+    paste(canvas, picture if picture is not None else view.frame, L.INPUT)
     acts = view.activations
     if acts is not None:
         x0, y0, x1, y1 = field_box(view, acts[..., view.state.unit])
@@ -285,21 +305,24 @@ def draw_input(canvas: np.ndarray, view: DashboardView) -> None:
 
 
 def draw_grid(canvas: np.ndarray, view: DashboardView) -> None:
+    """The grid of every channel's activations on the frame."""
+    acts = view.activations
+    s = view.state
+    grid = None if acts is None else activation_grid(acts, s.unit, mode=s.scale_mode, signed=view.signed)
+    info = "" if acts is None else (f"{acts.shape[0]}x{acts.shape[1]} per channel, scale: {s.scale_mode} "
+                                    f"({view.hint('scale')})" + (", signed: red +, blue -, white 0" if view.signed
+                                                                 else ""))
+    draw_grid_picture(canvas, view, grid, info)
+
+
+def draw_grid_picture(canvas: np.ndarray, view: DashboardView, grid: np.ndarray | None, info: str) -> None:
+    """The grid pane's frame around ``grid`` (a picture of the current page; None: the network
+    is still loading), its title, ``info`` and where the page is."""
     channels = view.channels[view.state.layer]
     title(canvas, L.GRID, f"layer {view.layer}: {channels} channels")
-    acts = view.activations
-    if acts is None:
+    if grid is None or view.activations is None:
         placeholder(canvas, L.GRID, ["loading the network..."])
         return
-    s = view.state
-    if s.pattern:
-        grid = pattern_grid(view.patterns or {}, channels, s.unit)
-        info = ("pattern mode: optimized images" + ("" if view.patterns is not None else " (loading...)")
-                + f", {len(view.patterns or {})} of {channels} made (p: activations)")
-    else:
-        grid = activation_grid(acts, s.unit, mode=s.scale_mode, signed=view.signed)
-        info = (f"{acts.shape[0]}x{acts.shape[1]} per channel, scale: {s.scale_mode} (a)"
-                + (", signed: red +, blue -, white 0" if view.signed else ""))
     canvas[L.GRID.y:L.GRID.y + L.GRID.h, L.GRID.x:L.GRID.x + L.GRID.w] = grid
     geo = grid_geometry(channels)
     if geo.pages > 1:
@@ -311,7 +334,7 @@ def draw_grid(canvas: np.ndarray, view: DashboardView) -> None:
 
 def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
     unit, mode = view.state.unit, view.state.zoom_mode
-    title(canvas, L.UNIT, f"unit {unit} ({mode})")
+    title(canvas, L.UNIT, f"unit {unit} ({mode}, {view.hint('zoom')})")
     acts = view.activations
     if acts is None or view.frame is None:
         placeholder(canvas, L.UNIT, [])
@@ -335,11 +358,12 @@ def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
         text(canvas, line, L.UNIT_INFO.x, L.UNIT_INFO.y + 14 + 17 * i, TEXT if i == 0 else DIM, 0.42)
 
 
-def draw_unit_image(canvas: np.ndarray, view: DashboardView) -> None:
-    title(canvas, L.UNIT_IMAGE, view.unit_image_title)
-    lines = view.unit_image_note.split("\n")
-    if view.unit_image is not None:
-        paste(canvas, view.unit_image, L.UNIT_IMAGE, cv2.INTER_CUBIC)
+def draw_unit_image(canvas: np.ndarray, heading: str, image: np.ndarray | None, note: str) -> None:
+    """The optimized-image pane: ``image`` (None: a placeholder) under ``heading``, with ``note``."""
+    title(canvas, L.UNIT_IMAGE, heading)
+    lines = note.split("\n")
+    if image is not None:
+        paste(canvas, image, L.UNIT_IMAGE, cv2.INTER_CUBIC)
         for i, line in enumerate(lines):
             text(canvas, line, L.UNIT_IMAGE_INFO.x, L.UNIT_IMAGE_INFO.y + 14 + 17 * i, DIM, 0.42)
     else:
@@ -359,7 +383,7 @@ def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:
 
 
 def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
-    title(canvas, L.LAYERS, "layers (o / u)")
+    title(canvas, L.LAYERS, f"layers ({view.hint('next_layer')} / {view.hint('prev_layer')})")
     rows = L.LAYERS.h // 15
     first = min(max(0, view.state.layer - rows // 2), max(0, len(view.layers) - rows))
     for i, name in enumerate(view.layers[first:first + rows]):
@@ -374,168 +398,65 @@ def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
         text(canvas, count, L.LAYERS.x + L.LAYERS.w - 60 - width, y, color, 0.42)
 
 
-def circuit_title(canvas: np.ndarray, request: "CircuitRequest", stale: bool = False) -> None:
-    """The unit explained and where its inputs come from ("..." while a newer one is on its way);
-    long layer names shrink the text rather than run into the next column."""
-    s = f"circuit: {request.layer} {request.unit} <- {request.source}" + (" ..." if stale else "")
-    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
-    text(canvas, s, L.CROPS.x, L.CROPS.y - 8, DIM, 0.45 * min(1.0, L.CROPS.w / width))
-
-
-def draw_circuit(canvas: np.ndarray, view: DashboardView) -> None:
-    """The crops pane's circuit mode: the explained unit's strongest inputs, each a thumbnail
-    (its optimized image or top crop; else its map on this frame) over its unit and share."""
-    want, shown, s = view.circuit_want, view.circuit, view.state
-    if want is None:
-        title(canvas, L.CROPS, "circuit")
-        placeholder(canvas, L.CROPS, ["the first layer has no earlier layer", "to draw its inputs from"])
-        return
-    if shown is None:
-        circuit_title(canvas, want)
-        placeholder(canvas, L.CROPS, ["measuring its inputs...", "(compiled once: a few seconds)"])
-        return
-    circuit_title(canvas, shown.request, stale=shown.request != want)
-    maps = None if view.observation is None else view.observation.activations.get(shown.request.source)
-    signed = maps is not None and bool((maps < 0).any())
-    for cell in range(sum(L.CIRCUIT_ROW)):
-        r = L.circuit_cell(cell)
-        k = shown.at(cell)
-        x, y = r.x + (r.w - L.CIRCUIT_THUMB) // 2, r.y + 2
-        box = Rect(x, y, L.CIRCUIT_THUMB, L.CIRCUIT_THUMB)
-        if k is None:
-            cv2.rectangle(canvas, (x, y), (x + box.w - 1, y + box.h - 1), (60, 60, 68), 1)
-            continue
-        link, thumb = shown.links[k], shown.thumbnails[k]
-        if thumb is not None:
-            paste(canvas, thumb[0], box)
-        elif maps is not None:  # its map on this frame, as the grid draws it
-            paste(canvas, apply_lut(grid_levels(maps[..., link.unit:link.unit + 1], "channel", signed)[0], signed),
-                  box, cv2.INTER_NEAREST)
-        if cell == s.circuit_pick:
-            cv2.rectangle(canvas, (x - 2, y - 2), (x + box.w + 1, y + box.h + 1), SELECT, 2)
-        color = (255, 170, 90) if link.contribution > 0 else (120, 170, 255)
-        text(canvas, f"{link.unit}", x, y + box.h + 15, TEXT, 0.42)
-        text(canvas, f"{link.share:+.1%}", x, y + box.h + 31, color, 0.42)
-    n = L.CIRCUIT_NOTES
-    path = f", path {len(s.path)}" if s.path else ""
-    lines = [(f"value {shown.value:.3g} (before ReLU)", TEXT), ("share of all |contributions|;", DIM),
-             ("top row excites, this row inhibits", DIM), (f"Tab next, Enter go, Bksp back{path}", DIM),
-             ("f from further back, v crops", DIM)]
-    for i, (line, color) in enumerate(lines):
-        text(canvas, line, n.x, n.y + 14 + 16 * i, color, 0.4)
-
-
-def draw_crops(canvas: np.ndarray, view: DashboardView) -> None:
-    if view.state.circuit:
-        draw_circuit(canvas, view)
-        return
-    lowest = view.state.lowest
-    title(canvas, L.CROPS, f"{'lowest' if lowest else 'top'} image crops of unit {view.state.unit} "
-                           f"(t: {'top' if lowest else 'lowest'})")
-    crops = view.crops
-    if crops is None:
-        placeholder(canvas, L.CROPS, ["shown when the selection rests"])
-        return
-    side = crops.lowest if lowest else crops.top
-    if side is None or not len(side[1]):
-        hint = ("this layer has no negative values" if lowest and crops.top is not None else
-                "none yet: deepvis crops --images FOLDER")
-        placeholder(canvas, L.CROPS, [hint])
-        return
-    cell = L.CROPS.h // 3
-    montage = crops_montage(*side, cell)
-    canvas[L.CROPS.y:L.CROPS.y + montage.shape[0], L.CROPS.x:L.CROPS.x + montage.shape[1]] = montage
-    if not lowest and crops.backprop is not None:  # beside them, what in each crop made the unit fire
-        maps = crops_montage(crops.backprop, side[1], cell)
-        x = L.CROPS.x + montage.shape[1] + 8
-        canvas[L.CROPS.y:L.CROPS.y + maps.shape[0], x:x + maps.shape[1]] = maps
-        text(canvas, "their backprop", x + maps.shape[1] + 8, L.CROPS.y + 14, DIM, 0.4)
-        return
-    x = L.CROPS.x + montage.shape[1] + 12
-    text(canvas, f"{len(side[1])} {'lowest' if lowest else 'strongest'} images", x, L.CROPS.y + 14, TEXT, 0.42)
-    text(canvas, "value = the unit's " + ("minimum" if lowest else "maximum"), x, L.CROPS.y + 32, DIM, 0.4)
-    text(canvas, "each: the input under the unit's", x, L.CROPS.y + 50, DIM, 0.4)
-    text(canvas, "receptive field at that position", x, L.CROPS.y + 66, DIM, 0.4)
-
-
-FILTER_NOTES = {"raw": "signed, per colour channel; grey is 0", "gray": "signed, channels averaged; grey is 0",
-                "norm": "the map's size per pixel; black is 0", "norm-blur": "its size per pixel, blurred: where"}
-
-
-def gradient_title(canvas: np.ndarray, request: "BackpropRequest", frozen: bool) -> None:
-    """Method, filter and the unit explained, in the accent colour while frozen (the pane
-    then explains another layer than the grid's, which should not go unnoticed); a long
-    layer name shrinks the text rather than run into the next column."""
-    s = f"{request.rule} ({request.filter}): {request.layer} unit {request.unit}" + (" frozen" if frozen else "")
-    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
-    scale = 0.45 * min(1.0, (L.GRADIENT.w + 15) / width)
-    text(canvas, s, L.GRADIENT.x, L.GRADIENT.y - 8, ACCENT if frozen else DIM, scale)
-
-
-def draw_gradient(canvas: np.ndarray, view: DashboardView) -> None:
-    """The explained unit's map for the newest frame, as the worker made it visible. The
-    title names the map shown, so a map still on its way says which one is on screen."""
-    want, shown, frozen = view.backprop, view.gradient, view.state.frozen is not None
-    if want is None:
-        title(canvas, L.GRADIENT, "gradient image: off (b)")
-        placeholder(canvas, L.GRADIENT, ["b: what in this frame drives", "the selected unit, by gradient,",
-                                         "guided backprop or deconv"])
-        return
-    if shown is None:
-        gradient_title(canvas, want, frozen)
-        placeholder(canvas, L.GRADIENT, ["computing the first map...", "(compiled once: a few seconds)"])
-        return
-    gradient_title(canvas, shown.request, frozen)
-    paste(canvas, shown.image, L.GRADIENT)
-    lines = [f"score {shown.score:.3f} (its max, before ReLU)" + ("" if shown.request == want else " ..."),
-             FILTER_NOTES.get(shown.request.filter, ""),
-             "b method, n filter, d " + ("unfreeze" if frozen else "freeze")]
-    for i, line in enumerate(lines):
-        text(canvas, line, L.GRADIENT_INFO.x, L.GRADIENT_INFO.y + 14 + 17 * i, TEXT if i == 0 else DIM, 0.42)
-
-
 def draw_status(canvas: np.ndarray, view: DashboardView) -> None:
     s = view.state
     parts = [view.network, f"layer {view.layer} ({s.layer + 1}/{len(view.layers)})", f"unit {s.unit}",
              f"zoom {s.zoom_mode}", "camera" if s.camera else "files", "PAUSED" if s.paused else "running",
-             f"net {view.net_fps:.1f} fps", f"ui {view.ui_fps:.0f} Hz" if view.ui_fps else "ui -", "h: help"]
+             f"net {view.net_fps:.1f} fps", f"ui {view.ui_fps:.0f} Hz" if view.ui_fps else "ui -",
+             f"{view.hint('help')}: help"]
     fill(canvas[L.STATUS.y:], (45, 45, 52))
     text(canvas, "  |  ".join(parts), 10, L.STATUS.y + 17)
     if view.message:
         text(canvas, view.message, L.NOTES.x, L.NOTES.y + L.NOTES.h - 6, ACCENT, 0.42)
 
 
+HELP_SCALE = 0.5
+
+
+def help_box(lines: list[tuple[str, str]]) -> tuple[int, int, int]:
+    """(width, height, where the meanings start) of the help overlay: wide enough for its
+    longest line, at most the dashboard's width."""
+    keys = max(cv2.getTextSize(k, FONT, HELP_SCALE, 1)[0][0] for k, _ in lines)
+    meanings = max(cv2.getTextSize(m, FONT, HELP_SCALE, 1)[0][0] for _, m in lines)
+    column = max(130, keys + 20)
+    return min(L.WIDTH - 20, 20 + column + meanings + 20), 50 + 20 * len(lines), 20 + column
+
+
 def draw_help(canvas: np.ndarray, view: DashboardView) -> None:
     lines = [*view.help_lines, ("", ""), ("mouse", "click a tile of the grid to select its unit")]
-    w, h = 600, 50 + 20 * len(lines)
-    x, y = (L.WIDTH - w) // 2, (L.HEIGHT - h) // 2
+    w, h, column = help_box(lines)
+    x, y = (L.WIDTH - w) // 2, max(0, (L.HEIGHT - h) // 2)
     region = canvas[y:y + h, x:x + w]
     region[:] = (region * 0.25).astype(np.uint8)
-    cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), ACCENT, 1)
+    cv2.rectangle(canvas, (x, y), (x + w - 1, y + min(h, L.HEIGHT - y) - 1), ACCENT, 1)
     text(canvas, "Keys", x + 20, y + 28, ACCENT, 0.55, bold=True)
     for i, (keys, meaning) in enumerate(lines):
-        text(canvas, keys, x + 20, y + 52 + 20 * i, ACCENT, 0.5)
-        text(canvas, meaning, x + 150, y + 52 + 20 * i, TEXT, 0.5)
+        text(canvas, keys, x + 20, y + 52 + 20 * i, ACCENT, HELP_SCALE)
+        text(canvas, meaning, x + column, y + 52 + 20 * i, TEXT, HELP_SCALE)
 
 
 def new_canvas() -> np.ndarray:
     return np.empty((L.HEIGHT, L.WIDTH, 3), np.uint8)
 
 
+CORE_PANES = {"input": draw_input, "grid": draw_grid}  # the window's panes that a mode may draw instead
+
+
 def draw_dashboard(view: DashboardView, out: np.ndarray | None = None) -> np.ndarray:
     """The dashboard as RGB uint8 (HEIGHT, WIDTH, 3). With ``out`` (from ``new_canvas``) it
     is drawn into that buffer and the buffer returned: a loop that shows or saves each
-    frame before drawing the next avoids fetching fresh memory for every frame."""
+    frame before drawing the next avoids fetching fresh memory for every frame. Each active
+    mode draws the panes it owns (``DashboardView.owner``)."""
     canvas = new_canvas() if out is None else out
     fill(canvas, BACKGROUND)
-    draw_input(canvas, view)
+    for pane, draw in CORE_PANES.items():
+        if view.owner(pane) is None:
+            draw(canvas, view)
     draw_classes(canvas, view)
     draw_layers(canvas, view)
-    draw_grid(canvas, view)
     draw_unit(canvas, view)
-    draw_unit_image(canvas, view)
-    draw_crops(canvas, view)
-    draw_gradient(canvas, view)
+    for mode, data in view.modes:
+        mode.draw(canvas, view, data, view.hints)
     draw_status(canvas, view)
     if view.state.help:
         draw_help(canvas, view)

@@ -10,6 +10,9 @@ from toolbox.settings import DEFAULT_KEYS
 
 
 class Action(str, Enum):
+    """The window's own actions; each mode adds its own (``toolbox.app.modes``), named the same
+    way in ``live.keys``."""
+
     NEXT_LAYER = "next_layer"
     PREV_LAYER = "prev_layer"
     UP = "up"
@@ -21,47 +24,23 @@ class Action(str, Enum):
     PAUSE = "pause"
     SWITCH_SOURCE = "switch_source"
     ZOOM = "zoom"
+    SCALE = "scale"
     SAVE = "save"
     HELP = "help"
     QUIT = "quit"
-    PATTERN = "pattern"
-    SCALE = "scale"
-    CROPS_SIDE = "crops_side"
-    BACKPROP = "backprop"
-    BACKPROP_FILTER = "backprop_filter"
-    FREEZE_BACKPROP = "freeze_backprop"
-    DREAM = "dream"
-    CIRCUIT = "circuit"
-    CIRCUIT_FROM = "circuit_from"
-    CIRCUIT_NEXT = "circuit_next"
-    CIRCUIT_JUMP = "circuit_jump"
-    CIRCUIT_BACK = "circuit_back"
-    ACCENTUATE = "accentuate"
 
 
 MOVES = (Action.UP, Action.DOWN, Action.LEFT, Action.RIGHT)
 
-HELP_TEXT: dict[Action, str] = {
+CORE_HELP: dict[Action, str] = {
     Action.NEXT_LAYER: "next layer", Action.PREV_LAYER: "previous layer",
     Action.UP: "move selection up", Action.DOWN: "move selection down",
     Action.LEFT: "move selection left", Action.RIGHT: "move selection right",
     Action.NEXT_IMAGE: "next image / frame", Action.PREV_IMAGE: "previous image / frame",
     Action.PAUSE: "pause / resume the input", Action.SWITCH_SOURCE: "switch between camera and files",
-    Action.ZOOM: "cycle the selected unit's zoom", Action.SAVE: "save the dashboard as PNG",
-    Action.HELP: "show / hide this help", Action.QUIT: "quit",
-    Action.PATTERN: "grid: activations <-> each unit's optimized image",
+    Action.ZOOM: "cycle the selected unit's zoom",
     Action.SCALE: "grid scale: per channel / one for the layer / gamma-boosted",
-    Action.CROPS_SIDE: "crops: the unit's top images <-> its lowest",
-    Action.BACKPROP: "gradient pane: off / gradient / guided / deconv",
-    Action.BACKPROP_FILTER: "gradient pane's filter: raw / gray / norm / norm-blur",
-    Action.FREEZE_BACKPROP: "gradient pane: keep explaining this unit / follow the selection",
-    Action.DREAM: "input pane: the frame / a live DeepDream of it",
-    Action.CIRCUIT: "crops pane: top crops / the unit's circuit (strongest inputs)",
-    Action.CIRCUIT_FROM: "circuit: inputs from the layer before / further back",
-    Action.CIRCUIT_NEXT: "circuit: highlight the next input",
-    Action.CIRCUIT_JUMP: "circuit: go to the highlighted input (or click it)",
-    Action.CIRCUIT_BACK: "circuit: back along the path",
-    Action.ACCENTUATE: "optimized-image pane: the unit's image / the unit accentuated in this frame",
+    Action.SAVE: "save the dashboard as PNG", Action.HELP: "show / hide this help", Action.QUIT: "quit",
 }
 
 # X11 key codes as cv2.waitKeyEx reports them (Qt and GTK backends on Linux).
@@ -79,39 +58,52 @@ def key_code(name: str) -> int:
                     f"(use a single character or one of: {', '.join(SPECIAL_CODES)})")
 
 
+KEY_LABELS = {"space": "Space", "esc": "Esc", "tab": "Tab", "enter": "Enter", "backspace": "Bksp"}
+
+
 def key_label(name: str) -> str:
-    return {"space": "Space", "esc": "Esc"}.get(name, name)
+    """A key as hints and the help overlay show it."""
+    return KEY_LABELS.get(name, name)
 
 
 class KeyMap:
-    """Maps key codes to (action, big_step). An upper-case letter bound (in lower case) to a
-    move, or a move right after a Shift key, is a big step."""
+    """Maps key codes to (action name, big_step). An upper-case letter bound (in lower case) to
+    a move, or a move right after a Shift key, is a big step. ``actions`` ({name: help}) are
+    the window's and every mode's (``modes.action_help``)."""
 
-    def __init__(self, bindings: Mapping[str, Sequence[str]]) -> None:
-        self.bindings: dict[Action, tuple[str, ...]] = {}
-        names = [a.value for a in Action]
+    def __init__(self, bindings: Mapping[str, Sequence[str]], actions: Mapping[str, str] | None = None) -> None:
+        if actions is None:
+            from toolbox.app.modes import action_help  # the registry imports this module
+
+            actions = action_help()
+        self.help = dict(actions)
+        self.bindings: dict[str, tuple[str, ...]] = {}
         for action_name, keys in {**DEFAULT_KEYS, **bindings}.items():
-            if action_name not in names:
-                raise UserError(f"settings: unknown action 'live.keys.{action_name}'{closest(action_name, names)}")
-            self.bindings[Action(action_name)] = tuple([keys] if isinstance(keys, str) else keys)
-        self._codes: dict[int, tuple[Action, bool]] = {}
+            if action_name not in self.help:
+                raise UserError(f"settings: unknown action 'live.keys.{action_name}'{closest(action_name, self.help)}")
+            self.bindings[action_name] = tuple([keys] if isinstance(keys, str) else keys)
+        missing = [name for name in self.help if not self.bindings.get(name)]
+        if missing:
+            raise UserError(f"settings: no key for {', '.join(missing)} (live.keys)")
+        self._codes: dict[int, tuple[str, bool]] = {}
         for action, keys in self.bindings.items():
             for name in keys:
                 self._bind(key_code(name), action, False, f"key '{name}'")
         for action in MOVES:  # a move's letter in capitals: the big step (unless bound itself)
-            for name in self.bindings[action]:
+            for name in self.bindings[action.value]:
                 if len(name) == 1 and name.isalpha():
-                    self._bind(ord(name.upper()), action, True, f"key '{name.upper()}' (Shift+{name}, {action.value})")
+                    self._bind(ord(name.upper()), action.value, True,
+                               f"key '{name.upper()}' (Shift+{name}, {action.value})")
         self._shift_pending = False
 
-    def _bind(self, code: int, action: Action, big: bool, what: str) -> None:
+    def _bind(self, code: int, action: str, big: bool, what: str) -> None:
         taken = self._codes.get(code)
-        if taken is not None and taken[0] is not action:
-            raise UserError(f"settings: {what} is bound to both {taken[0].value} and {action.value} "
+        if taken is not None and taken[0] != action:
+            raise UserError(f"settings: {what} is bound to both {taken[0]} and {action} "
                             f"(live.keys: give one of them another key)")
         self._codes[code] = (action, big)
 
-    def lookup(self, code: int) -> tuple[Action, bool] | None:
+    def lookup(self, code: int) -> tuple[str, bool] | None:
         if code in SHIFT_CODES:
             self._shift_pending = True
             return None
@@ -122,11 +114,15 @@ class KeyMap:
         action, big = hit
         return action, big or (shifted and action in MOVES)
 
+    def hints(self) -> dict[str, str]:
+        """Each action's first key as shown on screen: what every hint is written from."""
+        return {action: key_label(keys[0]) for action, keys in self.bindings.items()}
+
+    def label(self, action: str) -> str:
+        """All of an action's keys, as the help overlay lists them."""
+        return " / ".join(key_label(k) for k in self.bindings[action])
+
     def help_lines(self) -> list[tuple[str, str]]:
         """(keys, what they do) for every action, in a fixed order."""
-        lines = []
-        for action in Action:
-            keys = " / ".join(key_label(k) for k in self.bindings[action])
-            big = " (Shift: bigger steps)" if action in MOVES else ""
-            lines.append((keys, HELP_TEXT[action] + big))
-        return lines
+        return [(self.label(action), text + (" (Shift: bigger steps)" if action in MOVES else ""))
+                for action, text in self.help.items()]

@@ -3,8 +3,9 @@ get a ready LiveApp from."""
 
 from __future__ import annotations
 
+from toolbox.app.modes.accent import AccentSettings
 from toolbox.app.window import LiveApp
-from toolbox.app.worker import AccentSettings, NetworkWorker, UnitImageSettings
+from toolbox.app.worker import NetworkWorker, UnitImageSettings
 from toolbox.assets import UnitImageFolder
 from toolbox.nets import Network
 from toolbox.settings import Settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -18,36 +18,12 @@ import numpy as np
 
 from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action, KeyMap
-from toolbox.app.layout import GRID, circuit_cell_at, grid_geometry
+from toolbox.app.layout import GRID, grid_geometry
+from toolbox.app.modes import MODES, NOTHING, Mode, apply
+from toolbox.app.protocol import Answer, Hints, Slot, WorkerError, frozen
 from toolbox.app.sources import open_source
-from toolbox.app.state import (
-    BACKPROP_FILTERS,
-    BACKPROP_MODES,
-    CIRCUIT_EXCITATORY,
-    CIRCUIT_INHIBITORY,
-    SCALE_MODES,
-    ViewState,
-    apply,
-    jump,
-    select,
-)
-from toolbox.app.worker import (
-    AccentImage,
-    AccentRequest,
-    BackpropRequest,
-    CircuitRequest,
-    DreamRequest,
-    FrameRequest,
-    FrameResult,
-    LayerPatterns,
-    NetworkWorker,
-    PatternRequest,
-    UnitCrops,
-    UnitImage,
-    UnitRequest,
-    WorkerError,
-    frozen,
-)
+from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, SCALE_MODES, ViewState, select
+from toolbox.app.worker import FrameRequest, FrameResult, NetworkWorker
 from toolbox.errors import UserError
 from toolbox.images import VideoWriter, write_image
 from toolbox.settings import Settings, parse_layer_weights
@@ -86,27 +62,27 @@ class LiveSession:
     frame_id: int = 0
     waiting_for: int | None = None  # frame id sent to the worker and not yet answered
     latest: FrameResult | None = None
-    unit_image: UnitImage | None = None
     selection_since: float = 0.0
-    requested: UnitRequest | None = None  # the unit image (and crops) last asked for
-    accent: AccentImage | None = None  # the newest accentuation the worker sent
-    accent_asked: AccentRequest | None = None  # the accentuation being made (None: none)
-    accent_failed: AccentRequest | None = None  # the last one the worker gave up on (not asked again)
-    unit_failed: tuple[str, int] | None = None  # (layer, unit) whose unit image the worker gave up on
     message: str = ""
-    crops: UnitCrops | None = None
-    patterns: LayerPatterns | None = None
-    patterns_requested: str | None = None
     raw: np.ndarray | None = None  # the source frame last sent (dream mode dreams on it)
+    slots: dict[str, Slot] = field(default_factory=dict)  # each job mode's bookkeeping
+
+    def slot(self, mode: str) -> Slot:
+        return self.slots.setdefault(mode, Slot())
 
 
 class LiveApp:
+    """The live core: state, keys, the worker's requests and answers, the dashboard's data.
+    A front end (the OpenCV window below, the headless recorder) calls ``tick`` and feeds it
+    keys and clicks; every mode joins through ``toolbox.app.modes``."""
+
     def __init__(self, worker: NetworkWorker, settings: Settings, files) -> None:
         self.worker, self.settings = worker, settings
         self.net = worker.network
         self.layers = tuple(self.net.spec.layer_names)
         self.channels = tuple(layer.channels for layer in self.net.spec.layers)
         self.keymap = KeyMap(settings.live.keys)
+        self.hints = Hints(self.keymap.hints())  # every hint on screen says the key bound now
         self.help_lines = tuple(self.keymap.help_lines())  # fixed for the session: not rebuilt per frame
         self.files = files  # the source given on the command line (see sources.open_source)
         self.camera = None
@@ -124,8 +100,10 @@ class LiveApp:
                                        backprop=BACKPROP_MODES.index(settings.live.backprop),
                                        backprop_filter=BACKPROP_FILTERS.index(settings.live.backprop_filter),
                                        accentuate=live.accentuate)
+        self.frame_modes = tuple(mode for mode in MODES if mode.kind == "frame")
+        self.job_modes = tuple(mode for mode in MODES if mode.kind == "job")
 
-    # -- shared by both modes -------------------------------------------------------------
+    # -- shared by every front end --------------------------------------------------------
 
     @property
     def source(self):
@@ -134,97 +112,35 @@ class LiveApp:
     def prepare(self, frame: np.ndarray) -> np.ndarray:
         return frozen(self.net.fit_input(frame, self.settings.images.fit))
 
-    def backprop_request(self, state: ViewState) -> BackpropRequest | None:
-        """The map the gradient pane wants for ``state``: of the frozen unit, else the selected one."""
-        if state.backprop_mode == "off":
-            return None
-        layer, unit = state.explained
-        return BackpropRequest(self.layers[layer], unit, state.backprop_mode, state.backprop_filter_name)
-
-    def circuit_request(self, state: ViewState) -> CircuitRequest | None:
-        """What the circuit view wants: the inputs of the unit the gradient pane explains (one
-        backward pass serves both) from ``circuit_from`` layers before; None when the view is
-        off or the unit's layer is the first."""
-        layer, unit = state.explained
-        if not state.circuit or layer == 0:
-            return None
-        source = layer - min(state.circuit_from, layer)
-        return CircuitRequest(self.layers[layer], unit, self.layers[source], CIRCUIT_EXCITATORY, CIRCUIT_INHIBITORY)
-
-    def dream_request(self, state: ViewState) -> DreamRequest | None:
-        """What dream mode dreams: live.dream_layers, else the selected layer."""
-        if not state.dream:
-            return None
-        live = self.settings.live
-        layers = self.dream_layers or ((self.layers[state.layer], 1.0),)
-        return DreamRequest(layers, live.dream_steps, live.dream_step_size, live.dream_blend, self.settings.images.fit,
-                            live.dream_side, self.settings.dream.objective)
+    def frame_parts(self, state: ViewState) -> tuple[tuple[str, object], ...]:
+        """What each frame mode that is on asks of a frame in ``state``."""
+        parts = ((mode.name, mode.want(self, state)) for mode in self.frame_modes)
+        return tuple((name, want) for name, want in parts if want is not None)
 
     def request(self, frame_id: int, image: np.ndarray, state: ViewState,
                 raw: np.ndarray | None = None) -> FrameRequest:
-        dream = self.dream_request(state)
-        return FrameRequest(frame_id, image, self.backprop_request(state), dream,
-                            frozen(raw) if dream is not None and raw is not None else None,
-                            self.circuit_request(state))
+        parts = self.frame_parts(state)
+        dreaming = any(name == "dream" for name, _ in parts)  # the dream works on the source frame itself
+        return FrameRequest(frame_id, image, parts, frozen(raw) if dreaming and raw is not None else None)
+
+    def rested(self, session: LiveSession) -> bool:
+        """Whether the selection has stayed put long enough to start work on it (live.unit_image_delay)."""
+        return time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay
 
     def view(self, session: LiveSession) -> DashboardView:
         state, latest = session.state, session.latest
         layer = self.layers[state.layer]
-        pane_title, image, note = self._unit_image_pane(session)
-        crops = session.crops if session.crops is not None and (session.crops.layer, session.crops.unit) == (
-            layer, state.unit) else None
-        patterns = session.patterns.images if session.patterns is not None and session.patterns.layer == layer else None
         return DashboardView(
             state=state, network=self.net.name, layers=self.layers, channels=self.channels,
-            signed=not self.net.non_negative(layer), crops=crops, patterns=patterns,
+            signed=not self.net.non_negative(layer),
             frame=None if latest is None else latest.image,
             observation=None if latest is None else latest.observation,
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),
             receptive_field=self.net.receptive_field(layer),
-            unit_image=image, unit_image_note=note, unit_image_title=pane_title,
             net_fps=0.0 if latest is None else 1.0 / max(latest.seconds, 1e-6), ui_fps=self.ui_rate.value,
-            source=self.source.label,
-            message=session.message, help_lines=self.help_lines,
-            backprop=self.backprop_request(state), gradient=None if latest is None else latest.gradient,
-            dream=None if latest is None else latest.dream, dream_note=self._dream_note(state),
-            circuit_want=self.circuit_request(state), circuit=None if latest is None else latest.circuit,
-            classifier=self.net.spec.has_classifier)
-
-    def _unit_image_pane(self, session: LiveSession) -> tuple[str, np.ndarray | None, str]:
-        """The optimized-image pane's title, picture (None: a placeholder) and note: the selected
-        unit's image, or in accentuation mode the unit accentuated in the frame."""
-        state, key = session.state, (self.layers[session.state.layer], session.state.unit)
-        failed = "failed: see the status line"
-        if state.accentuate:
-            asked = session.accent_asked
-            if asked is not None and asked is session.accent_failed:
-                return "accentuated in this frame", None, failed
-            shown = session.accent
-            if shown is None or (shown.request.layer, shown.request.unit) != key:
-                waiting = asked is not None and (asked.layer, asked.unit) == key
-                return "accentuated in this frame", None, (
-                    "starting... (compiles once a layer)" if waiting else "made when the selection rests")
-            r = shown.result
-            gain = (f" (x{r.after / r.before:.1f})"  # a unit that was barely on has no useful ratio
-                    if r.before > 0 and r.after < 100 * r.before else "")
-            progress = (f"{r.psnr:.1f} dB from the frame, step {r.steps}/{shown.steps}"
-                        if shown.request is asked or asked is None else "the picture before; this one is starting")
-            return "accentuated in this frame", r.image, f"unit mean {r.before:.3g} -> {r.after:.3g}{gain}\n{progress}"
-        ui = session.unit_image
-        if ui is not None and (ui.layer, ui.unit) == key and (ui.done or session.unit_failed != key):
-            return "optimized image", ui.image, ("from the unit-image folder" if ui.origin == "cache" else
-                                                 "made now and cached" if ui.done else
-                                                 f"optimizing... step {ui.step}/{ui.steps}")
-        if session.unit_failed == key:
-            return "optimized image", None, failed
-        asked = session.requested is not None and (session.requested.layer, session.requested.unit) == key
-        return "optimized image", None, "starting..." if asked else "made when the selection rests"
-
-    def _dream_note(self, state: ViewState) -> str:
-        want = self.dream_request(state)
-        if want is None:
-            return ""
-        return f"{', '.join(name for name, _ in want.layers)}, {want.steps} steps/frame"
+            source=self.source.label, message=session.message, help_lines=self.help_lines,
+            classifier=self.net.spec.has_classifier, hints=self.hints,
+            modes=tuple((mode, mode.view(self, session)) for mode in MODES if mode.active(state)))
 
     # -- the window -----------------------------------------------------------------------
 
@@ -247,14 +163,14 @@ class LiveApp:
                 cv2.imshow(WINDOW_TITLE, canvas[..., ::-1])
                 code = cv2.waitKeyEx(10)
                 if code != -1:
-                    session = self._on_key(session, code, canvas)
+                    session = self.on_key(session, code, canvas)
                 while clicks:
-                    session = self._on_click(session, *clicks.pop(0))
+                    session = self.on_click(session, *clicks.pop(0))
                 if cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1:
                     break  # closed with the window manager
         finally:
+            cv2.destroyAllWindows()  # gone at once; the worker may still finish a compiled call
             self.worker.stop()
-            cv2.destroyAllWindows()
             self.close()
         return 0
 
@@ -263,26 +179,25 @@ class LiveApp:
 
     def tick(self, session: LiveSession) -> np.ndarray:
         """One pass of the UI loop (the worker thread must be running): feed the worker,
-        take its answers, ask for the unit image, draw. Never waits for the network."""
+        take its answers, let each job mode ask for what it needs, draw. Never waits."""
         self.ui_rate.tick()
         self._feed(session)
         self._collect(session)
-        self._request_unit_image(session)
-        self._request_accent(session)
-        self._request_patterns(session)
+        for mode in self.job_modes:
+            self._drive(mode, session)
         return draw_dashboard(self.view(session), self._canvas)
 
     def _feed(self, session: LiveSession) -> None:
         """Send the worker a new frame when it has answered the last one. A still image or a
-        paused stream has nothing new to look at, unless the gradient pane wants another map
-        of it (the method, filter or explained unit changed): then the same frame goes again."""
+        paused stream has nothing new to look at, unless a frame mode wants another answer of
+        it (the method, filter or explained unit changed, or it dreams): then the same frame
+        goes again."""
         if session.waiting_for is not None:
             return
         latest, still = session.latest, session.state.paused or not self.source.live
         if latest is None or not still:
             self._resend(session)
-        elif (session.state.dream or latest.backprop != self.backprop_request(session.state)
-              or latest.circuit_request != self.circuit_request(session.state)):
+        elif session.state.dream or latest.asked != self.frame_parts(session.state):
             self._send(session, latest.image, session.raw)  # a still picture keeps dreaming
 
     def _resend(self, session: LiveSession) -> None:
@@ -298,91 +213,52 @@ class LiveApp:
 
     def _collect(self, session: LiveSession) -> None:
         while not self.worker.results.empty():
-            result = self.worker.results.get_nowait()
-            if isinstance(result, FrameResult):
-                session.latest = result
-                if result.frame_id == session.waiting_for:
-                    session.waiting_for = None
-            elif isinstance(result, UnitImage):
-                session.unit_image = result
-            elif isinstance(result, AccentImage):
-                session.accent = result
-            elif isinstance(result, UnitCrops):
-                session.crops = result
-            elif isinstance(result, LayerPatterns):
-                session.patterns = result
-            elif isinstance(result, WorkerError):
-                session.message = result.message
-                session.unit_failed = result.unit or session.unit_failed
-                session.accent_failed = result.accent or session.accent_failed
-                if result.frame_id is not None and result.frame_id == session.waiting_for:
-                    session.waiting_for = None
+            self.take(session, self.worker.results.get_nowait())
 
-    def _rested(self, session: LiveSession) -> bool:
-        """Whether the selection has stayed put long enough to start work on it (live.unit_image_delay)."""
-        return time.perf_counter() - session.selection_since >= self.settings.live.unit_image_delay
+    def take(self, session: LiveSession, result: FrameResult | Answer | WorkerError) -> None:
+        """Fold one message of the worker into the session."""
+        if isinstance(result, FrameResult):
+            session.latest = result
+        elif isinstance(result, Answer):
+            session.slot(result.mode).shown[result.part] = result.value
+        else:
+            session.message = result.message
+            if result.mode is not None:
+                session.slot(result.mode).failed = result.request
+        if isinstance(result, (FrameResult, WorkerError)) and result.frame_id == session.waiting_for:
+            session.waiting_for = None
 
-    def _request_unit_image(self, session: LiveSession) -> None:
-        """Once the selection rests: its crops, and its image from the folder, else made now
-        (not while accentuation mode has the pane)."""
-        state = session.state
-        want = UnitRequest(self.layers[state.layer], state.unit, make=not state.accentuate)
-        if session.requested == want:
+    def _drive(self, mode: Mode, session: LiveSession) -> None:
+        """Send what job mode ``mode`` asks for now (a request, or None to stop its job)."""
+        slot = session.slot(mode.name)
+        request = mode.drive(self, session, slot)
+        if request is NOTHING:
             return
-        if session.requested is not None:  # the selection moved on: stop refining the old unit
-            self.worker.units.put(UnitRequest(session.requested.layer, None))
-            session.requested = None
-        if self._rested(session):
-            self.worker.units.put(want)
-            session.requested, session.unit_failed = want, None
+        self.worker.ask(mode.name, request)
+        slot.asked = request
+        if request is not None:
+            slot.failed = None
 
-    def _request_accent(self, session: LiveSession) -> None:
-        """Accentuation mode: once the selection rests, the selected unit in the picture on
-        screen; again for each new picture (from a moving source: once the last one is done,
-        so each is refined to the end)."""
-        state, asked, latest = session.state, session.accent_asked, session.latest
-        key = (self.layers[state.layer], state.unit) if state.accentuate else None
-        if asked is not None and (asked.layer, asked.unit) != key:  # mode off or selection moved: stop
-            self.worker.accents.put(AccentRequest(asked.layer, None))
-            session.accent_asked = asked = None
-        if key is None or latest is None or not self._rested(session):
-            return
-        if asked is not None:
-            if asked.image is latest.image or asked is session.accent_failed:  # asked already, or failed:
-                return  # re-sent frames carry the same picture object; a failed one waits for a new selection
-            shown = session.accent
-            moving = self.source.live and not state.paused
-            if moving and not (shown is not None and shown.request is asked and shown.done):
-                return
-        session.accent_asked = AccentRequest(*key, latest.image)
-        self.worker.accents.put(session.accent_asked)
-
-    def _request_patterns(self, session: LiveSession) -> None:
-        """In pattern mode, ask once per layer for its units' optimized images."""
-        wanted = self.layers[session.state.layer] if session.state.pattern else None
-        if wanted != session.patterns_requested:
-            self.worker.patterns.put(PatternRequest(wanted))
-            session.patterns_requested = wanted
-
-    def _on_key(self, session: LiveSession, code: int, canvas: np.ndarray) -> LiveSession:
+    def on_key(self, session: LiveSession, code: int, canvas: np.ndarray) -> LiveSession:
         hit = self.keymap.lookup(code)
         if hit is None:
             return session
         action, big = hit
-        before = session.state
-        state = apply(before, action, self.channels, self.settings.live.big_step if big else 1)
+        state = apply(session.state, action, self.channels, self.settings.live.big_step if big else 1)
         session.message = ""
         if action in (Action.NEXT_IMAGE, Action.PREV_IMAGE):
-            self.source.step(1 if action is Action.NEXT_IMAGE else -1)
+            self.source.step(1 if action == Action.NEXT_IMAGE else -1)
             self._resend(session)
-        elif action is Action.SWITCH_SOURCE:
+        elif action == Action.SWITCH_SOURCE:
             state = self._switch_source(state, session)
-        elif action is Action.CIRCUIT_JUMP:
-            state = self._jump(session, state, state.circuit_pick)
-        elif action is Action.SAVE:
-            path = Path(self.settings.live.save_dir) / time.strftime("deepvis-%Y%m%d-%H%M%S.png")
+        elif action == Action.SAVE:
+            path = (Path(self.settings.live.save_dir) / time.strftime("deepvis-%Y%m%d-%H%M%S.png")).absolute()
             write_image(path, canvas)
             session.message = f"saved {path}"
+        else:
+            for mode in MODES:
+                if any(a.name == action for a in mode.actions):
+                    state = mode.on_action(self, session, state, action) or state
         self._set_state(session, state)
         return session
 
@@ -399,23 +275,14 @@ class LiveApp:
         self._resend(session)
         return state
 
-    def _jump(self, session: LiveSession, state: ViewState, pick: int) -> ViewState:
-        """To input ``pick`` of the circuit on screen (when it is the one the view wants)."""
-        shown = None if session.latest is None else session.latest.circuit
-        if not state.circuit or shown is None or shown.request != self.circuit_request(state):
-            session.message = "circuit: wait for the inputs to be shown" if state.circuit else "v: the circuit view"
-            return state
-        k = shown.at(pick)
-        if k is None:
-            return state
-        return jump(state, self.layers.index(shown.request.source), shown.links[k].unit)
-
-    def _on_click(self, session: LiveSession, x: int, y: int) -> LiveSession:
-        if session.state.circuit:
-            pick = circuit_cell_at(x, y)
-            if pick is not None:
-                self._set_state(session, self._jump(session, session.state, pick))
-                return session
+    def on_click(self, session: LiveSession, x: int, y: int) -> LiveSession:
+        """A click: on a pane an active mode draws (the circuit's inputs), else on the grid."""
+        for mode in MODES:
+            if mode.active(session.state):
+                state = mode.on_click(self, session, x, y)
+                if state is not None:
+                    self._set_state(session, state)
+                    return session
         channels = self.channels[session.state.layer]
         geo = grid_geometry(channels)
         unit = geo.unit_at(x, y, geo.page_of(session.state.unit), GRID)
@@ -437,15 +304,11 @@ class LiveApp:
 
     def run_headless(self, frames: int, out_dir: Path | None, video: Path | None,
                      unit: int = 0, progress=None) -> list[Path]:
-        """Render ``frames`` dashboards, advancing the input each time, to PNGs and/or a video."""
+        """Render ``frames`` dashboards, advancing the input each time, to PNGs and/or a video:
+        each job mode's work for the selection made to the end for every frame that needs it."""
         state = replace(self.initial_state, unit=unit)
-        layer = self.layers[state.layer]
-        self.net.check_unit(layer, unit)
-        session = LiveSession(state)
-        if not state.accentuate:  # else the pane shows each frame accentuated
-            session.unit_image = self.worker.unit_image_now(layer, unit)
-        session.crops = self.worker.unit_crops(layer, unit)
-        session.requested = UnitRequest(layer, unit)
+        self.net.check_unit(self.layers[state.layer], unit)
+        session = LiveSession(state, selection_since=-float("inf"))  # the selection rests from the start
         written: list[Path] = []
         # the writer's own context keeps or removes the recording, as the loop ends
         with VideoWriter(video, fps=5) if video else contextlib.nullcontext() as recorder:
@@ -455,9 +318,7 @@ class LiveApp:
                         self.source.step(1)
                     raw = self.source.read()
                     session.latest = self.worker.observe(self.request(i, self.prepare(raw), state, raw))
-                    if state.accentuate:  # each frame's pane: the unit accentuated in it, run out
-                        session.accent_asked = AccentRequest(layer, unit, session.latest.image)
-                        session.accent = self.worker.accentuation_now(session.accent_asked)
+                    self._run_jobs(session)
                     canvas = draw_dashboard(self.view(session), self._canvas)
                     if out_dir is not None:
                         path = out_dir / f"dashboard_{i:04d}.png"
@@ -471,4 +332,14 @@ class LiveApp:
                 self.close()
         return written
 
-
+    def _run_jobs(self, session: LiveSession) -> None:
+        """Headless: what each job mode asks for now, made at once (a unit image once, an
+        accentuation of every frame)."""
+        for mode in self.job_modes:
+            slot = session.slot(mode.name)
+            request = mode.drive(self, session, slot)
+            if request is NOTHING:
+                continue
+            slot.asked = request
+            if request is not None:
+                slot.shown.update(self.worker.at_once(mode.name, request))
