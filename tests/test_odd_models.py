@@ -106,3 +106,9 @@ def test_spec_keeps_a_spec_that_exists_unless_forced(models, tmp_path, capsys):
     assert spec.read_text() == "# my edits\n"
     rc, out, err = run(["spec", str(models / "odd.keras"), "-o", str(spec), "--force"], models, capsys)
     assert rc == 0 and "layers:" in spec.read_text(), err
+
+
+@pytest.mark.parametrize("option", ["--weights", "--model"])
+def test_spec_refuses_a_network_or_weights_it_would_ignore(option, models, tmp_path, capsys):
+    rc, out, err = run(["spec", str(models / "odd.keras"), option, str(models / "gray.keras")], models, capsys)
+    assert rc == 2 and len(err) == 1 and f"{option} does not apply" in err[0], err

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from toolbox.cli.common import settings_of
+from toolbox.cli.common import SETTING, settings_of
 
 log = logging.getLogger("toolbox.cli")
 
@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> None:
 
     if not is_model_file(args.model_file):
         raise UserError(f"deepvis spec reads a .keras or .h5 model file, not '{args.model_file[:60]}'")
+    for key in ("model", "weights"):  # the spec is of MODEL: another network or weights file would be ignored
+        if getattr(args, f"{SETTING}{key}", None) is not None:
+            raise UserError(f"deepvis spec writes the spec of MODEL ({args.model_file[:60]}); --{key} does not apply")
     if args.output:
         clean_stray_parts(check_output_file(args.output, (".yaml", ".yml")).parent)
         if os.path.lexists(args.output) and not args.force:
