@@ -9,18 +9,37 @@ is measured, which needs no knowledge of each layer's padding rules: the gradien
 unit in the middle of a large input, over a few random inputs, is non-zero exactly on the
 pixels that unit can see (a ReLU may hide some of them for one input, hardly for all).
 Rows and columns are measured on two strips of input rather than one large square.
+
+``network.Network`` keeps each measured field (``Network.unit_field``); this module needs
+only the few things of a network that ``Measured`` names, so it imports nothing of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from toolbox.nets.network import Network
+from toolbox.nets.spec import ModelSpec
 
 PROBES = 4  # random inputs whose gradient extents are joined
+
+
+class Measured(Protocol):
+    """What measuring a field reads of a network (``network.Network`` has it all)."""
+
+    spec: ModelSpec
+
+    @property
+    def fixed_input(self) -> bool: ...
+
+    def view(self, layers: Sequence[str]) -> Any: ...
+
+    def normalize(self, pixels: Any) -> Any: ...
+
+    def receptive_field(self, layer: str) -> tuple[int, int]: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,7 @@ class Field:
         return Field(largest, self.stride, self.offset_y + shift, self.offset_x + shift)
 
 
-def _extent(network: Network, layer: str, height: int, width: int, axis: int) -> tuple[int, int, int]:
+def _extent(network: Measured, layer: str, height: int, width: int, axis: int) -> tuple[int, int, int]:
     """(first, last) input row (``axis`` 0) or column (1) that the middle unit of ``layer``
     sees on a ``height`` x ``width`` input, and that unit's row or column in the layer."""
     view = network.view([layer])
@@ -63,7 +82,7 @@ def _extent(network: Network, layer: str, height: int, width: int, axis: int) ->
     return int(found[0]), int(found[-1]), ci if axis == 0 else cj
 
 
-def unit_field(network: Network, layer: str) -> Field:
+def unit_field(network: Measured, layer: str) -> Field:
     """The field of ``layer``'s units, measured (ask ``Network.unit_field``: it keeps it).
 
     Rows and columns are measured apart, each on a strip: an input long enough along the

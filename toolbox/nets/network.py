@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import keras
 import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.images import fit_square
+from toolbox.nets.fields import Field, unit_field
 from toolbox.nets.graph import is_relu, logits_of, non_negative, pre_activation, receptive_field
 from toolbox.nets.keras_graph import Graph, graph_of, rebuild
 from toolbox.nets.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from toolbox.nets.fields import Field
 
 LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
 PROBS = "probs"  # the extra output of a view made ``with_probs``
@@ -223,7 +221,5 @@ class Network:
     def unit_field(self, layer: str) -> Field:
         """Where in the input a unit of ``layer`` looks (size, stride and offset), measured
         once (``fields.unit_field``)."""
-        from toolbox.nets.fields import unit_field
-
         name = self.spec.layer(layer).name
         return self._once(("unit_field", name), lambda: unit_field(self, name))
