@@ -10,7 +10,7 @@ from setuptools import find_packages, setup
 DATA = {"toolbox.data.models": "models", "toolbox.data.examples": "examples"}
 
 setup(
-    packages=find_packages(include=["toolbox", "toolbox.*"]) + list(DATA),
+    packages=find_packages(include=["toolbox", "toolbox.*", "deepvis"]) + list(DATA),  # deepvis: the library
     package_dir=DATA,
     package_data={"toolbox.data.models": ["*.yaml", "*.txt"], "toolbox.data.examples": ["*.png", "*.jpg", "*.md"],
                   "toolbox.optvis": ["natural_spectrum.npy"]},  # the maco preset's magnitude spectrum

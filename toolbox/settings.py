@@ -407,3 +407,10 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
         raise UserError(f"settings file {path}: the top level must be a mapping of keys to values, "
                         f"not {_shown(values)}")
     return _build(Settings, _nest(overrides or {}, values), "", labels or {})
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Settings:
+    """``settings`` with ``overrides`` ({dotted key: value}; None values are skipped) laid over
+    it, each checked as a settings file's value is (the library's keywords come through here,
+    so ``size=100000`` is the same one-line error as ``--size 100000``)."""
+    return _build(Settings, _nest(overrides, dataclasses.asdict(settings)), "", labels or {})

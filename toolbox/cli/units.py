@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     with progress(steps * -(-len(units) // u.batch), f"{args.layer}: {len(units)} units") as bar:
         results = render_unit_images(net, args.layer, units, folder, u.preset, u.size, steps, u.batch,
                                      args.seed, on_step=lambda: bar.update(1))
-    n = len(results)
+    n = len(results.units)
     maps = f" (with {'its transparency map' if n == 1 else 'their transparency maps'})" if get_preset(
         u.preset).transparency else ""
     print(f"wrote {n} unit image{'s' * (n != 1)}{maps}, {folder.sheet_path(args.layer).name} and "

@@ -37,21 +37,35 @@ def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
     return resize(image[y:y + ch, x:x + cw], w, h)
 
 
+def dream_once(network: Network, image: np.ndarray, settings: DreamSettings, *, layers: dict[str, float] | None,
+               guide_image: np.ndarray | None, seed: int, on_step: Callable[..., None] | None = None):
+    """(the dream of ``image`` at the size it was dreamed, the DeepDream that made it): what the
+    command and ``deepvis.dream`` both make; the dream is at least the network's smallest size."""
+    dreamer = DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
+    work = ensure_min_side(image, network.spec.min_size)
+    schedule = DreamSchedule(settings.octaves, settings.octave_scale, settings.steps, settings.step_size,
+                             settings.tile, seed)
+    return dreamer.run(work, schedule, on_progress=on_step), dreamer
+
+
+def dream_steps(network: Network, image: np.ndarray, settings: DreamSettings) -> int:
+    """How many steps ``dream_once`` takes on ``image`` (for a progress bar)."""
+    work = ensure_min_side(image, network.spec.min_size)
+    return len(octave_sizes(*work.shape[:2], settings.octaves, settings.octave_scale, network.spec.min_size)) * \
+        settings.steps
+
+
 def dream_to_files(network: Network, image: np.ndarray, output: str | Path, settings: DreamSettings, *,
                    layers: dict[str, float] | None, guide_image: np.ndarray | None, seed: int, zoom_frames: int,
                    gif: bool, progress: Callable[[int, str], ContextManager]) -> None:
     """Dream on ``image`` into ``output`` (same size); with ``zoom_frames``, also OUTPUT.mp4
     (and OUTPUT.gif), each frame dreamed for one octave from the zoomed previous one. Ctrl-C
     during the video keeps the frames made so far (a playable MP4)."""
-    dreamer = DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
     h, w = image.shape[:2]
-    work = ensure_min_side(image, network.spec.min_size)
-    schedule = DreamSchedule(settings.octaves, settings.octave_scale, settings.steps, settings.step_size,
-                             settings.tile, seed)
-    n_octaves = len(octave_sizes(*work.shape[:2], settings.octaves, settings.octave_scale, network.spec.min_size))
-    with progress(n_octaves * settings.steps + zoom_frames * settings.steps, "dream") as bar:
+    with progress(dream_steps(network, image, settings) + zoom_frames * settings.steps, "dream") as bar:
         tick = lambda *_: bar.update(1)  # noqa: E731
-        frame = dreamer.run(work, schedule, on_progress=tick)
+        frame, dreamer = dream_once(network, image, settings, layers=layers, guide_image=guide_image, seed=seed,
+                                    on_step=tick)
         write_image(output, resize(frame, w, h))
         if not zoom_frames:
             return

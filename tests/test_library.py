@@ -1,0 +1,112 @@
+"""deepvis as a library (``import deepvis``): the calls, their defaults and checks, and what
+their results are (arrays, pictures in Jupyter, files), on the tiny network; the commands
+made of the same calls give the same numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+
+
+@pytest.fixture(scope="module")
+def net(tiny_settings):
+    import deepvis
+
+    return deepvis.load(settings=tiny_settings)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    import deepvis
+
+    return deepvis.read_image(EXAMPLES / "chelsea.png")
+
+
+def test_public_names_are_exactly_all_and_each_is_documented():
+    import deepvis
+
+    public = {name for name in dir(deepvis) if not name.startswith("_")}
+    assert public == set(deepvis.__all__) - {"__version__"}
+    for name in deepvis.__all__:
+        if name != "__version__":
+            assert getattr(deepvis, name).__doc__, name
+
+
+def test_load_names_the_network_and_predict_gives_top_classes(net, photo):
+    from toolbox.nets import Probe
+
+    assert net.name == "tiny" and net.layers == ("conv_a", "relu_a", "conv_b") and net.device in ("CPU", "GPU")
+    top = net.predict(photo, top=2)
+    probs = Probe(net.network, [])(net.network.fit_input(photo)).probs  # what `deepvis predict` computes
+    assert list(top.indices) == list(np.argsort(-probs)[:2])
+    np.testing.assert_allclose(np.asarray(top), np.sort(probs)[::-1][:2], rtol=1e-6)
+    assert "<table>" in top._repr_html_() and top.names[0] in top._repr_html_()
+
+
+def test_a_mistake_is_one_deepvis_error_as_on_the_command_line(net, photo, tiny_settings):
+    import deepvis
+
+    with pytest.raises(deepvis.DeepvisError, match=r"size= \(units.size\) must be at least 16"):
+        deepvis.units(net, "conv_b", [0], size=8)
+    with pytest.raises(deepvis.DeepvisError, match="unit 99 is out of range"):
+        deepvis.attribute(net, photo, "conv_b:99")
+    with pytest.raises(deepvis.DeepvisError, match="unknown layer 'conv_c'"):
+        deepvis.accentuate(net, photo, "conv_c:1")
+    with pytest.raises(deepvis.DeepvisError, match="name a unit as layer:unit"):
+        deepvis.accentuate(net, photo, "conv_b")
+    with pytest.raises(deepvis.DeepvisError, match="unknown key 'sizee'"):
+        deepvis.load(settings=tiny_settings, sizee=3)
+
+
+def test_units_are_the_commands_images_as_an_array_and_a_sheet(net, tmp_path):
+    import deepvis
+    from toolbox.assets import UnitImageFolder
+    from toolbox.images import read_image
+
+    made = deepvis.units(net, "conv_b", [1, 4], size=16, steps=4, batch=2)
+    assert np.asarray(made).shape == (2, 16, 16, 3) and made.units == (1, 4) and made.objectives.shape == (2,)
+    folder = UnitImageFolder(tmp_path / "units")
+    stored = deepvis.units(net, "conv_b", "1,4", size=16, steps=4, batch=2, folder=folder)  # as `deepvis units`
+    assert np.array_equal(np.asarray(stored), np.asarray(made))  # same seed, same images
+    assert np.array_equal(read_image(folder.image_path("conv_b", 4)), made[4])
+    sheet = made._repr_png_()
+    assert sheet.startswith(b"\x89PNG") and made.save(tmp_path / "sheet.png").is_file()
+
+
+def test_attribute_gives_the_map_at_the_photos_size_and_its_gradient_is_the_photos(net, photo, tmp_path):
+    """A plain gradient map at the photo's size is the gradient with respect to the photo's own
+    pixels: checked against a finite difference through the network's fit."""
+    import deepvis
+    from toolbox.optvis.attribution import Attributor, Target
+    from toolbox.optvis.fooling import PhotoFit
+
+    small = photo[:40, :60]
+    result = deepvis.attribute(net, small, "conv_b:2", method="gradient")
+    assert np.asarray(result).shape == (40, 60, 3) and result.image.shape == result.overlay.shape == (40, 60, 3)
+    fit = PhotoFit(40, 60, net.input_size)  # the network's fit as a map of float pixels
+
+    def score(pixels):
+        return Attributor(net.network)(fit.forward(pixels), Target.unit("conv_b", 2), "gradient").score
+
+    assert result.score == pytest.approx(score(small.astype(np.float32)), rel=0.05)  # (the fit rounds to uint8)
+    g = np.asarray(result)
+    y, x, c = np.unravel_index(np.argmax(np.abs(g)), g.shape)
+    step = np.zeros(small.shape, np.float32)
+    step[y, x, c] = 2.0
+    rise = (score(small + step) - score(small - step)) / 4.0
+    assert rise == pytest.approx(g[y, x, c], rel=0.2)
+    assert np.abs(g[:, :10]).max() == 0  # where the network does not look, nothing drives it
+    assert result.save(tmp_path / "map.png").is_file() and result._repr_png_().startswith(b"\x89PNG")
+
+
+def test_dream_and_accentuation_keep_the_photos_size(net, photo):
+    import deepvis
+
+    small = np.ascontiguousarray(photo[:30, :50])
+    dreamed = deepvis.dream(net, small, steps=3, octaves=2)
+    assert np.asarray(dreamed).shape == small.shape and np.abs(np.asarray(dreamed).astype(int) - small).mean() > 0.5
+    accent = deepvis.accentuate(net, small, "conv_b:1", steps=8)
+    a = np.asarray(accent)
+    assert a.shape == small.shape and accent.values["after"] > accent.values["before"]
+    assert np.array_equal(a[:, :10], small[:, :10])  # outside the centre square the network sees: the photo

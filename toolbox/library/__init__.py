@@ -1,0 +1,298 @@
+"""deepvis as a library: the calls the commands are made of, with the settings' defaults.
+
+Every option a command has is a keyword here with the same default (read from the settings
+the network was loaded with) and the same range check, so ``size=100000`` is the same one-line
+``DeepvisError`` as ``--size 100000``. Units are named as Lucid names them, ``"layer:unit"``.
+The commands call these functions and then write files; nothing is computed twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from toolbox.errors import UserError
+from toolbox.library.results import Classes, Map, Picture, Result, UnitImages
+from toolbox.settings import Settings, load_settings, with_overrides
+
+log = logging.getLogger(__name__)
+
+DeepvisError = UserError  # what every call raises for a mistake in what it was asked (one line, as the commands say it)
+
+
+@dataclass(frozen=True, eq=False)
+class Net:
+    """A loaded network and the settings it was loaded with (the defaults of every call on
+    it). ``network`` is the toolbox's own ``Network`` (its views, shapes and fields)."""
+
+    network: Any
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        return self.network.name
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layers offered, input side first (the names every call takes)."""
+        return tuple(self.network.spec.layer_names)
+
+    @property
+    def input_size(self) -> int:
+        return self.network.spec.input_size
+
+    @property
+    def device(self) -> str:
+        """Where it runs: "GPU" when TensorFlow sees one, else "CPU"."""
+        import tensorflow as tf
+
+        return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+    def unit(self, name: str) -> tuple[str, int]:
+        """``"layer:unit"`` -> (the layer's name, the unit), both checked."""
+        layer, sep, unit = str(name).rpartition(":")
+        if not sep or not unit.strip().isdigit():
+            raise UserError(f"name a unit as layer:unit (e.g. {self.layers[-1]}:3), not '{str(name)[:60]}'")
+        layer = self.network.spec.layer(layer).name
+        self.network.check_unit(layer, int(unit))
+        return layer, int(unit)
+
+    def fit(self, photo: np.ndarray) -> np.ndarray:
+        """The photo as the network sees it (its square input, fitted as ``images.fit`` says)."""
+        return self.network.fit_input(photo, self.settings.images.fit)
+
+    def predict(self, photo: np.ndarray, top: int = 5) -> Classes:
+        """The ``top`` classes of ``photo`` (RGB uint8, any size), best first.
+
+        >>> net.predict(deepvis.read_image("examples/chelsea.png"), top=3)  # doctest: +SKIP
+        """
+        from toolbox.nets import Probe
+
+        self.network.spec.require_classifier("predict")
+        observation = Probe(self.network, [])(self.fit(photo))
+        probs = np.asarray(observation.probs, np.float32)
+        order = np.argsort(-probs)[:top]
+        return Classes(tuple(self.network.labels[i] for i in order), tuple(int(i) for i in order), probs[order])
+
+    def __repr__(self) -> str:
+        return f"Net({self.name}: {len(self.layers)} layers offered, {self.input_size} px input)"
+
+
+def load(model: Any = None, settings: Settings | str | Path | None = None, *, needs_classifier: str | None = None,
+         **overrides: Any) -> Net:
+    """A network by name (``"efficientnet_lite0"``, ``"auto"``), a spec or ``.keras``/``.h5``
+    file, or a ``keras.Model`` you have in memory; ``settings`` a settings file or object
+    (default: the built-in defaults); ``overrides`` top-level settings (``weights=``,
+    ``preprocess=``, ``labels=``, ``cache_dir=``).
+
+    >>> net = deepvis.load("efficientnet_lite0")  # doctest: +SKIP
+    """
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    base = settings if isinstance(settings, Settings) else load_settings(settings)
+    start_tensorflow_quietly()
+    import keras
+
+    if isinstance(model, keras.Model):
+        from toolbox.nets.keras_model import network_from_model
+
+        s = with_overrides(base, overrides, {k: f"{k}=" for k in overrides})
+        network = network_from_model(model, overrides_of(s), needs_classifier)
+    else:
+        from toolbox.nets import load_network
+
+        wanted = {"model": model, **overrides} if model is not None else overrides
+        s = with_overrides(base, wanted, {k: f"{k}=" for k in wanted})
+        network = load_network(s, needs_classifier=needs_classifier)
+    from toolbox.nets.memory import check_input_fits
+
+    check_input_fits(network)
+    return Net(network, s)
+
+
+def overrides_of(settings: Settings) -> dict[str, Any]:
+    from toolbox.nets.registry import overrides_of as spec_overrides
+
+    return spec_overrides(settings)
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
+    """An image file as RGB uint8 (H, W, 3), any size (refused above ``images.max_pixels``).
+
+    >>> photo = deepvis.read_image("examples/chelsea.png")  # doctest: +SKIP
+    """
+    from toolbox.images import read_image as read
+
+    return read(path, max_pixels or Settings().images.max_pixels)
+
+
+def _options(net: Net, section: str, **values: Any) -> Any:
+    """``net``'s settings of ``section`` with the keywords given (None: the default) laid over,
+    checked as the command line's options are."""
+    given = {f"{section}.{k}": v for k, v in values.items() if v is not None}
+    return getattr(with_overrides(net.settings, given, {k: f"{k.partition('.')[2]}=" for k in given}), section)
+
+
+def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, *, preset: str | None = None,
+          size: int | None = None, steps: int | None = None, batch: int | None = None, seed: int = 0,
+          folder: Any = None, on_step: Callable[[], None] | None = None) -> UnitImages:
+    """Optimized images of ``units`` of ``layer`` (a list, one unit, ``"3,17,40-45"`` or
+    ``"all"``; default all), made as ``deepvis units`` makes them; ``folder`` (a
+    ``UnitImageFolder``) also stores them there as the command does.
+
+    >>> deepvis.units(net, "block9_add", [3, 17])  # doctest: +SKIP
+    """
+    from toolbox.assets.jobs import render_unit_images
+    from toolbox.cli.common import parse_units
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.presets import steps_of
+
+    u = _options(net, "units", preset=preset, size=size, steps=steps, batch=batch)
+    spec = net.network.spec.layer(layer)
+    chosen = parse_units(_unit_text(units), spec.channels)
+    check_fits(net.network, u.size, min(u.batch, len(chosen)), "size= and batch=")
+    made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, u.size, steps_of(u.preset, u.steps),
+                              u.batch, seed, on_step=on_step)
+    return UnitImages(spec.name, tuple(chosen), np.stack(made.images), np.asarray(made.objectives, np.float32),
+                      None if made.transparency is None else np.stack(made.transparency))
+
+
+def _unit_text(units: Sequence[int] | int | str | None) -> str:
+    if units is None:
+        return "all"
+    if isinstance(units, str):
+        return units
+    if isinstance(units, (int, np.integer)):
+        return str(int(units))
+    return ",".join(str(int(u)) for u in units)
+
+
+def target_of(net: Net, target: str | int, unit_value: str = "max"):
+    """What an attribution explains: ``"layer:unit"``, or a class by number or name."""
+    from toolbox.optvis.attribution import Target
+    from toolbox.outputs.attribution import class_index
+
+    if isinstance(target, str) and ":" in target:
+        return Target.unit(*net.unit(target), unit_value)
+    net.network.spec.require_classifier("explaining a class")
+    return Target.klass(class_index(net.network.labels, str(target)))
+
+
+def attribute(net: Net, photo: np.ndarray, target: str | int, method: str | None = None, *,
+              filter: str | None = None, unit_value: str | None = None, samples: int | None = None,
+              noise: float | None = None, steps: int | None = None, batch: int | None = None,
+              smooth_base: str | None = None, cam_layer: str | None = None, seed: int = 0) -> Map:
+    """What in ``photo`` drives ``target`` (``"layer:unit"``, or a class name or number), by
+    ``method`` (gradient, guided, deconv, smoothgrad, integrated, gradcam, ...), as a map at
+    the photo's size.
+
+    >>> deepvis.attribute(net, photo, "block9_add:17", method="guided")  # doctest: +SKIP
+    """
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.attribution import Attributor
+    from toolbox.optvis.fooling import PhotoFit
+    from toolbox.outputs.attribution import attribution_images
+
+    a = _options(net, "attribute", method=method, filter=filter, unit_value=unit_value, samples=samples,
+                 noise=noise, steps=steps, batch=batch, smooth_base=smooth_base)
+    if cam_layer and a.method != "gradcam":
+        raise UserError(f"cam_layer is for method gradcam, not {a.method}")
+    wanted = target_of(net, target, a.unit_value)
+    attributor = Attributor(net.network)
+    attributor.check(wanted)
+    rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
+    check_fits(net.network, net.input_size, min(a.batch, rows), "batch=")
+    fitted = net.fit(photo)
+    result = attributor(fitted, wanted, a.method, cam_layer=cam_layer, smooth_base=a.smooth_base,
+                        samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=seed)
+    fit = PhotoFit(*photo.shape[:2], net.input_size, net.settings.images.fit)
+    at_photo = _at_photo(result, fit)
+    images = attribution_images(at_photo, photo, a.filter)
+    name = (f"{wanted.layer}:{wanted.index}" if not wanted.is_class
+            else f"class {wanted.index} ({net.network.labels[wanted.index]})")
+    return Map(name, a.method, float(result.score), at_photo.map, images["map"], images["overlay"])
+
+
+def _at_photo(result, fit):
+    """``result`` (made on the network's square view) carried to the photo's pixels: a
+    gradient-like map through the fit's adjoint (the exact gradient with respect to the
+    photo), a CAM's heat resized onto the part of the photo the network saw."""
+    from dataclasses import replace
+
+    from toolbox.images import resize
+
+    heat = None
+    if result.heat is not None:
+        y, x, h, w = fit.box
+        py, px, ph, pw = fit.place
+        heat = np.zeros((fit.height, fit.width), np.float32)
+        heat[y:y + h, x:x + w] = resize(np.asarray(result.heat[py:py + ph, px:px + pw], np.float32), w, h)
+    return replace(result, map=fit.adjoint(result.map), heat=heat)
+
+
+def dream(net: Net, photo: np.ndarray, layers: str | dict[str, float] | None = None, *,
+          guide: np.ndarray | None = None, octaves: int | None = None, octave_scale: float | None = None,
+          steps: int | None = None, step_size: float | None = None, tile: int | None = None,
+          objective: str | None = None, seed: int = 0, on_step: Callable[..., None] | None = None) -> Picture:
+    """DeepDream of ``photo`` at its size: ``layers`` ("name[:weight],..." or {name: weight};
+    default the network's dream layers) amplified, or with ``guide`` (an image) towards the
+    guide's features.
+
+    >>> deepvis.dream(net, photo)  # doctest: +SKIP
+    """
+    from toolbox.images import resize
+    from toolbox.outputs.dream import dream_once
+    from toolbox.settings import parse_layer_weights
+
+    d = _options(net, "dream", octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size,
+                 tile=tile, objective=objective, layers=layers if isinstance(layers, str) else None)
+    weights = layers if isinstance(layers, dict) else parse_layer_weights(d.layers) if d.layers else None
+    frame, _ = dream_once(net.network, photo, d, layers=weights, guide_image=guide, seed=seed, on_step=on_step)
+    h, w = photo.shape[:2]
+    return Picture("dream", resize(frame, w, h), {"octaves": d.octaves, "steps": d.steps})
+
+
+def accentuate(net: Net, photo: np.ndarray, unit: str, *, size: int | None = None, steps: int | None = None,
+               weight: float | None = None, seed: int = 0,
+               on_step: Callable[[int], None] | None = None) -> Picture:
+    """``unit`` (``"layer:unit"``) made stronger in ``photo``, which stays close (feature
+    accentuation): the photo at its size with the part the network sees accentuated;
+    ``values``: the unit's channel mean before its ReLU on the photo and after, the PSNR.
+
+    >>> deepvis.accentuate(net, photo, "block9_add:17")  # doctest: +SKIP
+    """
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.accentuation import Accentuator
+    from toolbox.optvis.fooling import PhotoFit
+
+    layer, index = net.unit(unit)
+    a = _options(net, "accentuate", size=size, steps=steps, weight=weight)
+    side = a.size or net.input_size
+    check_fits(net.network, side, 1, "size=")
+    accentuator = Accentuator(net.network, layer, side, weight=a.weight, fit=net.settings.images.fit)
+    result = accentuator.accentuate(photo, index, a.steps, seed=seed, on_step=on_step)
+    image = back_onto(photo, result.image, PhotoFit(*photo.shape[:2], side, net.settings.images.fit))
+    return Picture(f"{layer}:{index} accentuated", image,
+                   {"before": float(result.before), "after": float(result.after), "psnr": float(result.psnr)})
+
+
+def back_onto(photo: np.ndarray, square: np.ndarray, fit) -> np.ndarray:
+    """``photo`` with the part the network saw (``fit.box``) replaced by ``square`` (a picture
+    of the network's square view, ``fit.place`` of it showing that part), at the photo's size."""
+    from toolbox.images import resize
+
+    out = np.array(photo, np.uint8, copy=True)
+    y, x, h, w = fit.box
+    py, px, ph, pw = fit.place
+    scale = square.shape[0] / fit.size
+    seen = square[round(py * scale):round((py + ph) * scale), round(px * scale):round((px + pw) * scale)]
+    out[y:y + h, x:x + w] = resize(seen, w, h)
+    return out
+
+
+__all__ = ["Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "accentuate", "attribute",
+           "dream", "load", "read_image", "units"]

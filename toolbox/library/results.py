@@ -1,0 +1,124 @@
+"""What the library's calls return: values that hold their arrays and numbers, give their main
+array to ``np.asarray``, show themselves in Jupyter (``_repr_png_`` / ``_repr_html_``) and
+``save`` themselves. Drawing reuses the commands' own pictures (sheets, overlays, charts)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from toolbox.images import write_image
+
+
+class Result:
+    """The shared face of every result: ``array`` is what ``np.asarray(result)`` gives and
+    ``picture()`` what a notebook shows and ``save`` writes."""
+
+    array: np.ndarray
+
+    def picture(self) -> np.ndarray:
+        """The result as one RGB uint8 picture."""
+        return np.asarray(self.array, np.uint8)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = np.asarray(self.array)
+        return a if dtype is None else a.astype(dtype)
+
+    def _repr_png_(self) -> bytes:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(self.picture()), cv2.COLOR_RGB2BGR))
+        return buf.tobytes() if ok else b""
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``picture()`` to ``path`` (png, jpg, bmp or webp), whole or not at all."""
+        write_image(path, self.picture())
+        return Path(path)
+
+
+@dataclass(frozen=True, repr=False)
+class Classes(Result):
+    """The top classes of a photo, best first: ``names``, ``probabilities`` (``array``)."""
+
+    names: tuple[str, ...]
+    indices: tuple[int, ...]
+    array: np.ndarray  # probabilities, best first
+
+    def __iter__(self):
+        return iter(zip(self.names, (float(p) for p in self.array)))
+
+    def __repr__(self) -> str:
+        return ", ".join(f"{name} {p:.3f}" for name, p in self)
+
+    def _repr_png_(self) -> None:  # a table, not a picture
+        return None
+
+    def _repr_html_(self) -> str:
+        rows = "".join(f"<tr><td>{i}</td><td>{html.escape(n)}</td><td>{p:.1%}</td></tr>"
+                       for i, (n, p) in zip(self.indices, self))
+        return f"<table><tr><th>class</th><th>name</th><th>probability</th></tr>{rows}</table>"
+
+
+@dataclass(frozen=True, repr=False)
+class UnitImages(Result):
+    """Optimized images of units of one layer: ``array`` (n, size, size, 3) uint8 stacked in
+    ``units`` order, ``objectives`` the value each reached; shown as a contact sheet."""
+
+    layer: str
+    units: tuple[int, ...]
+    array: np.ndarray
+    objectives: np.ndarray
+    transparency: np.ndarray | None = None  # (n, size, size) for presets that make one (maco)
+
+    def __getitem__(self, unit: int) -> np.ndarray:
+        return self.array[self.units.index(unit)]
+
+    def picture(self) -> np.ndarray:
+        from toolbox.sheets import contact_sheet
+
+        return contact_sheet(list(self.array), [f"unit {u}" for u in self.units], title=self.layer)
+
+    def __repr__(self) -> str:
+        return f"UnitImages({self.layer}, units {list(self.units)}, {self.array.shape[1]} px)"
+
+
+@dataclass(frozen=True, repr=False)
+class Map(Result):
+    """An attribution map at the photo's size: ``array`` (H, W, 3) float32 (the gradient-like
+    map, or a CAM's heat in colour), ``score`` the explained value, and the picture the
+    command writes (``image``: the map through its display filter) with ``overlay`` (its heat
+    over the photo); shown side by side."""
+
+    target: str
+    method: str
+    score: float
+    array: np.ndarray
+    image: np.ndarray
+    overlay: np.ndarray
+
+    def picture(self) -> np.ndarray:
+        gap = np.full((self.image.shape[0], 8, 3), 255, np.uint8)
+        return np.concatenate([self.image, gap, self.overlay], axis=1)
+
+    def __repr__(self) -> str:
+        h, w = self.array.shape[:2]
+        return f"Map({self.method} of {self.target}: score {self.score:.4g}, {w}x{h})"
+
+
+@dataclass(frozen=True, repr=False)
+class Picture(Result):
+    """A picture a call made (a dream, an accentuation) at the photo's size, with its numbers."""
+
+    what: str
+    array: np.ndarray  # (H, W, 3) uint8
+    values: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        said = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in self.values.items())
+        return f"{self.what} ({self.array.shape[1]}x{self.array.shape[0]}{', ' + said if said else ''})"
+
+
+__all__ = ["Classes", "Map", "Picture", "Result", "UnitImages"]
