@@ -93,7 +93,7 @@ class TorchPickler(pickle._Pickler):  # the pure-Python pickler lets ``save`` wr
 def write_legacy_file(path, state: dict, storages: list[Storage]) -> bytes:
     """The legacy torch.save layout: magic, protocol, sys info, the state dict (storages by
     persistent id), the storage keys, then each storage's element count and raw bytes."""
-    from toolbox.nets.torch_file import LEGACY_MAGIC, LEGACY_PROTOCOL
+    from toolbox.nets.formats.torch_file import LEGACY_MAGIC, LEGACY_PROTOCOL
 
     buf = io.BytesIO()
     for header in (LEGACY_MAGIC, LEGACY_PROTOCOL,

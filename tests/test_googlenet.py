@@ -293,7 +293,7 @@ def test_crafted_constant_cannot_make_the_reader_allocate(tmp_path, small):
     """A Const that claims 2^40 elements with one value would fill terabytes in make_ndarray."""
     from tensorflow.core.framework import graph_pb2
 
-    from toolbox.nets.graphdef_file import read_frozen_graph
+    from toolbox.nets.formats.graphdef_file import read_frozen_graph
 
     path = tmp_path / "huge.pb"
     write_inception5h_graph(path, small)

@@ -107,7 +107,7 @@ def test_a_crops_run_reports_special_files_in_a_list_and_goes_on(tiny, tmp_path)
 def test_a_graph_constant_filled_from_one_value_cannot_claim_gigabytes():
     from tensorflow.core.framework import graph_pb2
 
-    from toolbox.nets.graphdef_file import FrozenGraph
+    from toolbox.nets.formats.graphdef_file import FrozenGraph
 
     graph = graph_pb2.GraphDef()
     node = graph.node.add(name="conv2d0_w", op="Const")

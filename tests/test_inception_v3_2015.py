@@ -112,7 +112,7 @@ def test_stem_convolution_equals_numpy_on_the_archive_tensors(net, photos):
     """conv0 = ReLU(BN(conv 3x3 stride 2, unpadded)) computed in numpy from the archive's own
     tensors: the reader, the weight layout and the preprocessing, without torch."""
     from toolbox.nets import Probe
-    from toolbox.nets.torchscript_file import read_torchscript
+    from toolbox.nets.formats.torchscript_file import read_torchscript
 
     tensors = read_torchscript(_archive()).tensors
     w, beta, mean, var = (tensors[f"net.layers.conv.{k}"].astype(np.float64) for k in ("weight", "beta", "mean", "var"))

@@ -17,7 +17,7 @@ from crafted_torch import Call, Global, Storage, Tensor, refusal, write_legacy_f
 from toolbox.errors import UserError
 from toolbox.images import fit_square
 from toolbox.nets import Probe, load_network, load_spec
-from toolbox.nets.torch_file import read_legacy_state_dict
+from toolbox.nets.formats.torch_file import read_legacy_state_dict
 from toolbox.settings import load_settings
 
 
@@ -91,7 +91,7 @@ def test_strides_past_the_storage_are_refused_not_read(tmp_path):
     code = textwrap.dedent("""
         import sys
         from toolbox.errors import UserError
-        from toolbox.nets.torch_file import read_legacy_state_dict
+        from toolbox.nets.formats.torch_file import read_legacy_state_dict
         try:
             read_legacy_state_dict(sys.argv[1])
         except UserError as e:

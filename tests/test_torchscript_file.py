@@ -8,7 +8,7 @@ import zipfile
 import numpy as np
 from crafted_torch import Call, Global, IntList, Module, Storage, Tensor, refusal, write_torchscript
 
-from toolbox.nets.torchscript_file import read_torchscript
+from toolbox.nets.formats.torchscript_file import read_torchscript
 
 
 def _net(weights: Storage, **conv_attributes) -> Module:

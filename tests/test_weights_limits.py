@@ -18,8 +18,8 @@ import pytest
 from crafted_torch import Module, Storage, Tensor, inception_2015_archive, refusal, write_legacy_file, write_torchscript
 
 from toolbox.errors import UserError
-from toolbox.nets.torch_file import read_legacy_state_dict
-from toolbox.nets.torchscript_file import read_torchscript
+from toolbox.nets.formats.torch_file import read_legacy_state_dict
+from toolbox.nets.formats.torchscript_file import read_torchscript
 
 
 def _peak_bytes(fn) -> tuple[int, Exception | None]:
@@ -220,7 +220,7 @@ def test_an_archive_naming_thousands_of_module_classes_is_refused(tmp_path):
 
 
 def test_graphs_and_caffemodels_of_millions_of_empty_parts_are_refused_before_parsing(tmp_path):
-    from toolbox.nets import caffe_file, graphdef_file
+    from toolbox.nets.formats import caffe_file, graphdef_file
 
     nodes = b"\x0a\x00" * (graphdef_file.MAX_NODES + 1)  # GraphDef.node, empty
     with pytest.raises(UserError, match="more than 65536 nodes"):

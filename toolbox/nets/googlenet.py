@@ -32,7 +32,8 @@ import keras
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.nets import caffe_file, graphdef_file
+from toolbox.nets.formats import caffe_file, graphdef_file, protobuf
+from toolbox.nets.formats.guards import read_bytes
 from toolbox.nets.spec import LayerSpec, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -330,7 +331,7 @@ def weights_kind(path: Path, head: bytes | None = None) -> str:
                 head = f.read(SNIFF_BYTES)
         except OSError as e:
             raise UserError(f"cannot read GoogLeNet weights file {path}: {e.strerror or e}") from None
-    numbers = [n for n, wire in caffe_file.top_level_fields(head, 16) if wire == caffe_file.BYTES]
+    numbers = [n for n, wire in protobuf.top_level_fields(head, 16) if wire == protobuf.BYTES]
     if 100 in numbers or numbers.count(2) >= 2:
         return CAFFE
     if numbers.count(1) >= 2:
@@ -352,7 +353,7 @@ def _refusal(path: Path, kind: str, e: Exception) -> UserError:
 
 def convert(path: Path):
     """The Keras model of a GoogLeNet weights file of either kind."""
-    data = caffe_file.read_bytes(path, "GoogLeNet weights file")
+    data = read_bytes(path, "GoogLeNet weights file")
     kind = weights_kind(path, data[:SNIFF_BYTES])
     log.debug("googlenet: converting %s (%s)", path, GRAPH_FILE if kind == INCEPTION5H else CAFFE_FILE)
     try:

@@ -230,7 +230,7 @@ def convert(path) -> Any:
     """The Keras model from the TorchScript archive at ``path`` (read by ``torchscript_file``:
     nothing in it runs). UserError when the file is unreadable or is not this network."""
     from toolbox.errors import UserError
-    from toolbox.nets.torchscript_file import read_torchscript
+    from toolbox.nets.formats.torchscript_file import read_torchscript
 
     archive = read_torchscript(path)
     try:

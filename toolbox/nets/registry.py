@@ -130,7 +130,7 @@ def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, cla
 
 
 def _convert(spec: ModelSpec, source: Path):
-    from toolbox.nets.torch_file import read_legacy_state_dict
+    from toolbox.nets.formats.torch_file import read_legacy_state_dict
 
     state = read_legacy_state_dict(source)
     try:

@@ -3,7 +3,7 @@ without importing or running the graph.
 
 The file is parsed with TensorFlow's own protobuf classes; nothing in it is executed
 (no session, no ``import_graph_def``). Before it is parsed, its nodes and their fields are
-counted on the wire (``check_counts``): a protobuf object costs far more memory than the two
+counted on the wire (``check_counts``, walking ``protobuf``): a protobuf object costs far more memory than the two
 bytes an empty one takes in the file, so millions of them would cost gigabytes. A ``Const``
 node's tensor is checked (float32, a sane rank and element count, its data as long as its
 shape says) before ``tf.make_ndarray`` turns it into an array, and a list attribute's length
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.nets.caffe_file import BYTES, MAX_ELEMENTS, Refused, fields, read_bytes
+from toolbox.nets.formats.guards import MAX_ARRAY_ELEMENTS, Refused, read_bytes
+from toolbox.nets.formats.protobuf import BYTES, fields
 
 DT_FLOAT = 1  # tensorflow/core/framework/types.proto
 # A constant may give one value for all of its elements (TensorFlow repeats it): fine for a
@@ -110,7 +111,7 @@ class FrozenGraph:
         if len(tensor.tensor_shape.dim) > MAX_RANK:
             raise ValueError(f"constant {name} has {len(tensor.tensor_shape.dim)} dimensions")
         shape = [d.size for d in tensor.tensor_shape.dim]
-        if any(n < 0 or n > MAX_ELEMENTS for n in shape) or math.prod(shape) > MAX_ELEMENTS:
+        if any(n < 0 or n > MAX_ARRAY_ELEMENTS for n in shape) or math.prod(shape) > MAX_ARRAY_ELEMENTS:
             raise ValueError(f"constant {name} has shape {shape}")
         count = math.prod(shape)
         if tensor.tensor_content:

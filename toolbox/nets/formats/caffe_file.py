@@ -12,10 +12,10 @@ A caffemodel is one ``NetParameter`` message (field numbers from Caffe's public
 
 Everything else in the file (layer parameters, ``diff``...) is skipped unread. Weights
 files come from anywhere: every length is checked against the bytes that are actually
-there before anything is sliced, element counts are capped, so are the counts of layers and
-blobs (an empty one is two bytes of the file and an object of a hundred), and nothing in
-the file is executed or interpreted beyond these fields. Every refusal is a one-line UserError naming
-the file.
+there before anything is sliced (``protobuf``), element counts are capped (``guards``), so
+are the counts of layers and blobs (an empty one is two bytes of the file and an object of
+a hundred), and nothing in the file is executed or interpreted beyond these fields. Every
+refusal is a one-line UserError naming the file.
 """
 
 from __future__ import annotations
@@ -24,83 +24,15 @@ import array
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.files import read_input
+from toolbox.nets.formats.guards import MAX_ARRAY_ELEMENTS, Refused, read_bytes, refusals
+from toolbox.nets.formats.protobuf import BYTES, FIXED32, FIXED64, VARINT, fields, varint
 
-MAX_BYTES = 1 << 30  # far above bvlc_googlenet (53 MB)
-MAX_ELEMENTS = 1 << 28  # per blob
 MAX_LAYERS = 1 << 14  # bvlc_googlenet has 150
 MAX_BLOBS = 8  # per layer; a convolution has 2
-
-VARINT, FIXED64, BYTES, FIXED32 = 0, 1, 2, 5
-
-
-class Refused(Exception):
-    """Why the data is not read; turned into a UserError naming the file at the top."""
-
-
-
-# -- the wire format -----------------------------------------------------------------------------
-
-
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise Refused("truncated (a number runs past the end of its message)")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise Refused("damaged (a number longer than 10 bytes)")
-
-
-def fields(buf: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
-    """(field number, wire type, a, b) for each field of the message in ``buf[start:end]``:
-    for a varint its value is ``a``; otherwise the payload is ``buf[a:b]``."""
-    end = len(buf) if end is None else end
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise Refused("damaged (field number 0)")
-        if wire == VARINT:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value, pos
-            continue
-        if wire == BYTES:
-            size, pos = _varint(buf, pos, end)
-        elif wire in (FIXED32, FIXED64):
-            size = 4 if wire == FIXED32 else 8
-        else:
-            raise Refused(f"not a protobuf message this reader knows (wire type {wire} in field {number})")
-        if size > end - pos:
-            raise Refused(f"truncated (field {number} claims {size} bytes, {end - pos} remain)")
-        yield number, wire, pos, pos + size
-        pos += size
-
-
-def top_level_fields(buf: bytes, limit: int) -> list[tuple[int, int]]:
-    """(field number, wire type) of the first ``limit`` fields of the message that ``buf``
-    starts (``buf`` may be only the head of a file): those before the first field that is
-    malformed or runs past the end of ``buf``."""
-    found: list[tuple[int, int]] = []
-    try:
-        for number, wire, _a, _b in fields(buf):
-            found.append((number, wire))
-            if len(found) == limit:
-                break
-    except Refused:
-        pass
-    return found
 
 
 def _string(buf: bytes, a: int, b: int) -> str:
@@ -142,7 +74,7 @@ def _blob(buf: bytes, a: int, b: int, where: str) -> np.ndarray:
                     shape.append(p)
                 elif dim_number == 1 and dim_wire == BYTES:
                     while p < q:
-                        dim, p = _varint(buf, p, q)
+                        dim, p = varint(buf, p, q)
                         shape.append(dim)
         elif number in (5, 8):  # data (float), double_data (double)
             dtype = "<f4" if number == 5 else "<f8"
@@ -154,11 +86,11 @@ def _blob(buf: bytes, a: int, b: int, where: str) -> np.ndarray:
                 count += 1
             else:
                 raise Refused(f"{where} has data of the wrong wire type")
-            if count > MAX_ELEMENTS:
-                raise Refused(f"{where} claims more than {MAX_ELEMENTS} elements")
+            if count > MAX_ARRAY_ELEMENTS:
+                raise Refused(f"{where} claims more than {MAX_ARRAY_ELEMENTS} elements")
     if shape is None:
         shape = list(legacy.values()) if any(legacy.values()) else [count]
-    if any(n > MAX_ELEMENTS for n in shape) or math.prod(shape) != count:
+    if any(n > MAX_ARRAY_ELEMENTS for n in shape) or math.prod(shape) != count:
         raise Refused(f"{where} has shape {tuple(shape)} but {count} values")
     if singles:
         parts.append(np.frombuffer(singles, np.float64))
@@ -201,18 +133,11 @@ def parse_net(buf: bytes) -> CaffeNet:
     return CaffeNet(name, layers, types)
 
 
-def read_bytes(path: str | Path, what: str) -> bytes:
-    """The whole file, refused past MAX_BYTES before it is read."""
-    return read_input(path, what, MAX_BYTES)
-
-
 def read_caffemodel(path: str | Path, data: bytes | None = None) -> CaffeNet:
     """The layers with weights of a ``.caffemodel`` (``data``: its bytes, when already read)."""
     buf = read_bytes(path, "Caffe weights file") if data is None else data
-    try:
+    with refusals(path, "Caffe weights file"):
         net = parse_net(buf)
-    except Refused as e:
-        raise UserError(f"refusing Caffe weights file {path}: {' '.join(str(e).split())[:300]}") from None
     if not net.layers:
         raise UserError(f"refusing Caffe weights file {path}: it holds no layer with weights (not a .caffemodel?)")
     return net

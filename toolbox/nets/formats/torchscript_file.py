@@ -10,17 +10,17 @@ The archive is a zip whose one top folder holds:
 - ``data/<key>``: each storage's raw little-endian elements;
 - ``code/``: the forward passes in TorchScript's Python subset, for people to read (never run).
 
-Nothing in the file is executed. The unpickler is ``torch_file``'s (metered: bounded bytes
-and work), which resolves only the tensor rebuild, the storage types and OrderedDict,
-extended here by the names a module tree needs: ``__torch__.*`` classes (at most
-``MAX_CLASSES``), which become inert ``ScriptObject``s holding their attribute dict, and the
-``build_*list`` helpers for lists of plain numbers. Any other name is refused. Every tensor
-is checked against its storage record, every storage's declared element count is capped
-(each and in all), and the zip entries' declared sizes are checked against their records and
-limits, all before an entry is inflated; entries are read with bounded reads, so a header
-that lies cannot inflate more than it declared. Arrays are made by ``torch_file.materialize``
-(bounds-checked slicing and indexing only). Every refusal is a one-line UserError naming the
-file.
+Nothing in the file is executed. The unpickler is ``torch_pickle``'s (metered: bounded bytes
+and work; ``torch_file`` uses it too), which resolves only the tensor rebuild, the storage
+types and OrderedDict, extended here by the names a module tree needs: ``__torch__.*``
+classes (at most ``MAX_CLASSES``), which become inert ``ScriptObject``s holding their
+attribute dict, and the ``build_*list`` helpers for lists of plain numbers. Any other name is
+refused. Every tensor is checked against its storage record, every storage's declared element
+count is capped (each and in all), and the zip entries' declared sizes are checked against
+their records and limits, all before an entry is inflated; entries are read with bounded
+reads, so a header that lies cannot inflate more than it declared. Arrays are made by
+``torch_pickle.materialize`` (bounds-checked slicing and indexing only). Every refusal is a
+one-line UserError naming the file (``guards``).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from toolbox.nets.torch_file import (
+from toolbox.nets.formats.guards import Refused, refusals
+from toolbox.nets.formats.torch_pickle import (
     MAX_PICKLE_BYTES,
-    Refused,
     StorageRef,
     TensorRef,
     TensorUnpickler,
@@ -44,7 +44,6 @@ from toolbox.nets.torch_file import (
     check_total,
     load_pickle,
     materialize,
-    refusals,
 )
 
 MAX_DEPTH = 64  # modules inside modules

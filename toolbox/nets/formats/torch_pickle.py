@@ -1,57 +1,39 @@
-"""Read a PyTorch state_dict saved in the legacy (pre-1.6, non-zip) format, without torch.
+"""What the two PyTorch readers share: the metered unpickler that builds nothing but tensor
+records and plain data, and the checks that hold every tensor inside its storage.
 
-The legacy file is a sequence of pickles followed by raw storage data:
+``torch_file`` (legacy state dicts) and ``torchscript_file`` (TorchScript archives) both
+pickle their tensors as ``torch._utils._rebuild_tensor_v2(storage, offset, shape, strides)``
+over storages named by persistent id. Here:
 
-1. magic number, protocol version, system info (three small pickles);
-2. the state dict itself, whose tensors refer to storages by persistent id;
-3. the list of storage keys, in the order their data follows;
-4. per storage: an int64 element count, then the raw little-endian elements.
-
-Weights files come from anywhere, so the reader trusts nothing in them:
-
-- the unpickler resolves only the handful of names a state dict uses (tensor rebuild,
-  storage types, OrderedDict); anything else (``os.system``...) is refused, so nothing in
-  the file executes;
-- the unpickler is metered: a pickle may read at most ``MAX_PICKLE_BYTES`` and do at most
-  ``MAX_PICKLE_WORK`` units of work (one per opcode, one per item a call or BUILD copies),
-  so a few kilobytes that compress well cannot make it build millions of objects (the real
-  pickles take under 7% of either);
-- every tensor is checked against its storage (offset, shape, strides, last element
-  reachable, no more elements than the storage holds, no stride of 0 along a real axis) and
-  every storage against the bytes actually in the file *before* any array is made, and
-  arrays are then made by bounds-checked slicing and indexing, never by ``as_strided``: a
-  crafted file cannot make numpy read memory it does not own, and what a tensor costs is
-  bounded by the bytes its storage really has.
-
-Every refusal is a one-line UserError naming the file. The pieces that guard a pickle and its
-tensors (``TensorUnpickler``, ``check_tensor``, ``materialize``, ``refusals``) are shared with
-``torchscript_file``, the reader of TorchScript archives: one set of checks for both formats.
+- ``TensorUnpickler`` resolves only the tensor rebuild, the storage types and OrderedDict
+  (a subclass may allow more through ``extra_class``); anything else (``os.system``...) is
+  refused, so nothing in a file executes. It is metered: a pickle may read at most
+  ``MAX_PICKLE_BYTES`` and do at most ``MAX_PICKLE_WORK`` units of work (one per opcode, one
+  per item a call or BUILD copies), so a few kilobytes that compress well cannot make it
+  build millions of objects (the real pickles take under 7% of either);
+- ``check_tensor`` and ``check_total`` hold every tensor against its storage (offset, shape,
+  strides, last element reachable, no more elements than the storage holds, no stride of 0
+  along a real axis) and everything against ``guards.MAX_TENSOR_ELEMENTS`` before any
+  storage is read;
+- ``materialize`` makes arrays by bounds-checked slicing and indexing, never by
+  ``as_strided``: a crafted file cannot make numpy read memory it does not own.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import math
-import os
 import pickle
 import pickletools
-from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Iterator
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
-from toolbox.errors import UserError
+from toolbox.nets.formats.guards import MAX_TENSOR_ELEMENTS, Refused
 
-LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-LEGACY_PROTOCOL = 1001
-# per storage, over all storages and over all tensors: 256 MB of float32, 3x the largest net
-# read here (the 2015 InceptionV3: 21.8 million; lite2 6.1 million)
-MAX_ELEMENTS = 1 << 26
 MAX_DIMS = 8  # a weight has at most 4
 MAX_PICKLE_BYTES = 4 << 20  # one pickle; the largest real one (lite2's state dict) is 56 KB
 MAX_PICKLE_WORK = 1 << 18  # opcodes run plus items copied; the real pickles take at most 18,000
-_ZIP_MAGIC = b"PK\x03\x04"
 
 _STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -61,10 +43,6 @@ _STORAGE_DTYPES = {
     "IntStorage": np.int32,
     "ByteStorage": np.uint8,
 }
-
-
-class Refused(Exception):
-    """Why the file is not read; turned into a UserError naming the file at the top."""
 
 
 class StorageRef:
@@ -190,7 +168,7 @@ class TensorUnpickler(pickle._Unpickler):
             raise Refused(f"malformed storage record {str(pid)[:60]}")
         if len(pid) == 6 and pid[5] is not None:
             raise Refused(f"storage {key} is a view of another storage (not supported)")
-        if not 0 <= size <= MAX_ELEMENTS:
+        if not 0 <= size <= MAX_TENSOR_ELEMENTS:
             raise Refused(f"storage {key} claims {size if size.bit_length() <= 64 else 'over 2**64'} elements")
         ref = StorageRef(key, np.dtype(_STORAGE_DTYPES[storage_type.name]).newbyteorder("<"), size)
         known = self._storages.setdefault(key, ref)
@@ -209,10 +187,6 @@ def load_pickle(unpickler: pickle.Unpickler) -> Any:
         raise Refused(f"damaged pickle ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
 
 
-def _load_pickle(f: BinaryIO, storages: dict[str, StorageRef] | None = None) -> Any:
-    return load_pickle(TensorUnpickler(f, storages if storages is not None else {}))
-
-
 def check_tensor(name: Any, t: Any, storages: dict[str, StorageRef]) -> None:
     """The tensor lies inside its storage; raises Refused naming what is wrong."""
     if not isinstance(name, str) or not isinstance(t, TensorRef):
@@ -225,10 +199,10 @@ def check_tensor(name: Any, t: Any, storages: dict[str, StorageRef]) -> None:
         raise Refused(f"tensor {name} has {len(t.shape)} dimensions")
     if t.offset < 0 or any(n < 0 for n in t.shape) or any(s < 0 for s in t.strides):
         raise Refused(f"tensor {name} has a negative offset, size or stride")
-    if any(n > MAX_ELEMENTS for n in t.shape):
-        raise Refused(f"tensor {name} has an axis of more than {MAX_ELEMENTS} elements")
-    numel = math.prod(t.shape)  # of at most MAX_DIMS numbers below MAX_ELEMENTS: quick
-    if numel > MAX_ELEMENTS:
+    if any(n > MAX_TENSOR_ELEMENTS for n in t.shape):
+        raise Refused(f"tensor {name} has an axis of more than {MAX_TENSOR_ELEMENTS} elements")
+    numel = math.prod(t.shape)  # of at most MAX_DIMS numbers below MAX_TENSOR_ELEMENTS: quick
+    if numel > MAX_TENSOR_ELEMENTS:
         raise Refused(f"tensor {name} claims {numel} elements")
     if numel == 0:
         return
@@ -246,28 +220,17 @@ def check_tensor(name: Any, t: Any, storages: dict[str, StorageRef]) -> None:
                       f"{t.storage.size}")
 
 
-def _read_storages(f: BinaryIO, keys: Any, storages: dict[str, StorageRef], file_size: int) -> dict[str, np.ndarray]:
-    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
-        raise Refused("the storage key list is malformed")
-    if len(set(keys)) != len(keys) or set(keys) != set(storages):
-        raise Refused("the storage key list does not match the storages the tensors use")
-    data: dict[str, np.ndarray] = {}
-    for key in keys:
-        ref = storages[key]
-        head = f.read(8)
-        if len(head) < 8:
-            raise Refused(f"truncated: storage {key} is missing")
-        count = int(np.frombuffer(head, "<i8")[0])
-        if count != ref.size:
-            raise Refused(f"storage {key} holds {count} elements, its record says {ref.size}")
-        nbytes = count * ref.dtype.itemsize
-        if nbytes > file_size - f.tell():  # checked before reading: no huge allocation
-            raise Refused(f"truncated: storage {key} needs {nbytes} bytes, {file_size - f.tell()} remain")
-        raw = f.read(nbytes)
-        if len(raw) != nbytes:
-            raise Refused(f"truncated: storage {key} is short")
-        data[key] = np.frombuffer(raw, dtype=ref.dtype)
-    return data
+def check_total(tensors: dict[str, TensorRef]) -> None:
+    """All tensors together, and all the storages they use, stay under the element cap
+    (checked before any storage is read): what reading the file costs is bounded whatever
+    it declares."""
+    total = sum(math.prod(t.shape) for t in tensors.values())
+    if total > MAX_TENSOR_ELEMENTS:
+        raise Refused(f"its tensors claim {total} elements in all")
+    storages = {id(t.storage): t.storage for t in tensors.values()}.values()
+    stored = sum(s.size for s in storages)
+    if stored > MAX_TENSOR_ELEMENTS:
+        raise Refused(f"its storages claim {stored} elements in all")
 
 
 def materialize(name: str, t: TensorRef, flat: np.ndarray) -> np.ndarray:
@@ -289,57 +252,3 @@ def materialize(name: str, t: TensorRef, flat: np.ndarray) -> np.ndarray:
     except (IndexError, ValueError, MemoryError) as e:
         raise Refused(f"tensor {name} cannot be read ({type(e).__name__})") from None
     return np.array(values, dtype=np.float32 if flat.dtype.kind == "f" else flat.dtype.newbyteorder("="))
-
-
-def _read(f: BinaryIO, file_size: int) -> dict[str, np.ndarray]:
-    if f.read(4) == _ZIP_MAGIC:
-        raise Refused("it is a zip-format PyTorch file (PyTorch >= 1.6); only the legacy format is read")
-    f.seek(0)
-    if _load_pickle(f) != LEGACY_MAGIC:
-        raise Refused("not a legacy PyTorch file (wrong magic number)")
-    if _load_pickle(f) != LEGACY_PROTOCOL:
-        raise Refused("unknown legacy protocol version")
-    sys_info = _load_pickle(f)
-    if isinstance(sys_info, dict) and sys_info.get("little_endian") is False:
-        raise Refused("it was saved on a big-endian machine")
-    storages: dict[str, StorageRef] = {}
-    state = _load_pickle(f, storages)
-    if not isinstance(state, dict):
-        raise Refused("it holds no state dict")
-    for name, t in state.items():
-        check_tensor(name, t, storages)
-    check_total(state)
-    data = _read_storages(f, _load_pickle(f), storages, file_size)
-    return {name: materialize(name, t, data[t.storage.key]) for name, t in state.items()}
-
-
-def check_total(tensors: dict[str, TensorRef]) -> None:
-    """All tensors together, and all the storages they use, stay under the element cap
-    (checked before any storage is read): what reading the file costs is bounded whatever
-    it declares."""
-    total = sum(math.prod(t.shape) for t in tensors.values())
-    if total > MAX_ELEMENTS:
-        raise Refused(f"its tensors claim {total} elements in all")
-    storages = {id(t.storage): t.storage for t in tensors.values()}.values()
-    stored = sum(s.size for s in storages)
-    if stored > MAX_ELEMENTS:
-        raise Refused(f"its storages claim {stored} elements in all")
-
-
-@contextlib.contextmanager
-def refusals(path: str | Path) -> Iterator[None]:
-    """Turns a refusal or a read failure inside the block into a one-line UserError naming ``path``."""
-    try:
-        yield
-    except Refused as e:
-        reason = " ".join(str(e).split())[:300]
-        raise UserError(f"refusing weights file {path}: {reason}") from None
-    except OSError as e:
-        raise UserError(f"cannot read weights file {path}: {e.strerror or e}") from None
-
-
-def read_legacy_state_dict(path: str | Path) -> dict[str, np.ndarray]:
-    """Return {name: array} for every tensor in a legacy-format PyTorch state_dict file
-    (floating-point tensors as float32)."""
-    with refusals(path), open(path, "rb") as f:
-        return _read(f, os.fstat(f.fileno()).st_size)
