@@ -8,6 +8,7 @@
     deepvis.attribute(net, photo, "block9_add:17", method="guided")  # a map at the photo's size
     deepvis.dream(net, photo)                            # at the photo's size
     deepvis.accentuate(net, photo, "block9_add:17")
+    deepvis.circuit(net, photo, "block13_add:26")        # strongest inputs and outputs with their shares
 
 Each call takes the options of its command as keywords, with the same defaults (the settings
 the network was loaded with) and checks; a mistake is a one-line ``deepvis.DeepvisError``.
@@ -17,6 +18,7 @@ The ``deepvis`` command is made of the same calls.
 
 from toolbox import __version__
 from toolbox.library import (
+    Circuit,
     Classes,
     DeepvisError,
     Map,
@@ -26,11 +28,12 @@ from toolbox.library import (
     UnitImages,
     accentuate,
     attribute,
+    circuit,
     dream,
     load,
     read_image,
     units,
 )
 
-__all__ = ["Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "__version__", "accentuate",
-           "attribute", "dream", "load", "read_image", "units"]
+__all__ = ["Circuit", "Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "__version__",
+           "accentuate", "attribute", "circuit", "dream", "load", "read_image", "units"]

@@ -111,3 +111,17 @@ def test_dream_and_accentuation_keep_the_photos_size(net, photo):
     a = np.asarray(accent)
     assert a.shape == small.shape and accent.values["after"] > accent.values["before"]
     assert np.array_equal(a[:, :10], small[:, :10])  # outside the centre square the network sees: the photo
+
+
+def test_circuit_is_the_commands_on_the_same_photos_with_outputs_too(net, photo):
+    import deepvis
+    from toolbox.optvis.circuits import CircuitTracer
+
+    found = deepvis.circuit(net, [photo, photo[::-1]], "conv_b:4", top=2)
+    fitted = np.stack([net.fit(photo), net.fit(photo[::-1])]).astype(np.float32)
+    expected = CircuitTracer(net.network).circuit(fitted, "conv_b", 4)  # what `deepvis circuit` averages
+    np.testing.assert_allclose(np.asarray(found), expected.contributions, rtol=1e-5)
+    assert found.inputs.source == "relu_a" and found.outputs is None  # conv_b is the last layer offered
+    assert len(found.links()) <= 2 and found._repr_png_().startswith(b"\x89PNG") and "conv_b:4" in repr(found)
+    middle = deepvis.circuit(net, photo, "relu_a:1")
+    assert (middle.inputs.source, middle.outputs.source) == ("conv_a", "conv_b")

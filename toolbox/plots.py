@@ -38,15 +38,21 @@ def plot_layer_activations(activations: np.ndarray, title: str, output: str | Pa
                        ylabel="positions")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=100)
+    fig.savefig(buf, format=fmt, dpi=100)
     plt.close(fig)
-    atomic_write(output, buf.getvalue())
+    return buf.getvalue()
 
 
 def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output: str | Path) -> None:
+    """``circuit_chart`` written atomically to ``output`` (png, svg or pdf, by its suffix)."""
+    atomic_write(output, circuit_chart(circuit, excitatory, inhibitory, thumbnails, title,
+                                       Path(output).suffix.lstrip(".").lower() or "png"))
+
+
+def circuit_chart(circuit, excitatory, inhibitory, thumbnails, title: str, fmt: str = "png") -> bytes:
     """A unit's strongest inputs as horizontal bars, excitatory (warm) above inhibitory (cold),
     each labelled with its unit and share and, where given, its thumbnail ((image, kind) or
-    None per link, in the order excitatory then inhibitory); written atomically to ``output``."""
+    None per link, in the order excitatory then inhibitory); the file's bytes in ``fmt``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -82,6 +88,6 @@ def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output
     ax.set_xlabel("contribution (activation x gradient, summed over space); label: share of all |contributions|")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=100)
+    fig.savefig(buf, format=fmt, dpi=100)
     plt.close(fig)
-    atomic_write(output, buf.getvalue())
+    return buf.getvalue()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.library.results import Classes, Map, Picture, Result, UnitImages
+from toolbox.library.results import Circuit, Classes, Map, Picture, Result, UnitImages
 from toolbox.settings import Settings, load_settings, with_overrides
 
 log = logging.getLogger(__name__)
@@ -294,5 +294,37 @@ def back_onto(photo: np.ndarray, square: np.ndarray, fit) -> np.ndarray:
     return out
 
 
-__all__ = ["Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "accentuate", "attribute",
-           "dream", "load", "read_image", "units"]
+def circuit(net: Net, photos: np.ndarray | Sequence[np.ndarray], unit: str, *, source: str | None = None,
+            top: int | None = None, batch: int | None = None) -> Circuit:
+    """The strongest inputs of ``unit`` (``"layer:unit"``) from ``source`` (default the offered
+    layer before) and its strongest outputs to the layer after, each with its share of all
+    contributions, averaged over ``photos`` (one photo or several, any sizes).
+
+    >>> deepvis.circuit(net, photo, "block13_add:26")  # doctest: +SKIP
+    """
+    from toolbox.optvis.circuits import CircuitTracer, mean_circuit
+
+    layer, index = net.unit(unit)
+    c = _options(net, "circuit", top=top, batch=batch)
+    many = [photos] if isinstance(photos, np.ndarray) and photos.ndim == 3 else list(photos)
+    images = np.stack([net.fit(p) for p in many]).astype(np.float32)
+    tracer = CircuitTracer(net.network)
+    source = tracer.check_source(layer, source)
+    target = tracer.next_layer(layer)
+    rows: dict[str, list] = {"inputs": [], "outputs": [], "values": []}
+    for start in range(0, len(images), c.batch):
+        part = images[start:start + c.batch]
+        inputs, outputs, values = tracer.both(part, layer, [index] * len(part), source, target)
+        rows["inputs"].append(inputs)
+        rows["values"].append(values)
+        if outputs is not None:
+            rows["outputs"].append(outputs)
+    values = np.concatenate(rows["values"])
+    inputs = mean_circuit(layer, index, source, np.concatenate(rows["inputs"]), values)
+    outputs = (mean_circuit(layer, index, target, np.concatenate(rows["outputs"]), values) if rows["outputs"]
+               else None)
+    return Circuit(inputs, outputs, c.top, inputs.contributions)
+
+
+__all__ = ["Circuit", "Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "accentuate",
+           "attribute", "circuit", "dream", "load", "read_image", "units"]

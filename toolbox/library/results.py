@@ -121,4 +121,40 @@ class Picture(Result):
         return f"{self.what} ({self.array.shape[1]}x{self.array.shape[0]}{', ' + said if said else ''})"
 
 
-__all__ = ["Classes", "Map", "Picture", "Result", "UnitImages"]
+@dataclass(frozen=True, repr=False)
+class Circuit(Result):
+    """A unit's strongest inputs (from ``inputs.source``) and outputs (to ``outputs.source``,
+    None for the last layer) on some photos: ``optvis.circuits.Circuit`` values with each
+    link's contribution and share; ``array`` the inputs' contributions; shown as a chart."""
+
+    inputs: Any
+    outputs: Any
+    top: int
+    array: np.ndarray
+
+    def links(self, side: str = "inputs", inhibitory: bool = False) -> list:
+        """The ``top`` strongest links of ``side`` ("inputs" or "outputs"), excitatory or inhibitory."""
+        circuit = getattr(self, side)
+        return [] if circuit is None else circuit.links(self.top, inhibitory)
+
+    def _chart(self) -> bytes:
+        from toolbox.plots import circuit_chart
+
+        c = self.inputs
+        return circuit_chart(c, self.links(), self.links(inhibitory=True), [None] * (2 * self.top),
+                             f"{c.layer} unit {c.unit}")
+
+    def _repr_png_(self) -> bytes:
+        return self._chart()
+
+    def picture(self) -> np.ndarray:
+        chart = cv2.imdecode(np.frombuffer(self._chart(), np.uint8), cv2.IMREAD_COLOR)
+        return cv2.cvtColor(chart, cv2.COLOR_BGR2RGB)
+
+    def __repr__(self) -> str:
+        c = self.inputs
+        shown = ", ".join(f"{k.unit} {k.share:+.1%}" for k in self.links())
+        return f"Circuit({c.layer}:{c.unit}, value {c.value:.4g}; strongest inputs from {c.source}: {shown})"
+
+
+__all__ = ["Circuit", "Classes", "Map", "Picture", "Result", "UnitImages"]
