@@ -38,9 +38,9 @@ def plot_layer_activations(activations: np.ndarray, title: str, output: str | Pa
                        ylabel="positions")
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=100)
+    fig.savefig(buf, format=Path(output).suffix.lstrip(".").lower() or "png", dpi=100)
     plt.close(fig)
-    return buf.getvalue()
+    atomic_write(output, buf.getvalue())
 
 
 def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output: str | Path) -> None:
