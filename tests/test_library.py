@@ -125,3 +125,32 @@ def test_circuit_is_the_commands_on_the_same_photos_with_outputs_too(net, photo)
     assert len(found.links()) <= 2 and found._repr_png_().startswith(b"\x89PNG") and "conv_b:4" in repr(found)
     middle = deepvis.circuit(net, photo, "relu_a:1")
     assert (middle.inputs.source, middle.outputs.source) == ("conv_a", "conv_b")
+
+
+def test_a_keras_model_in_memory_works_as_its_file_does_and_writes_nothing(tmp_path, photo, monkeypatch):
+    """The fine-tuning shape: a base model nested in a new one. Loaded as an object it offers
+    the layers, names and predictions its saved file does; no file appears anywhere."""
+    import keras
+
+    import deepvis
+
+    keras.utils.set_random_seed(3)
+    inner = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="c1"),
+                              keras.layers.Conv2D(5, 3, name="c2")], name="base")
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inner(keras.layers.Rescaling(1 / 255)(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="head")(x))
+    model.save(tmp_path / "mine.keras")
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    cache = tmp_path / "cache"
+    in_memory = deepvis.load(model, cache_dir=str(cache))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nothing written, the cache not even made
+    from_file = deepvis.load(str(tmp_path / "mine.keras"), cache_dir=str(cache))
+    assert in_memory.layers == from_file.layers and "base.c2" in in_memory.layers
+    np.testing.assert_allclose(np.asarray(in_memory.predict(photo, top=3)), np.asarray(from_file.predict(photo, top=3)),
+                               rtol=1e-5)
+    made = deepvis.units(in_memory, "c2", [0, 1], size=16, steps=2, batch=2)  # the plain inner name works too
+    assert made.layer == "base.c2" and np.asarray(made).shape == (2, 16, 16, 3)
+    with pytest.raises(deepvis.DeepvisError, match="unknown layer"):
+        deepvis.units(in_memory, "c9", [0])

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import io
+import json
 import logging
 import math
 import re
@@ -34,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from toolbox.errors import UserError, closest
 from toolbox.files import check_regular_file, sha256_of
 from toolbox.jsonfile import BadJSON, parse_json
+from toolbox.names import safe_name
 from toolbox.nets.keras_graph import Graph, functional, is_nested, nodes, producer, qualify_names, rebuild
 from toolbox.nets.spec import PREPROCESSING, ModelSpec, parse_spec, read_labels, spec_yaml
 
@@ -544,9 +548,37 @@ def network_from_file(model_file: str | Path, given: dict[str, Any], spec_file: 
                       overrides: dict[str, Any], needs_classifier: str | None):
     """The Network of a Keras model file: the inferred spec, with ``given`` (a keras_file spec's
     own keys, from ``spec_file``) and then ``overrides`` (settings: preprocess, labels) over it."""
+    return network_of(load_model_file(model_file), given, spec_file, overrides, needs_classifier)
+
+
+def loaded_model(model: keras.Model) -> Loaded:
+    """A ``keras.Model`` in memory (one a user just trained), taken as a model file is, with
+    nothing written to disk: its graph rebuilt (layers inside nested models renamed
+    ``<model>.<layer>`` on the model itself, as for a file), named by its name and a digest
+    of its architecture and weights, so a retrained model never shares another's unit images."""
+    start = time.perf_counter()
+    aliases = qualify_names(model)
+    graph = rebuild(model)
+    offered_layers(graph)
+    digest = hashlib.sha256(json.dumps(model.get_config(), sort_keys=True, default=str).encode())
+    for weight in model.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return Loaded(Path(f"{safe_name(model.name)}.keras"), model, graph, aliases, time.perf_counter() - start,
+                  digest.hexdigest())
+
+
+def network_from_model(model: keras.Model, overrides: dict[str, Any], needs_classifier: str | None):
+    """The Network of a ``keras.Model`` in memory, as ``network_from_file`` makes one of a file."""
+    if not isinstance(model, keras.Model):
+        raise UserError(f"expected a keras.Model, got {type(model).__name__}")
+    return network_of(loaded_model(model), {}, None, overrides, needs_classifier)
+
+
+def network_of(loaded: Loaded, given: dict[str, Any], spec_file: Path | None, overrides: dict[str, Any],
+               needs_classifier: str | None):
+    """The Network of a loaded model: the inferred spec, with ``given`` and ``overrides`` over it."""
     from toolbox.nets.network import Network
 
-    loaded = load_model_file(model_file)
     name = str(given.get("name") or (spec_file.stem if spec_file else loaded.network_name))
     inferred = infer(loaded, name)
     mapping = {**inferred.mapping, **given, **overrides}
