@@ -80,17 +80,12 @@ def settings_of(args: argparse.Namespace):
 
 
 def network(settings, needs_classifier: str | None = None):
-    """Start TensorFlow (quietly) and load the network the settings name; ``needs_classifier``
-    (the command or option that does) refuses a network without one in one line, before it loads."""
-    from toolbox.tfstart import start_tensorflow_quietly
+    """The network the settings name, loaded as ``deepvis.load`` loads it (TensorFlow started
+    quietly; a network too large for memory refused); ``needs_classifier`` (the command or
+    option that does) refuses a network without one in one line, before it loads."""
+    from toolbox.library import load
 
-    start_tensorflow_quietly()
-    from toolbox.nets import load_network
-    from toolbox.nets.memory import check_input_fits
-
-    net = load_network(settings, needs_classifier=needs_classifier)
-    check_input_fits(net)
-    return net
+    return load(settings=settings, needs_classifier=needs_classifier).network
 
 
 def unit_folder_network(settings):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from toolbox.cli.common import BadInputs, bounded, classes_line, image_inputs, network, setting_option, settings_of
+from toolbox.cli.common import BadInputs, bounded, classes_line, image_inputs, setting_option, settings_of
 from toolbox.errors import UserError
 
 log = logging.getLogger("toolbox.cli")
@@ -25,21 +25,19 @@ def add_parser(command) -> None:
 def run(args: argparse.Namespace) -> None:
     from toolbox.files import display_path
     from toolbox.images import read_image
+    from toolbox.library import load
 
     paths = image_inputs(args.images)
     settings = settings_of(args)
-    net = network(settings, needs_classifier="predict")
-    from toolbox.nets import Probe
-
-    probe, bad, done = Probe(net, []), BadInputs(args.strict or len(paths) == 1), 0
+    net = load(settings=settings, needs_classifier="predict")
+    bad, done = BadInputs(args.strict or len(paths) == 1), 0
     for path in paths:
         try:
-            image = read_image(path, settings.images.max_pixels, needed_side=net.spec.input_size)
+            image = read_image(path, settings.images.max_pixels, needed_side=net.input_size)
         except UserError as e:
             bad.skip(e)
             continue
-        top = probe(net.fit_input(image, settings.images.fit)).top(net.labels, args.top)
-        print(f"{display_path(path)}: {classes_line(top)}", flush=True)
+        print(f"{display_path(path)}: {classes_line(list(net.predict(image, args.top)))}", flush=True)
         done += 1
     if bad.count:
         log.warning("%d of %d images could not be read", bad.count, len(paths))
