@@ -154,3 +154,13 @@ def test_a_keras_model_in_memory_works_as_its_file_does_and_writes_nothing(tmp_p
     assert made.layer == "base.c2" and np.asarray(made).shape == (2, 16, 16, 3)
     with pytest.raises(deepvis.DeepvisError, match="unknown layer"):
         deepvis.units(in_memory, "c9", [0])
+
+
+def test_the_api_pages_build_from_the_docstrings_and_name_every_public_call(tmp_path):
+    pdoc = pytest.importorskip("pdoc")
+    import deepvis
+
+    pdoc.pdoc("deepvis", output_directory=tmp_path)
+    page = (tmp_path / "deepvis.html").read_text()
+    for name in set(deepvis.__all__) - {"__version__"}:
+        assert f'id="{name}"' in page, name
