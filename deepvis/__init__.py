@@ -9,6 +9,7 @@
     deepvis.dream(net, photo)                            # at the photo's size
     deepvis.accentuate(net, photo, "block9_add:17")
     deepvis.circuit(net, photo, "block13_add:26")        # strongest inputs and outputs with their shares
+    deepvis.crops(net, "examples/", "block9_add")        # each unit's top crops over a folder of photos
 
 Each call takes the options of its command as keywords, with the same defaults (the settings
 the network was loaded with) and checks; a mistake is a one-line ``deepvis.DeepvisError``.
@@ -20,6 +21,7 @@ from toolbox import __version__
 from toolbox.library import (
     Circuit,
     Classes,
+    Crops,
     DeepvisError,
     Map,
     Net,
@@ -29,11 +31,12 @@ from toolbox.library import (
     accentuate,
     attribute,
     circuit,
+    crops,
     dream,
     load,
     read_image,
     units,
 )
 
-__all__ = ["Circuit", "Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "__version__",
-           "accentuate", "attribute", "circuit", "dream", "load", "read_image", "units"]
+__all__ = ["Circuit", "Classes", "Crops", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages",
+           "__version__", "accentuate", "attribute", "circuit", "crops", "dream", "load", "read_image", "units"]

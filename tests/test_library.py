@@ -164,3 +164,16 @@ def test_the_api_pages_build_from_the_docstrings_and_name_every_public_call(tmp_
     page = (tmp_path / "deepvis.html").read_text()
     for name in set(deepvis.__all__) - {"__version__"}:
         assert f'id="{name}"' in page, name
+
+
+def test_crops_are_the_commands_over_a_folder(net, tmp_path):
+    import deepvis
+    from toolbox.assets.crops import CropStore
+
+    found = deepvis.crops(net, EXAMPLES, "conv_b", top=3, side=8)
+    assert np.asarray(found).shape == (6, 3, 8, 8, 3) and found.images >= 3
+    kept = deepvis.crops(net, EXAMPLES, "conv_b", top=3, side=8, folder=tmp_path / "store")  # as `deepvis crops`
+    stored = CropStore(tmp_path / "store").unit("conv_b", 2)
+    np.testing.assert_array_equal(kept.unit(2)[0], stored[0])
+    np.testing.assert_array_equal(found.unit(2)[1], stored[1])
+    assert np.all(np.diff(found.unit(2)[1]) <= 0) and found._repr_png_().startswith(b"\x89PNG")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolbox.errors import UserError
-from toolbox.library.results import Circuit, Classes, Map, Picture, Result, UnitImages
+from toolbox.library.results import Circuit, Classes, Crops, Map, Picture, Result, UnitImages
 from toolbox.settings import Settings, load_settings, with_overrides
 
 log = logging.getLogger(__name__)
@@ -326,5 +326,43 @@ def circuit(net: Net, photos: np.ndarray | Sequence[np.ndarray], unit: str, *, s
     return Circuit(inputs, outputs, c.top, inputs.contributions)
 
 
-__all__ = ["Circuit", "Classes", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages", "accentuate",
-           "attribute", "circuit", "dream", "load", "read_image", "units"]
+def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, top: int | None = None,
+          side: int | None = None, every: int | None = None, batch: int | None = None, folder: Any = None,
+          on_image: Callable[[int], None] | None = None) -> Crops:
+    """Each unit of ``layer``'s top natural-image crops over ``source`` (a folder, video, list
+    or image, or several), as ``deepvis crops`` finds them; ``folder`` (a path) also keeps
+    them there as the command does (else they live in a temporary folder for the call).
+
+    >>> deepvis.crops(net, "examples/", "block9_add")  # doctest: +SKIP
+    """
+    import contextlib
+    import tempfile
+
+    from toolbox.assets.crop_job import CropJob, find_sources
+    from toolbox.assets.crop_sheets import crop_sheet
+    from toolbox.assets.crops import CropStore
+
+    c = _options(net, "crops", top=top, side=side, every=every, batch=batch)
+    spec = net.network.spec.layer(layer)
+    many = [source] if isinstance(source, (str, Path)) else list(source)
+    sources = find_sources([str(s) for s in many])
+    keep = contextlib.nullcontext(str(folder)) if folder is not None else tempfile.TemporaryDirectory(
+        prefix="deepvis-crops-")
+    with keep as where:
+        store = CropStore(where)
+        job = CropJob(net.network, [spec.name], store, c.top, c.side, net.settings.images.max_pixels,
+                      net.settings.images.fit)
+        report = job.run(sources, c.every, c.batch, c.chunk, on_image=on_image)
+        array = np.zeros((spec.channels, c.top, c.side, c.side, 3), np.uint8)
+        values = np.full((spec.channels, c.top), np.nan, np.float32)
+        for unit in range(spec.channels):
+            found = store.unit(spec.name, unit)
+            if found is not None and len(found[1]):
+                n = len(found[1])
+                array[unit, :n], values[unit, :n] = found[0], found[1]
+        sheet = crop_sheet(store, spec.name)
+    return Crops(spec.name, array, values, sheet, report.images)
+
+
+__all__ = ["Circuit", "Classes", "Crops", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages",
+           "accentuate", "attribute", "circuit", "crops", "dream", "load", "read_image", "units"]

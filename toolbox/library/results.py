@@ -157,4 +157,28 @@ class Circuit(Result):
         return f"Circuit({c.layer}:{c.unit}, value {c.value:.4g}; strongest inputs from {c.source}: {shown})"
 
 
-__all__ = ["Circuit", "Classes", "Map", "Picture", "Result", "UnitImages"]
+@dataclass(frozen=True, repr=False)
+class Crops(Result):
+    """Each unit's top natural-image crops of ``layer`` over a folder of photos, best first:
+    ``array`` (units, k, side, side, 3) uint8 (black where a unit has fewer than k),
+    ``values`` (units, k) (NaN there); shown as the command's sheet of the strongest units."""
+
+    layer: str
+    array: np.ndarray
+    values: np.ndarray
+    sheet: np.ndarray | None  # the command's <layer>_crops.png picture (None: nothing found)
+    images: int  # photos looked at
+
+    def unit(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
+        """(crops, values) of one unit, only those it has."""
+        keep = ~np.isnan(self.values[unit])
+        return self.array[unit][keep], self.values[unit][keep]
+
+    def picture(self) -> np.ndarray:
+        return self.sheet if self.sheet is not None else np.zeros((8, 8, 3), np.uint8)
+
+    def __repr__(self) -> str:
+        return f"Crops({self.layer}: top {self.array.shape[1]} of {self.array.shape[0]} units over {self.images} images)"
+
+
+__all__ = ["Circuit", "Classes", "Crops", "Map", "Picture", "Result", "UnitImages"]
