@@ -178,7 +178,8 @@ class Crops(Result):
         return self.sheet if self.sheet is not None else np.zeros((8, 8, 3), np.uint8)
 
     def __repr__(self) -> str:
-        return f"Crops({self.layer}: top {self.array.shape[1]} of {self.array.shape[0]} units over {self.images} images)"
+        units, k = self.array.shape[:2]
+        return f"Crops({self.layer}: top {k} of {units} units over {self.images} images)"
 
 
 __all__ = ["Circuit", "Classes", "Crops", "Map", "Picture", "Result", "UnitImages"]
