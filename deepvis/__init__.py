@@ -10,6 +10,7 @@
     deepvis.accentuate(net, photo, "block9_add:17")
     deepvis.circuit(net, photo, "block13_add:26")        # strongest inputs and outputs with their shares
     deepvis.crops(net, "examples/", "block9_add")        # each unit's top crops over a folder of photos
+    deepvis.live(net, "examples/")                       # the live window (headless=True: dashboards to files)
 
 Each call takes the options of its command as keywords, with the same defaults (the settings
 the network was loaded with) and checks; a mistake is a one-line ``deepvis.DeepvisError``.
@@ -33,10 +34,11 @@ from toolbox.library import (
     circuit,
     crops,
     dream,
+    live,
     load,
     read_image,
     units,
 )
 
 __all__ = ["Circuit", "Classes", "Crops", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages",
-           "__version__", "accentuate", "attribute", "circuit", "crops", "dream", "load", "read_image", "units"]
+           "__version__", "accentuate", "attribute", "circuit", "crops", "dream", "live", "load", "read_image", "units"]

@@ -177,3 +177,13 @@ def test_crops_are_the_commands_over_a_folder(net, tmp_path):
     np.testing.assert_array_equal(kept.unit(2)[0], stored[0])
     np.testing.assert_array_equal(found.unit(2)[1], stored[1])
     assert np.all(np.diff(found.unit(2)[1]) <= 0) and found._repr_png_().startswith(b"\x89PNG")
+
+
+def test_live_headless_writes_the_dashboards_of_the_window(net, tmp_path):
+    import deepvis
+    from toolbox.app.layout import HEIGHT, WIDTH
+    from toolbox.images import read_image
+
+    written = deepvis.live(net, EXAMPLES / "chelsea.png", headless=True, frames=2, output=tmp_path / "out")
+    assert [p.name for p in written] == ["dashboard_0000.png", "dashboard_0001.png"]
+    assert read_image(written[0]).shape == (HEIGHT, WIDTH, 3)

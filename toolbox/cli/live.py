@@ -6,16 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from toolbox.cli.common import (
-    SETTING,
-    SETTING_FLAGS,
-    bounded,
-    keys_help,
-    network,
-    progress,
-    setting_option,
-    settings_of,
-)
+from toolbox.cli.common import SETTING, SETTING_FLAGS, bounded, keys_help, progress, setting_option, settings_of
 from toolbox.settings import describe
 
 log = logging.getLogger("toolbox.cli")
@@ -58,10 +49,9 @@ def add_parser(command) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from toolbox.app.display import display_available
+    from toolbox.app.keys import KeyMap
     from toolbox.app.sources import StillImages, open_source
     from toolbox.files import check_output_dir, check_output_file, clean_stray_parts
-
-    from toolbox.app.keys import KeyMap
 
     settings = settings_of(args)
     KeyMap(settings.live.keys)  # a bad binding is one line before the network loads
@@ -75,19 +65,17 @@ def run(args: argparse.Namespace) -> None:
             clean_stray_parts(check_output_dir(out_dir))
         if args.video:
             clean_stray_parts(check_output_file(args.video, (".mp4",)).parent)
-    source = open_source(settings.live_input, settings.images.max_pixels)
-    net = network(settings)
-    from toolbox.app.live import build_live_app
+    source = open_source(settings.live_input, settings.images.max_pixels)  # a missing input: before the network
+    from toolbox.library import live, load
 
-    app = build_live_app(net, settings, source)
+    net = load(settings=settings)
     if not headless:
-        app.run_window(unit=args.unit)
+        live(net, source, unit=args.unit)
         return
     frames = args.frames or (len(source.paths) if isinstance(source, StillImages) else 30)
     with progress(frames, "dashboards", "frame") as bar:
-        written = app.run_headless(frames, Path(out_dir) if out_dir else None,
-                                   Path(args.video) if args.video else None, unit=args.unit,
-                                   progress=lambda: bar.update(1))
+        written = live(net, source, unit=args.unit, headless=True, frames=frames, output=out_dir, video=args.video,
+                       on_frame=lambda: bar.update(1))
     where = [f"{len(written)} dashboard{'s' * (len(written) != 1)} in {Path(out_dir)}/"] if written else []
     where += [f"a recording in {args.video}"] if args.video else []
     print("wrote " + " and ".join(where))

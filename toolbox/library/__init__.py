@@ -364,5 +364,33 @@ def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, to
     return Crops(spec.name, array, values, sheet, report.images)
 
 
+def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless: bool = False,
+         frames: int | None = None, output: str | Path | None = None, video: str | Path | None = None,
+         on_frame: Callable[[], None] | None = None) -> list[Path]:
+    """The live toolbox on ``source`` (a folder, image, video or ``webcam[:N]``; default the
+    settings' ``live.input``, else the bundled photos): the window until it is closed, or with
+    ``headless`` (or no display) ``frames`` dashboards written to ``output`` (PNGs) and/or
+    ``video`` (an MP4); returns the PNGs written.
+
+    >>> deepvis.live(net, "examples/", headless=True, frames=3, output="dashboards")  # doctest: +SKIP
+    """
+    from toolbox.app.display import display_available
+    from toolbox.app.live import build_live_app
+    from toolbox.app.sources import StillImages, open_source
+
+    s = net.settings
+    opened = source if hasattr(source, "read") else open_source(str(source) if source is not None else s.live_input,
+                                                                s.images.max_pixels)  # (or one opened already)
+    app = build_live_app(net.network, s, opened)
+    if not headless:
+        if display_available():
+            app.run_window(unit=unit)
+            return []
+        log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead")
+    count = frames or (len(opened.paths) if isinstance(opened, StillImages) else 30)
+    out = Path(output) if output is not None else (None if video is not None else Path("deepvis-live"))
+    return app.run_headless(count, out, Path(video) if video is not None else None, unit=unit, progress=on_frame)
+
+
 __all__ = ["Circuit", "Classes", "Crops", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages",
-           "accentuate", "attribute", "circuit", "crops", "dream", "load", "read_image", "units"]
+           "accentuate", "attribute", "circuit", "crops", "dream", "live", "load", "read_image", "units"]
