@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, deepvis
 
 IMAGE = str(EXAMPLES / "chelsea.png")
 ODD = "odd<name> & more"
@@ -39,30 +39,26 @@ def models(tmp_path_factory):
     return d
 
 
-def run(argv, models, capsys):
+def run(argv, models):
     """deepvis ARGV in this process with the test settings: (exit code, stdout, stderr lines)."""
-    from toolbox.cli import main
-
-    rc = main([*argv, "--settings", str(models / "settings.yaml")])
-    out, err = capsys.readouterr()
-    return rc, out, err.strip().splitlines()
+    r = deepvis(*argv, settings=models / "settings.yaml")
+    return r.returncode, r.stdout, r.stderr.strip().splitlines()
 
 
 @pytest.mark.parametrize("model, name", [("odd.keras", ODD), ("long.keras", LONG)])
-def test_a_layer_named_beyond_what_files_and_scopes_take_works_under_its_own_name(model, name, models, tmp_path,
-                                                                                  capsys):
+def test_a_layer_named_beyond_what_files_and_scopes_take_works_under_its_own_name(model, name, models, tmp_path):
     from toolbox.names import safe_name
 
     path = str(models / model)
-    rc, out, err = run(["layers", "--model", path, "--json"], models, capsys)
+    rc, out, err = run(["layers", "--model", path, "--json"], models)
     assert rc == 0, err
     shown = [d["name"] for d in json.loads(out)]
     assert safe_name(name) in shown and name not in shown  # the name a graph can run with
-    rc, out, err = run(["predict", IMAGE, "--model", path], models, capsys)
+    rc, out, err = run(["predict", IMAGE, "--model", path], models)
     assert rc == 0 and out.startswith(f"{IMAGE}: class "), err
     # asked for by the name the model gives it, the layer gets unit images in files of its safe name
     rc, out, err = run(["units", "--layer", name, "--units", "0-1", "--size", "16", "--steps", "2",
-                        "-o", str(tmp_path / "units"), "--model", path], models, capsys)
+                        "-o", str(tmp_path / "units"), "--model", path], models)
     assert rc == 0, err
     written = sorted(p.name for p in (tmp_path / "units").glob("*_000?.png"))
     assert written == [f"{safe_name(name)}_0000.png", f"{safe_name(name)}_0001.png"]
@@ -86,29 +82,41 @@ def re_ok(name: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) is not None
 
 
-def test_a_gray_model_with_a_convolution_first_predicts(models, capsys):
-    rc, out, err = run(["predict", IMAGE, "--model", str(models / "gray.keras")], models, capsys)
+def test_a_gray_model_with_a_convolution_first_predicts(models):
+    rc, out, err = run(["predict", IMAGE, "--model", str(models / "gray.keras")], models)
     assert rc == 0 and out.startswith(f"{IMAGE}: class "), err
 
 
-def test_a_fixed_input_larger_than_memory_is_one_line_before_any_image(models, capsys):
-    rc, out, err = run(["predict", IMAGE, "--model", str(models / "huge.keras")], models, capsys)
+def test_a_fixed_input_larger_than_memory_is_one_line_before_any_image(models):
+    rc, out, err = run(["predict", IMAGE, "--model", str(models / "huge.keras")], models)
     assert rc == 2 and out == "", err
     assert "takes 50000x50000 px images: one forward pass needs about" in err[-1]
     assert "more than this machine has free" in err[-1]
 
 
-def test_spec_keeps_a_spec_that_exists_unless_forced(models, tmp_path, capsys):
+def test_spec_keeps_a_spec_that_exists_unless_forced(models, tmp_path):
     spec = tmp_path / "mine.yaml"
     spec.write_text("# my edits\n")
-    rc, out, err = run(["spec", str(models / "odd.keras"), "-o", str(spec)], models, capsys)
+    rc, out, err = run(["spec", str(models / "odd.keras"), "-o", str(spec)], models)
     assert rc == 2 and len(err) == 1 and "exists" in err[0] and "--force" in err[0], err
     assert spec.read_text() == "# my edits\n"
-    rc, out, err = run(["spec", str(models / "odd.keras"), "-o", str(spec), "--force"], models, capsys)
+    rc, out, err = run(["spec", str(models / "odd.keras"), "-o", str(spec), "--force"], models)
     assert rc == 0 and "layers:" in spec.read_text(), err
 
 
 @pytest.mark.parametrize("option", ["--weights", "--model"])
-def test_spec_refuses_a_network_or_weights_it_would_ignore(option, models, tmp_path, capsys):
-    rc, out, err = run(["spec", str(models / "odd.keras"), option, str(models / "gray.keras")], models, capsys)
+def test_spec_refuses_a_network_or_weights_it_would_ignore(option, models, tmp_path):
+    rc, out, err = run(["spec", str(models / "odd.keras"), option, str(models / "gray.keras")], models)
     assert rc == 2 and len(err) == 1 and f"{option} does not apply" in err[0], err
+
+
+def test_spec_says_nothing_of_tensorflows_start(models, tmp_path):
+    """Start-up lines are a process's own output: the command runs as a user runs it."""
+    import subprocess
+    import sys
+
+    run_ = subprocess.run([sys.executable, "-m", "toolbox", "spec", str(models / "gray.keras"), "-o",
+                           str(tmp_path / "gray.yaml"), "--settings", str(models / "settings.yaml")],
+                          capture_output=True, text=True, timeout=600)
+    assert run_.returncode == 0, run_.stderr
+    assert "oneDNN" not in run_.stderr and "absl" not in run_.stderr and "cuda" not in run_.stderr.lower()

@@ -28,6 +28,9 @@ def add_parser(command) -> None:
 def run(args: argparse.Namespace) -> None:
     from toolbox.errors import UserError
     from toolbox.files import atomic_write, check_output_file, clean_stray_parts, display_path
+    from toolbox.tfstart import start_tensorflow_quietly
+
+    start_tensorflow_quietly()  # before keras_model imports Keras: no TensorFlow start-up lines
     from toolbox.nets.keras_model import is_model_file
 
     if not is_model_file(args.model_file):
@@ -41,9 +44,6 @@ def run(args: argparse.Namespace) -> None:
             raise UserError(f"{display_path(args.output)} exists (a spec you may have edited): choose another -o, or "
                             f"--force to replace it")
     settings = settings_of(args)
-    from toolbox.tfstart import start_tensorflow_quietly
-
-    start_tensorflow_quietly()
     from toolbox.nets.keras_model import spec_text
     from toolbox.nets.registry import overrides_of
 
