@@ -120,3 +120,22 @@ def test_spec_says_nothing_of_tensorflows_start(models, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert run_.returncode == 0, run_.stderr
     assert "oneDNN" not in run_.stderr and "absl" not in run_.stderr and "cuda" not in run_.stderr.lower()
+
+
+def test_the_time_left_leaves_out_the_first_steps_compile(monkeypatch):
+    import io
+    import sys
+
+    from toolbox.cli.common import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    bar = progress(100, "units")
+    bar._time = lambda: clock[0]
+    clock[0] = 30.0  # the first step compiles
+    bar.update(1)
+    assert "?" in str(bar).split("<")[1]  # no rate yet: not 49 minutes
+    clock[0] = 31.0
+    bar.update(2)  # then 2 steps a second
+    assert bar.format_dict["rate"] == 2.0 and "00:48" in str(bar)  # 97 steps left at 2/s
+    bar.close()
