@@ -52,11 +52,12 @@ def crop_sheet(store: CropStore, layer: str, count: int = MAX_UNITS) -> np.ndarr
     if not units:
         return None
     k = top.k
+    shown = int((top.sources[units] != EMPTY).sum(axis=1).max())  # fewer than k when few images were looked at
     side = int(stored.pool.shape[1]) if stored.pool is not None and stored.pool.ndim == 4 else MIN_CELL
     cell = max(side, MIN_CELL)
     head = line_height(0.5) + 2 * PAD
     width = PAD + LABEL_W + k * (cell + PAD)
-    title = f"{layer}: top {k} crops of its {len(units)} strongest units of {len(top.values)}"
+    title = f"{layer}: top {shown} crops of its {len(units)} strongest units of {len(top.values)}"
     while len(title) > 1 and text_width(title, 0.5) > width - 2 * PAD:
         title = title[:-1]
     sheet = np.empty((head + len(units) * (cell + PAD) + PAD, width, 3), np.uint8)

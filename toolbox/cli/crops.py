@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 from toolbox.cli.common import BadInputs, parse_layers, progress, setting_option, settings_of, unit_folder_network
 from toolbox.errors import UserError
+
+log = logging.getLogger("toolbox.cli")
 
 
 def add_parser(command) -> None:
@@ -68,8 +71,13 @@ def run(args: argparse.Namespace) -> None:
     if len(sheets) == 1:
         where = f"; to look at: {display_path(sheets[0])}"
     else:
-        where = f"; to look at: {len(sheets)} sheets {display_path(folder.root)}/<layer>_crops.png" if sheets else ""
+        named = ", ".join(p.name for p in sheets[:3]) + (f" and {len(sheets) - 3} more" if len(sheets) > 3 else "")
+        where = f"; to look at: {len(sheets)} sheets in {display_path(folder.root)}: {named}" if sheets else ""
+    seen = len(store.index().get("images", {}))
+    if 0 < seen < c.top:
+        log.warning("only %d image%s looked at in all: each unit has at most %d crops of the %d asked (crops.top); "
+                    "give more images", seen, "s" * (seen != 1), seen, c.top)
     rate = report.images / max(report.seconds, 1e-9)
     print(f"looked at {report.images} images ({rate:.1f}/s), skipped {report.skipped} seen before"
-          + (f", {report.bad} unreadable" if report.bad else "") + f"; top {c.top} crops of "
+          + (f", {report.bad} unreadable" if report.bad else "") + f"; top {min(c.top, seen or c.top)} crops of "
           f"{units} units in {display_path(store.dir)}" + where)
