@@ -111,7 +111,10 @@ def load(model: Any = None, settings: Settings | str | Path | None = None, *, ne
     from toolbox.nets.memory import check_input_fits
 
     check_input_fits(network)
-    return Net(network, s)
+    net = Net(network, s)
+    device = net.device
+    log.log(logging.INFO if device == "GPU" else logging.DEBUG, "%s runs on the %s", net.name, device)
+    return net
 
 
 def overrides_of(settings: Settings) -> dict[str, Any]:
