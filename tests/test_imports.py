@@ -35,6 +35,8 @@ LEFT_TO_OWNERS = {
     "files/jsonfile": {"toolbox.files", "toolbox.jsonfile"},
     # the live window: app.keys looks up the modes registry, which imports keys and state
     "app": {"toolbox.app."},
+    # the Python API parses units with cli.common's parser; cli.common loads networks through it
+    "library/cli": {"toolbox.library", "toolbox.cli.common"},
 }
 
 

