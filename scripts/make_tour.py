@@ -1,4 +1,4 @@
-"""Write examples/tour.ipynb: the deepvis session on the bundled photos, executed, with its
+"""Write docs/tour.ipynb: the deepvis session on the bundled photos, executed, with its
 outputs stored so a code host shows its pictures. Run it again after changing the library:
 
     scripts/venv-run python scripts/make_tour.py
@@ -12,7 +12,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-HERE = Path(__file__).resolve().parents[1] / "examples"
+HERE = Path(__file__).resolve().parents[1] / "docs"  # beside the README's pictures; the photos in examples/
 
 CELLS = [
     ("md", "# A tour of deepvis\n\nWhat EfficientNet-Lite0 sees in a photo of a cat, from Python: the calls the "
@@ -20,7 +20,7 @@ CELLS = [
            "array to `np.asarray` and has `save(path)`."),
     ("code", "import numpy as np\nimport deepvis\n\nnet = deepvis.load(\"efficientnet_lite0\")  # a name, a file, "
              "or a keras.Model\nnet"),
-    ("code", "photo = deepvis.read_image(\"chelsea.png\")  # RGB uint8, any size\nnet.predict(photo)"),
+    ("code", "photo = deepvis.read_image(\"../examples/chelsea.png\")  # RGB uint8, any size\nnet.predict(photo)"),
     ("md", "**Unit images**: what two units of `block9_add` respond to most, made by gradient ascent."),
     ("code", "deepvis.units(net, \"block9_add\", [3, 17])"),
     ("md", "**Attribution**: what in *this* photo drives unit 17 (guided backprop), at the photo's size, "
