@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from toolbox.app.keys import SHIFT_CODES, SPECIAL_CODES, Action, KeyMap
+from toolbox.app.keys import SHIFT_CODES, SPECIAL_CODES, Action
 from toolbox.app.layout import GRID, HEIGHT, WIDTH, grid_geometry
-from toolbox.app.modes import apply
+from toolbox.app.modes import apply, key_map
 from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, ZOOM_MODES, ViewState, select
 from toolbox.errors import UserError
 
@@ -73,13 +73,13 @@ def test_backprop_keys_cycle_method_and_filter_and_freeze_the_unit():
     assert (browsed.layer, browsed.unit) == (2, 8) and browsed.explained == (1, 7)  # the pane keeps its unit
     thawed = apply(browsed, "freeze_backprop", CHANNELS)
     assert thawed.frozen is None and thawed.explained == (2, 8)
-    keys = KeyMap({})
+    keys = key_map({})
     assert [keys.lookup(ord(k)) for k in "bnd"] == [("backprop", False), ("backprop_filter", False),
                                                    ("freeze_backprop", False)]
 
 
 def test_keymap_defaults_shift_and_remapping():
-    keys = KeyMap({})
+    keys = key_map({})
     assert keys.lookup(ord("o")) == (Action.NEXT_LAYER, False)
     assert keys.lookup(SPECIAL_CODES["right"]) == (Action.RIGHT, False)
     assert keys.lookup(ord("L")) == (Action.RIGHT, True)
@@ -87,20 +87,20 @@ def test_keymap_defaults_shift_and_remapping():
     assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, True)  # Shift, then an arrow
     assert keys.lookup(SPECIAL_CODES["down"]) == (Action.DOWN, False)
     assert keys.lookup(27) == (Action.QUIT, False) and keys.lookup(ord("y")) is None
-    remapped = KeyMap({"quit": ["y"]})
+    remapped = key_map({"quit": ["y"]})
     assert remapped.lookup(ord("y")) == (Action.QUIT, False) and remapped.lookup(ord("q")) is None
     with pytest.raises(UserError, match="key 'x' is bound to both quit and accentuate"):
-        KeyMap({"quit": ["x"]})  # x is accentuate's: rebind that too
+        key_map({"quit": ["x"]})  # x is accentuate's: rebind that too
     with pytest.raises(UserError, match=r"key 'I' \(Shift\+i, up\) is bound to both next_layer and up"):
-        KeyMap({"next_layer": ["I"]})  # I is up's big step
-    assert KeyMap({"quit": ["x"], "accentuate": ["y"]}).lookup(ord("x")) == (Action.QUIT, False)
+        key_map({"next_layer": ["I"]})  # I is up's big step
+    assert key_map({"quit": ["x"], "accentuate": ["y"]}).lookup(ord("x")) == (Action.QUIT, False)
     from toolbox.app.modes import MODE_ACTIONS
 
     assert len(keys.help_lines()) == len(Action) + len(MODE_ACTIONS)  # the window's and every mode's
     with pytest.raises(UserError, match="did you mean: quit"):
-        KeyMap({"quitt": ["x"]})
+        key_map({"quitt": ["x"]})
     with pytest.raises(UserError, match="unknown key name 'lefty'"):
-        KeyMap({"left": ["lefty"]})
+        key_map({"left": ["lefty"]})
 
 
 def test_wide_layers_page_and_every_unit_is_reachable_by_click():
@@ -138,7 +138,7 @@ def _view(state, acts, unit_image=None, unit_image_note="made when the selection
     defaults = dict(state=state, network="net", layers=("a", "b"), channels=(acts["a"].shape[-1], 3),
                     frame=frame, observation=FakeObservation(acts, np.array([0.7, 0.3])),
                     top=(("cat", 0.7), ("dog", 0.3)), receptive_field=(40, 8), net_fps=30.0, ui_fps=60.0,
-                    source="x.png (1/1)", help_lines=(("q", "quit"),), hints=Hints(KeyMap({}).hints()),
+                    source="x.png (1/1)", help_lines=(("q", "quit"),), hints=Hints(key_map({}).hints()),
                     modes=tuple((mode, data.get(mode.name)) for mode in MODES if mode.active(state)))
     defaults.update(kw)
     return DashboardView(**defaults)
@@ -357,7 +357,7 @@ def test_every_hint_on_screen_is_written_from_the_keys_bound(monkeypatch):
                "freeze_backprop": ["6"], "circuit": ["7"], "circuit_from": ["8"], "circuit_next": ["9"],
                "circuit_jump": ["space"], "circuit_back": ["0"], "next_layer": ["["], "prev_layer": ["]"],
                "help": ["?"], "zoom": ["/"], "pause": ["p"]}
-    keymap = KeyMap(rebound)
+    keymap = key_map(rebound)
     drawn: list[str] = []
     real = cv2.putText
     monkeypatch.setattr(cv2, "putText", lambda img, s, *a, **k: (drawn.append(s), real(img, s, *a, **k))[1])

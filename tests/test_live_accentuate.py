@@ -26,12 +26,11 @@ def _picture(seed=0, side=8):
 
 
 def test_the_accentuate_key_toggles_the_pane():
-    from toolbox.app.keys import KeyMap
-    from toolbox.app.modes import apply
+    from toolbox.app.modes import apply, key_map
     from toolbox.app.state import ViewState
     from toolbox.settings import DEFAULT_KEYS, Settings
 
-    assert KeyMap({}).lookup(ord(DEFAULT_KEYS["accentuate"][0])) == ("accentuate", False)
+    assert key_map({}).lookup(ord(DEFAULT_KEYS["accentuate"][0])) == ("accentuate", False)
     on = apply(ViewState(), "accentuate", (4, 6))
     assert on.accentuate and not apply(on, "accentuate", (4, 6)).accentuate
     assert not Settings().live.accentuate

@@ -5,7 +5,7 @@ the commands as a user runs them."""
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, deepvis
 
 # -- the math, on the tiny model ----------------------------------------------------------
 
@@ -111,12 +111,11 @@ def test_parse_classes_any_case_numbers_and_did_you_mean():
 
 
 def test_live_dream_key_toggles_the_state():
-    from toolbox.app.keys import KeyMap
-    from toolbox.app.modes import apply
+    from toolbox.app.modes import apply, key_map
     from toolbox.app.state import ViewState
     from toolbox.settings import DEFAULT_KEYS
 
-    assert KeyMap({}).lookup(ord(DEFAULT_KEYS["dream"][0])) == ("dream", False)
+    assert key_map({}).lookup(ord(DEFAULT_KEYS["dream"][0])) == ("dream", False)
     state = apply(ViewState(), "dream", [4])
     assert state.dream and not apply(state, "dream", [4]).dream
 
@@ -223,29 +222,7 @@ def test_fooling_from_noise_is_99_percent_sure(lite0):
 # -- the commands ------------------------------------------------------------------------
 
 
-class Run:
-    def __init__(self, code, out, err):
-        self.returncode, self.stdout, self.stderr = code, out, err
-
-
-@pytest.fixture()
-def deepvis(capsys):
-    """The command in this process (TensorFlow starts once for the whole file)."""
-    from toolbox.cli import main
-
-    def run(*args, settings):
-        capsys.readouterr()
-        try:
-            code = main([*args, "--settings", str(settings)])
-        except SystemExit as e:  # argparse's own errors
-            code = e.code
-        captured = capsys.readouterr()
-        return Run(code, captured.out, captured.err)
-
-    return run
-
-
-def test_commands_write_their_files_and_print_their_figures(tmp_path, tiny_settings_file, deepvis):
+def test_commands_write_their_files_and_print_their_figures(tmp_path, tiny_settings_file):
     from toolbox.images import read_image
 
     r = deepvis("classes", "--classes", "ONE,2", "--size", "16", "--steps", "8", "-o", str(tmp_path / "c"),
@@ -291,7 +268,7 @@ def test_help_explains_the_new_commands(command, capsys):
     (["fool", str(EXAMPLES / "coffee.png"), "--target", "two", "--epsilon", "2"], "at most 1"),
     (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--objective", "abs"], "abs-square"),
 ])
-def test_mistakes_are_one_line(args, message, tiny_settings_file, deepvis):
+def test_mistakes_are_one_line(args, message, tiny_settings_file):
     r = deepvis(*args, settings=tiny_settings_file)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert message in r.stderr.strip().splitlines()[-1]

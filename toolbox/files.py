@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator, Union
 
 from toolbox.errors import UserError
+from toolbox.jsonfile import MAX_JSON_BYTES, BadJSON, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -478,7 +479,6 @@ def update_json(path: PathLike, merge: Callable[[dict], dict],
     its own folder); it is read only as ``read_inside`` allows and written only through real
     folders. ``indent`` None writes one line (Python's C encoder: a third of the time for a
     big index). Returns what was written."""
-    from toolbox.jsonfile import MAX_JSON_BYTES, BadJSON, parse_json  # jsonfile reads through this module
 
     p = _as_path(path)
     real_folder(p.parent if root is None else root, p.parent)

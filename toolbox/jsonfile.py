@@ -1,5 +1,6 @@
 """The one reader of JSON: every JSON the toolbox reads (a store's index and records, a
-precompute done-record, the converted-model cache record, a ``.keras`` config) is parsed here.
+precompute done-record, the converted-model cache record, a ``.keras`` config) is parsed here
+(the files themselves are read through ``toolbox.files``, which uses this module).
 
 A JSON file is data that anyone may have written: ``parse_json`` turns every way it can be
 wrong (not UTF-8, not JSON, brackets nested thousands deep, which Python's parser meets with a
@@ -11,11 +12,7 @@ look like is the reader's to check (``expect`` names the usual case: an object).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
-
-from toolbox.errors import UserError
-from toolbox.files import display_path, read_input
 
 MAX_JSON_BYTES = 64 << 20  # the largest JSON deepvis writes (a big crop index) is a few MB
 
@@ -44,14 +41,4 @@ def expect_object(value: Any) -> dict:
     return value
 
 
-def read_json(path: str | Path, what: str, limit: int = MAX_JSON_BYTES) -> Any:
-    """The parsed contents of the regular file ``path`` (at most ``limit`` bytes); a one-line
-    UserError naming it as ``what`` for anything else."""
-    data = read_input(path, what, limit)
-    try:
-        return parse_json(data)
-    except BadJSON as e:
-        raise UserError(f"{what} {display_path(path)} is {e}") from None
-
-
-__all__ = ["BadJSON", "MAX_JSON_BYTES", "expect_object", "parse_json", "read_json"]
+__all__ = ["BadJSON", "MAX_JSON_BYTES", "expect_object", "parse_json"]

@@ -395,6 +395,27 @@ def parse_layer_weights(text: str) -> dict[str, float]:
     return weights
 
 
+def parse_units(text: str, channels: int) -> list[int]:
+    """'3,17,40-45' or 'all' -> sorted unit indices, each checked against ``channels`` (--units,
+    ``deepvis.units``)."""
+    if text.strip() == "all":
+        return list(range(channels))
+    units: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            lo, _, hi = part.partition("-")
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise UserError(f"bad unit spec '{part[:40]}' (use e.g. 3,17,40-45 or all)") from None
+        if not 0 <= first < channels or not 0 <= last < channels:
+            bad = first if not 0 <= first < channels else last
+            raise UserError(f"unit {bad} is out of range for this layer (0..{channels - 1})")
+        units.update(range(first, last + 1))
+    if not units:
+        raise UserError("--units selects no unit")
+    return sorted(units)
+
+
 def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None,
                   labels: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``path`` (or the defaults), then ``overrides`` ({dotted key: value}; None
@@ -409,7 +430,8 @@ def load_settings(path: str | Path | None = None, overrides: Mapping[str, Any] |
     return _build(Settings, _nest(overrides or {}, values), "", labels or {})
 
 
-def with_overrides(settings: Settings, overrides: Mapping[str, Any], labels: Mapping[str, str] | None = None) -> Settings:
+def with_overrides(settings: Settings, overrides: Mapping[str, Any],
+                   labels: Mapping[str, str] | None = None) -> Settings:
     """``settings`` with ``overrides`` ({dotted key: value}; None values are skipped) laid over
     it, each checked as a settings file's value is (the library's keywords come through here,
     so ``size=100000`` is the same one-line error as ``--size 100000``)."""

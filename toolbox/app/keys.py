@@ -69,13 +69,9 @@ def key_label(name: str) -> str:
 class KeyMap:
     """Maps key codes to (action name, big_step). An upper-case letter bound (in lower case) to
     a move, or a move right after a Shift key, is a big step. ``actions`` ({name: help}) are
-    the window's and every mode's (``modes.action_help``)."""
+    the window's and every mode's: ``toolbox.app.modes.key_map`` makes the live window's."""
 
-    def __init__(self, bindings: Mapping[str, Sequence[str]], actions: Mapping[str, str] | None = None) -> None:
-        if actions is None:
-            from toolbox.app.modes import action_help  # the registry imports this module
-
-            actions = action_help()
+    def __init__(self, bindings: Mapping[str, Sequence[str]], actions: Mapping[str, str]) -> None:
         self.help = dict(actions)
         self.bindings: dict[str, tuple[str, ...]] = {}
         for action_name, keys in {**DEFAULT_KEYS, **bindings}.items():

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
-from toolbox.app.keys import Action, KeyMap
+from toolbox.app.keys import Action
 from toolbox.app.layout import GRID, grid_geometry
-from toolbox.app.modes import MODES, NOTHING, Mode, apply
+from toolbox.app.modes import MODES, NOTHING, Mode, apply, key_map
 from toolbox.app.protocol import Answer, Hints, Slot, WorkerError, frozen
 from toolbox.app.sources import open_source
 from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, SCALE_MODES, ViewState, select
@@ -81,7 +81,7 @@ class LiveApp:
         self.net = worker.network
         self.layers = tuple(self.net.spec.layer_names)
         self.channels = tuple(layer.channels for layer in self.net.spec.layers)
-        self.keymap = KeyMap(settings.live.keys)
+        self.keymap = key_map(settings.live.keys)
         self.hints = Hints(self.keymap.hints())  # every hint on screen says the key bound now
         self.help_lines = tuple(self.keymap.help_lines())  # fixed for the session: not rebuilt per frame
         self.files = files  # the source given on the command line (see sources.open_source)

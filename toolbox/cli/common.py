@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from toolbox.errors import UserError
-from toolbox.settings import PREPROCESS_NAMES, describe
+from toolbox.settings import (
+    PREPROCESS_NAMES,
+    describe,
+    parse_units,  # noqa: F401 (the commands take it from here)
+)
 
 log = logging.getLogger("toolbox.cli")
 
@@ -164,26 +168,6 @@ class BadInputs:
             raise error
         self.count += 1
         log.warning("skipped: %s", error)
-
-
-def parse_units(text: str, channels: int) -> list[int]:
-    """'3,17,40-45' or 'all' -> sorted unit indices, each checked against ``channels``."""
-    if text.strip() == "all":
-        return list(range(channels))
-    units: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            lo, _, hi = part.partition("-")
-            first, last = int(lo), int(hi or lo)
-        except ValueError:
-            raise UserError(f"bad unit spec '{part[:40]}' (use e.g. 3,17,40-45 or all)") from None
-        if not 0 <= first < channels or not 0 <= last < channels:
-            bad = first if not 0 <= first < channels else last
-            raise UserError(f"unit {bad} is out of range for this layer (0..{channels - 1})")
-        units.update(range(first, last + 1))
-    if not units:
-        raise UserError("--units selects no unit")
-    return sorted(units)
 
 
 def fraction(text: str) -> float:

@@ -49,12 +49,12 @@ def add_parser(command) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from toolbox.app.display import display_available
-    from toolbox.app.keys import KeyMap
+    from toolbox.app.modes import key_map
     from toolbox.app.sources import StillImages, open_source
     from toolbox.files import check_output_dir, check_output_file, clean_stray_parts
 
     settings = settings_of(args)
-    KeyMap(settings.live.keys)  # a bad binding is one line before the network loads
+    key_map(settings.live.keys)  # a bad binding is one line before the network loads
     headless = args.headless or bool(args.output or args.video or args.frames)
     if not headless and not display_available():
         log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead (--headless)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from toolbox.errors import UserError
 from toolbox.library.results import Circuit, Classes, Crops, Map, Picture, Result, UnitImages
-from toolbox.settings import Settings, load_settings, with_overrides
+from toolbox.settings import Settings, load_settings, parse_units, with_overrides
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,6 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
     >>> deepvis.units(net, "block9_add", [3, 17])  # doctest: +SKIP
     """
     from toolbox.assets.jobs import render_unit_images
-    from toolbox.cli.common import parse_units
     from toolbox.nets.memory import check_fits
     from toolbox.optvis.presets import steps_of
 

@@ -10,9 +10,9 @@ over them (accentuation, the circuit view).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from toolbox.app.keys import Action
+from toolbox.app.keys import Action, KeyMap
 from toolbox.app.modes import accent, circuit, dream, gradient, patterns, unit_image
 from toolbox.app.modes.base import NOTHING, FrameWork, JobWork, Mode
 from toolbox.app.protocol import KeyAction
@@ -38,6 +38,12 @@ def action_help() -> dict[str, str]:
     return {**{a.value: CORE_HELP[a] for a in Action}, **{name: a.help for name, (_, a) in MODE_ACTIONS.items()}}
 
 
+def key_map(bindings: Mapping[str, Sequence[str]] | None = None) -> KeyMap:
+    """The live window's keys: ``bindings`` (``live.keys``) over the defaults, for the window's
+    own actions and every mode's; a clash or an unknown name is one line."""
+    return KeyMap(bindings or {}, action_help())
+
+
 def apply(state: ViewState, action: str, channels: Sequence[int], steps: int = 1) -> ViewState:
     """The state after ``action`` (the window's own actions, or a mode's pure rule); an action
     that acts on results or files leaves the state as it is."""
@@ -47,4 +53,5 @@ def apply(state: ViewState, action: str, channels: Sequence[int], steps: int = 1
     return apply_core(state, Action(action), channels, steps)
 
 
-__all__ = ["BY_NAME", "MODES", "MODE_ACTIONS", "NOTHING", "FrameWork", "JobWork", "Mode", "action_help", "apply"]
+__all__ = ["BY_NAME", "MODES", "MODE_ACTIONS", "NOTHING", "FrameWork", "JobWork", "Mode", "action_help", "apply",
+           "key_map"]
