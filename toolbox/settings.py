@@ -179,8 +179,10 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
 
 @dataclass(frozen=True)
 class LiveSettings:
-    input: str | None = setting(None, "webcam[:N], a video file, a folder of images or one image; "
-                                      "default: the bundled examples")
+    input: str | None = setting(None, "webcam[:N], a video file, a folder of images or one image, or browser (the "
+                                      "served page's own camera); default: the bundled examples")
+    serve: str | None = setting(None, "[HOST:]PORT: show the live toolbox as a web page instead of a window "
+                                      "(HOST 127.0.0.1 unless given; the URL printed carries its access token)")
     camera: str = setting("webcam:0", "what the switch-source key turns to")
     layer: str | None = setting(None, "layer shown first; default: the network's live_layer (a layer whose "
                                       "units read at a glance), else its first dream layer")

@@ -108,8 +108,40 @@ class Webcam(_Capture):
         super().__init__(capture, f"webcam:{index}")
 
 
-def open_source(spec: str, max_pixels: int = 100_000_000) -> StillImages | VideoFile | Webcam:
-    """``webcam``, ``webcam:N``, a video file, a folder of images or one image."""
+class BrowserCamera:
+    """The camera of the page that shows the live toolbox (``deepvis live --serve --input
+    browser``): the newest frame a page sent wins; until the first, a grey frame."""
+
+    live = True
+
+    def __init__(self) -> None:
+        self._frame: np.ndarray | None = None
+        self.index = 0
+        self.wants_frame = True  # the last frame sent has been read: time to ask for the next
+
+    @property
+    def label(self) -> str:
+        return f"browser camera #{self.index}" if self._frame is not None else "browser camera (waiting for a page)"
+
+    def put(self, frame: np.ndarray) -> None:
+        self._frame, self.index, self.wants_frame = frame, self.index + 1, False
+
+    def read(self) -> np.ndarray:
+        self.wants_frame = True
+        return self._frame if self._frame is not None else np.full((240, 320, 3), 96, np.uint8)
+
+    def step(self, delta: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str, max_pixels: int = 100_000_000) -> StillImages | VideoFile | Webcam | BrowserCamera:
+    """``webcam``, ``webcam:N``, ``browser`` (the served page's camera), a video file, a folder
+    of images or one image."""
+    if spec == "browser":
+        return BrowserCamera()
     if spec == "webcam" or spec.startswith("webcam:"):
         try:
             index = int(spec.partition(":")[2] or 0)

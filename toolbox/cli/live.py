@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from toolbox.cli.common import SETTING, SETTING_FLAGS, bounded, keys_help, progress, setting_option, settings_of
+from toolbox.errors import UserError
 from toolbox.settings import describe
 
 log = logging.getLogger("toolbox.cli")
@@ -20,10 +21,14 @@ def add_parser(command) -> None:
                 "Shift with a move: bigger steps; click a tile to select it. Unit images come from `deepvis units`\n"
                 "output when present, else are made on demand.\n"
                 "Ctrl-C ends a headless recording and keeps it (a playable MP4 of the frames so far).\n"
+                "--serve shows the same toolbox as a web page (open the URL it prints, token included; for a\n"
+                "remote machine: ssh -L 8765:127.0.0.1:8765 HOST, then the URL on your own machine).\n"
                 "examples:\n  deepvis live                       # the example photos\n"
                 "  deepvis live --input webcam\n"
+                "  deepvis live --serve 8765 --input browser   # the page, with your laptop's camera\n"
                 "  deepvis live --input examples --headless --frames 5 -o shots/ --video demo.mp4")
     setting_option(p, ["--input", "-i"], "live.input")
+    setting_option(p, ["--serve"], "live.serve", metavar="[HOST:]PORT")
     setting_option(p, ["--layer", "-l"], "live.layer")
     setting_option(p, ["--backprop"], "live.backprop", metavar="METHOD")
     p.add_argument("--dream", action="store_true", default=None, dest=f"{SETTING}live.dream",
@@ -55,6 +60,10 @@ def run(args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     key_map(settings.live.keys)  # a bad binding is one line before the network loads
+    if settings.live.serve is not None:
+        return _serve(settings, args)
+    if settings.live_input == "browser":
+        raise UserError("--input browser is the served page's camera: add --serve [HOST:]PORT")
     headless = args.headless or bool(args.output or args.video or args.frames)
     if not headless and not display_available():
         log.warning("no display found (DISPLAY is not set); rendering the dashboard to files instead (--headless)")
@@ -79,3 +88,20 @@ def run(args: argparse.Namespace) -> None:
     where = [f"{len(written)} dashboard{'s' * (len(written) != 1)} in {Path(out_dir)}/"] if written else []
     where += [f"a recording in {args.video}"] if args.video else []
     print("wrote " + " and ".join(where))
+
+
+def _serve(settings, args: argparse.Namespace) -> None:
+    """--serve: the page until Ctrl-C; its URL (with the token) printed once it listens."""
+    from toolbox.app.serve import parse_address
+    from toolbox.app.sources import open_source
+
+    if args.headless or args.output or args.video or args.frames:
+        raise UserError("--serve shows the page; --headless, -o, --video and --frames are for recordings")
+    host, port = parse_address(settings.live.serve)  # a bad address: before the network loads
+    source = open_source(settings.live_input, settings.images.max_pixels)
+    from toolbox.library import live, load
+
+    net = load(settings=settings)
+    live(net, source, unit=args.unit, serve=f"{host}:{port}",
+         on_ready=lambda url: print(f"deepvis live: serving {url}\n  (Ctrl-C stops it)", flush=True))
+    print("deepvis live: stopped", flush=True)

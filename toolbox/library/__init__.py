@@ -368,13 +368,18 @@ def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, to
 
 def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless: bool = False,
          frames: int | None = None, output: str | Path | None = None, video: str | Path | None = None,
-         on_frame: Callable[[], None] | None = None) -> list[Path]:
+         serve: bool | str | None = None, on_frame: Callable[[], None] | None = None,
+         on_ready: Callable[[str], None] | None = None) -> Any:
     """The live toolbox on ``source`` (a folder, image, video or ``webcam[:N]``; default the
     settings' ``live.input``, else the bundled photos): the window until it is closed, or with
     ``headless`` (or no display) ``frames`` dashboards written to ``output`` (PNGs) and/or
-    ``video`` (an MP4); returns the PNGs written.
+    ``video`` (an MP4); returns the PNGs written. With ``serve`` (True, or "[HOST:]PORT") it is a
+    web page instead (``toolbox.app.serve``): in a notebook, shown inline (the server runs
+    beside the kernel; the IFrame is returned); elsewhere served until Ctrl-C, ``on_ready(url)``
+    told its address. ``source="browser"``: the page's own camera.
 
     >>> deepvis.live(net, "examples/", headless=True, frames=3, output="dashboards")  # doctest: +SKIP
+    >>> deepvis.live(net, serve=True)  # in a notebook: the live page inline  # doctest: +SKIP
     """
     from toolbox.app.display import display_available
     from toolbox.app.live import build_live_app
@@ -384,6 +389,8 @@ def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless:
     opened = source if hasattr(source, "read") else open_source(str(source) if source is not None else s.live_input,
                                                                 s.images.max_pixels)  # (or one opened already)
     app = build_live_app(net.network, s, opened)
+    if serve:
+        return _serve(app, "127.0.0.1:0" if serve is True else str(serve), unit, on_ready)
     if not headless:
         if display_available():
             app.run_window(unit=unit)
@@ -392,6 +399,36 @@ def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless:
     count = frames or (len(opened.paths) if isinstance(opened, StillImages) else 30)
     out = Path(output) if output is not None else (None if video is not None else Path("deepvis-live"))
     return app.run_headless(count, out, Path(video) if video is not None else None, unit=unit, progress=on_frame)
+
+
+def _serve(app: Any, address: str, unit: int, on_ready: Callable[[str], None] | None) -> Any:
+    """Serve ``app``'s page: beside a running notebook kernel (the IFrame returned), else here
+    until Ctrl-C."""
+    import threading
+
+    from toolbox.app.serve import LiveServer, parse_address
+
+    server = LiveServer(app, *parse_address(address), unit=unit)
+    if not _in_notebook():
+        server.run(on_ready or (lambda url: log.warning("deepvis live: serving %s", url)))
+        return server
+    ready = threading.Event()
+    threading.Thread(target=server.run, kwargs={"on_ready": lambda url: ready.set()}, name="deepvis-serve",
+                     daemon=True).start()
+    if not ready.wait(60):
+        raise UserError("the live page did not start within 60 s")
+    from IPython.display import IFrame
+
+    return IFrame(server.url, width=1300, height=790)
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
 
 
 __all__ = ["Circuit", "Classes", "Crops", "DeepvisError", "Map", "Net", "Picture", "Result", "UnitImages",
