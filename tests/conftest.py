@@ -1,13 +1,18 @@
 """Shared fixtures: the real lite0 network (converted once per session into a temporary
-cache), the example photos, and a tiny 8x8 Keras model with its spec for fast math tests."""
+cache), the example photos, a tiny 8x8 Keras model with its spec for fast math tests, and
+``deepvis``: the command run in this process."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import shutil
+import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +22,80 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+
+
+@dataclass
+class Run:
+    """What a run of the command left: as subprocess.run(..., capture_output=True, text=True) has it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def deepvis(*argv, settings=None, cwd=REPO, fresh: bool = False) -> Run:
+    """``deepvis ARGV [--settings SETTINGS]`` run in this process as ``python -m toolbox`` runs
+    it in ``cwd``: its exit code (argparse's own exits included) and what it wrote on stdout and
+    stderr. TensorFlow starts once per test session instead of once per run; the toolbox
+    logger, the environment and the working folder are as they were after it. ``fresh``: the
+    toolbox's in-memory caches (networks loaded once per process) are emptied first, so the run
+    reads converted models from disk as a new process does. An exception the command lets out
+    (a traceback, exit code 1, for a process) fails the test where it happens. Tests of the
+    process itself (signals, exit on Ctrl-C, what native code writes on stderr, no display)
+    start ``python -m toolbox`` instead."""
+    from toolbox.cli import main
+
+    if fresh:
+        _forget_toolbox_caches()
+
+    args = [os.fspath(a) for a in argv] + (["--settings", os.fspath(settings)] if settings else [])
+    out, err = io.StringIO(), io.StringIO()
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with _toolbox_state_kept(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(args)
+            except SystemExit as e:  # argparse's --help, --version and usage errors
+                if isinstance(e.code, str):
+                    print(e.code, file=err)
+                code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+    finally:
+        os.chdir(here)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def _forget_toolbox_caches() -> None:
+    """Every functools cache the toolbox's loaded modules define, emptied."""
+    for name, module in list(sys.modules.items()):
+        if name == "toolbox" or name.startswith("toolbox."):
+            for value in list(vars(module).values()):
+                if getattr(value, "__module__", None) == name and callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
+@contextlib.contextmanager
+def _toolbox_state_kept():
+    """The 'toolbox' logger (the command gives it its own stderr handler and stops it
+    propagating, which would hide its records from caplog) and the environment (the command
+    sets defaults for TensorFlow's and OpenCV's logging) restored afterwards."""
+    log = logging.getLogger("toolbox")
+    kept = log.handlers[:], log.level, log.propagate
+    env = dict(os.environ)
+    try:
+        yield
+    finally:
+        log.handlers[:], log.level, log.propagate = kept
+        for name in set(os.environ) - set(env):
+            del os.environ[name]
+        os.environ.update({k: v for k, v in env.items() if os.environ.get(k) != v})
+
+
+@pytest.fixture(autouse=True)
+def _toolbox_state_restored():
+    """The same for tests that call toolbox.cli.main themselves."""
+    with _toolbox_state_kept():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +119,8 @@ def lite0(lite0_settings):
 
 @pytest.fixture(scope="session")
 def settings_file(tmp_path_factory, cache_dir) -> Path:
-    """A settings file for lite0 that shares the session's converted weights (commands run in
-    subprocesses load the same cached model). A module may define its own."""
+    """A settings file for lite0 that shares the session's converted weights (commands run by
+    ``deepvis`` or in subprocesses load the same cached model). A module may define its own."""
     f = tmp_path_factory.mktemp("settings") / "settings.yaml"
     f.write_text(f"model: efficientnet_lite0\ncache_dir: {cache_dir}\n")
     return f
