@@ -102,6 +102,7 @@ class LiveServer:
         self._canvas: np.ndarray | None = None
         self._asked_frame = 0.0
         self.sent = 0  # dashboards encoded (for the benchmark)
+        self.encode_seconds = 0.0  # CPU seconds spent encoding them (what tabs cost beyond the app itself)
         self.url = ""
         self.loop: asyncio.AbstractEventLoop | None = None  # the server's, once it listens
         self._stopped: asyncio.Event | None = None
@@ -210,12 +211,14 @@ class LiveServer:
         showing = self._showing()
         if showing == self._shown and not force:
             return
+        started = time.process_time()
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(self._canvas, cv2.COLOR_RGB2BGR),
                                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return
         self._shown, self._jpeg = showing, buf.tobytes()
         self.sent += 1
+        self.encode_seconds += time.process_time() - started
         for tab in self.tabs:
             tab.offer(self._jpeg)
 
