@@ -190,3 +190,23 @@ def test_the_browsers_camera_is_the_source_and_the_grid_follows_it(served, chrom
 
     _wait(grid_moved, "the grid to respond to the moving camera picture")
     assert "browser camera" in server.app.source.label
+
+
+def test_in_a_notebook_live_serve_is_the_page_inline(tiny_settings, tmp_path, monkeypatch):
+    """deepvis.live(net, serve=True) in a kernel: the server runs beside it and the page comes
+    back shown inline (an iframe of its address, token included), which answers until stopped."""
+    import deepvis
+    import toolbox.library as library
+
+    settings = replace(tiny_settings, units=replace(tiny_settings.units, output_dir=str(tmp_path / "units")))
+    net = deepvis.load(settings=settings)
+    monkeypatch.setattr(library, "_in_notebook", lambda: True)
+    page = deepvis.live(net, EXAMPLES, serve=True)
+    try:
+        url = page.url
+        assert "token=" in url and url.replace("&", "&amp;") in page._repr_html_() and "<iframe" in page._repr_html_()
+        assert _status(url) == 200 and _status(url.split("?")[0]) == 403
+    finally:
+        page.stop()
+    with pytest.raises(urllib.error.URLError):  # stopped: the address no longer answers
+        urllib.request.urlopen(url, timeout=10)

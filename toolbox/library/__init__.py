@@ -375,8 +375,8 @@ def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless:
     ``headless`` (or no display) ``frames`` dashboards written to ``output`` (PNGs) and/or
     ``video`` (an MP4); returns the PNGs written. With ``serve`` (True, or "[HOST:]PORT") it is a
     web page instead (``toolbox.app.serve``): in a notebook, shown inline (the server runs
-    beside the kernel; the IFrame is returned); elsewhere served until Ctrl-C, ``on_ready(url)``
-    told its address. ``source="browser"``: the page's own camera.
+    beside the kernel; the ``LivePage`` returned shows it and ``stop()`` ends it); elsewhere
+    served until Ctrl-C, ``on_ready(url)`` told its address. ``source="browser"``: the page's own camera.
 
     >>> deepvis.live(net, "examples/", headless=True, frames=3, output="dashboards")  # doctest: +SKIP
     >>> deepvis.live(net, serve=True)  # in a notebook: the live page inline  # doctest: +SKIP
@@ -402,7 +402,7 @@ def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless:
 
 
 def _serve(app: Any, address: str, unit: int, on_ready: Callable[[str], None] | None) -> Any:
-    """Serve ``app``'s page: beside a running notebook kernel (the IFrame returned), else here
+    """Serve ``app``'s page: beside a running notebook kernel (a LivePage returned), else here
     until Ctrl-C."""
     import threading
 
@@ -413,13 +413,34 @@ def _serve(app: Any, address: str, unit: int, on_ready: Callable[[str], None] | 
         server.run(on_ready or (lambda url: log.warning("deepvis live: serving %s", url)))
         return server
     ready = threading.Event()
-    threading.Thread(target=server.run, kwargs={"on_ready": lambda url: ready.set()}, name="deepvis-serve",
-                     daemon=True).start()
+    thread = threading.Thread(target=server.run, kwargs={"on_ready": lambda url: ready.set()}, name="deepvis-serve",
+                              daemon=True)
+    thread.start()
     if not ready.wait(60):
         raise UserError("the live page did not start within 60 s")
-    from IPython.display import IFrame
+    return LivePage(server.url, server, thread)
 
-    return IFrame(server.url, width=1300, height=790)
+
+class LivePage:
+    """The live page served beside a notebook's kernel: shown inline (an iframe of ``url``);
+    ``stop()`` ends the server."""
+
+    def __init__(self, url: str, server: Any, thread: Any) -> None:
+        self.url, self._server, self._thread = url, server, thread
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return (f'<iframe src="{html.escape(self.url)}" width="1300" height="790" style="border: 0"></iframe>'
+                f'<p><a href="{html.escape(self.url)}" target="_blank">open the live page in its own tab</a></p>')
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.loop.call_soon_threadsafe(self._server.stop)
+            self._thread.join(30)
+
+    def __repr__(self) -> str:
+        return f"LivePage({self.url})"
 
 
 def _in_notebook() -> bool:
