@@ -437,4 +437,6 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any],
     """``settings`` with ``overrides`` ({dotted key: value}; None values are skipped) laid over
     it, each checked as a settings file's value is (the library's keywords come through here,
     so ``size=100000`` is the same one-line error as ``--size 100000``)."""
+    if all(value is None for value in overrides.values()):
+        return settings  # nothing to lay over: no rebuild (every call of the library with its defaults)
     return _build(Settings, _nest(overrides, dataclasses.asdict(settings)), "", labels or {})

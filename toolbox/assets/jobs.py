@@ -9,7 +9,7 @@ import numpy as np
 
 from toolbox.assets.unit_images import UnitImageFolder
 from toolbox.nets import Network
-from toolbox.optvis import Ascent, Preset, channel, get_preset
+from toolbox.optvis import Ascent, channel, get_preset
 
 
 @dataclass
@@ -24,13 +24,14 @@ class UnitRun:
 
 def render_unit_images(network: Network, layer: str, units: Sequence[int], folder: UnitImageFolder | None,
                        preset: str, size: int, steps: int, batch: int, seed: int = 0,
-                       on_step: Callable[[], None] | None = None) -> UnitRun:
+                       on_step: Callable[[], None] | None = None, ascent: Ascent | None = None) -> UnitRun:
     """Optimize one image per unit (``batch`` at a time); with a ``folder``, store each batch
-    as it finishes, so an interrupted job keeps what it made, and a contact sheet at the end."""
+    as it finishes, so an interrupted job keeps what it made, and a contact sheet at the end.
+    ``ascent``: the layer's Ascent of ``preset`` made earlier (its steps compiled already)."""
     for unit in units:
         network.check_unit(layer, unit)
     recipe = get_preset(preset)
-    ascent = Ascent(network, channel(layer), recipe)
+    ascent = ascent or Ascent(network, channel(layer), recipe)
     made = UnitRun(transparency=[] if recipe.transparency else None)
     for start in range(0, len(units), batch):
         chunk = list(units[start:start + batch])

@@ -9,7 +9,7 @@ The commands call these functions and then write files; nothing is computed twic
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +31,14 @@ class Net:
 
     network: Any
     settings: Settings
+    _engines: dict = field(default_factory=dict, init=False, repr=False)  # compiled once, reused by every call
+
+    def engine(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The engine object ``make`` builds for ``key`` (an Attributor, an Ascent for a layer...),
+        made once: its compiled steps serve every later call, as they serve a command's run."""
+        if key not in self._engines:
+            self._engines[key] = make()
+        return self._engines[key]
 
     @property
     def name(self) -> str:
@@ -157,8 +165,12 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
     spec = net.network.spec.layer(layer)
     chosen = parse_units(_unit_text(units), spec.channels)
     check_fits(net.network, u.size, min(u.batch, len(chosen)), "size= and batch=")
+    from toolbox.optvis import Ascent, channel, get_preset
+
+    ascent = net.engine(("ascent", spec.name, u.preset), lambda: Ascent(net.network, channel(spec.name),
+                                                                        get_preset(u.preset)))
     made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, u.size, steps_of(u.preset, u.steps),
-                              u.batch, seed, on_step=on_step)
+                              u.batch, seed, on_step=on_step, ascent=ascent)
     return UnitImages(spec.name, tuple(chosen), np.stack(made.images), np.asarray(made.objectives, np.float32),
                       None if made.transparency is None else np.stack(made.transparency))
 
@@ -197,26 +209,24 @@ def attribute(net: Net, photo: np.ndarray, target: str | int, method: str | None
     from toolbox.nets.memory import check_fits
     from toolbox.optvis.attribution import Attributor
     from toolbox.optvis.fooling import PhotoFit
-    from toolbox.outputs.attribution import attribution_images
 
     a = _options(net, "attribute", method=method, filter=filter, unit_value=unit_value, samples=samples,
                  noise=noise, steps=steps, batch=batch, smooth_base=smooth_base)
     if cam_layer and a.method != "gradcam":
         raise UserError(f"cam_layer is for method gradcam, not {a.method}")
     wanted = target_of(net, target, a.unit_value)
-    attributor = Attributor(net.network)
+    attributor = net.engine(("attributor",), lambda: Attributor(net.network))
     attributor.check(wanted)
     rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
     check_fits(net.network, net.input_size, min(a.batch, rows), "batch=")
     fitted = net.fit(photo)
     result = attributor(fitted, wanted, a.method, cam_layer=cam_layer, smooth_base=a.smooth_base,
                         samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=seed)
-    fit = PhotoFit(*photo.shape[:2], net.input_size, net.settings.images.fit)
-    at_photo = _at_photo(result, fit)
-    images = attribution_images(at_photo, photo, a.filter)
+    shape = (*photo.shape[:2], net.input_size, net.settings.images.fit)
+    fit = net.engine(("photo fit", *shape), lambda: PhotoFit(*shape))  # its resize operators, made once a size
     name = (f"{wanted.layer}:{wanted.index}" if not wanted.is_class
             else f"class {wanted.index} ({net.network.labels[wanted.index]})")
-    return Map(name, a.method, float(result.score), at_photo.map, images["map"], images["overlay"])
+    return Map(name, a.method, float(result.score), _at_photo(result, fit), photo, a.filter)
 
 
 def _at_photo(result, fit):
@@ -253,7 +263,15 @@ def dream(net: Net, photo: np.ndarray, layers: str | dict[str, float] | None = N
     d = _options(net, "dream", octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size,
                  tile=tile, objective=objective, layers=layers if isinstance(layers, str) else None)
     weights = layers if isinstance(layers, dict) else parse_layer_weights(d.layers) if d.layers else None
-    frame, _ = dream_once(net.network, photo, d, layers=weights, guide_image=guide, seed=seed, on_step=on_step)
+    dreamer = None
+    if guide is None:  # the objective is the layers': compiled once for them
+        from toolbox.optvis import DeepDream
+        from toolbox.outputs.dream import dream_objective
+
+        dreamer = net.engine(("dreamer", tuple(sorted((weights or {}).items())), d.objective), lambda: DeepDream(
+            net.network, dream_objective(net.network, weights, None, d.objective)))
+    frame, _ = dream_once(net.network, photo, d, layers=weights, guide_image=guide, seed=seed, on_step=on_step,
+                          dreamer=dreamer)
     h, w = photo.shape[:2]
     return Picture("dream", resize(frame, w, h), {"octaves": d.octaves, "steps": d.steps})
 
@@ -275,7 +293,8 @@ def accentuate(net: Net, photo: np.ndarray, unit: str, *, size: int | None = Non
     a = _options(net, "accentuate", size=size, steps=steps, weight=weight)
     side = a.size or net.input_size
     check_fits(net.network, side, 1, "size=")
-    accentuator = Accentuator(net.network, layer, side, weight=a.weight, fit=net.settings.images.fit)
+    accentuator = net.engine(("accentuator", layer, side, a.weight), lambda: Accentuator(
+        net.network, layer, side, weight=a.weight, fit=net.settings.images.fit))
     result = accentuator.accentuate(photo, index, a.steps, seed=seed, on_step=on_step)
     image = back_onto(photo, result.image, PhotoFit(*photo.shape[:2], side, net.settings.images.fit))
     return Picture(f"{layer}:{index} accentuated", image,
@@ -310,7 +329,7 @@ def circuit(net: Net, photos: np.ndarray | Sequence[np.ndarray], unit: str, *, s
     c = _options(net, "circuit", top=top, batch=batch)
     many = [photos] if isinstance(photos, np.ndarray) and photos.ndim == 3 else list(photos)
     images = np.stack([net.fit(p) for p in many]).astype(np.float32)
-    tracer = CircuitTracer(net.network)
+    tracer = net.engine(("tracer",), lambda: CircuitTracer(net.network))
     source = tracer.check_source(layer, source)
     target = tracer.next_layer(layer)
     rows: dict[str, list] = {"inputs": [], "outputs": [], "values": []}

@@ -4,6 +4,7 @@ array to ``np.asarray``, show themselves in Jupyter (``_repr_png_`` / ``_repr_ht
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,16 +89,34 @@ class UnitImages(Result):
 @dataclass(frozen=True, repr=False)
 class Map(Result):
     """An attribution map at the photo's size: ``array`` (H, W, 3) float32 (the gradient-like
-    map, or a CAM's heat in colour), ``score`` the explained value, and the picture the
-    command writes (``image``: the map through its display filter) with ``overlay`` (its heat
-    over the photo); shown side by side."""
+    map; a CAM's ``heat`` beside it), ``score`` the explained value; ``image`` is the map through
+    its display filter and ``overlay`` its heat over the photo, as the command writes them (made
+    when first asked for: shown side by side)."""
 
     target: str
     method: str
     score: float
-    array: np.ndarray
-    image: np.ndarray
-    overlay: np.ndarray
+    attribution: Any  # optvis.attribution.Attribution, carried to the photo's pixels
+    photo: np.ndarray
+    filter: str
+
+    @property
+    def array(self) -> np.ndarray:
+        return self.attribution.map
+
+    @functools.cached_property
+    def _pictures(self) -> dict[str, np.ndarray]:
+        from toolbox.outputs.attribution import attribution_images
+
+        return attribution_images(self.attribution, self.photo, self.filter)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self._pictures["map"]
+
+    @property
+    def overlay(self) -> np.ndarray:
+        return self._pictures["overlay"]
 
     def picture(self) -> np.ndarray:
         gap = np.full((self.image.shape[0], 8, 3), 255, np.uint8)

@@ -135,9 +135,13 @@ class _Axis:
     def adjoint(self, g: np.ndarray) -> np.ndarray:
         """(n_out, ...) -> (n_in, ...): the transpose applied along the first axis."""
         out = np.zeros((self.n_in, *g.shape[1:]), np.float32)
+        distinct = bool(np.all(np.diff(self.starts) > 0))  # shrinking: no two rows start alike
         for j in range(self.weights.shape[1]):
             w = self.weights[:, j].reshape(-1, *([1] * (g.ndim - 1)))
-            np.add.at(out, self.starts + j, w * g)
+            if distinct:  # each target once per j: a plain indexed add (np.add.at is ten times slower)
+                out[self.starts + j] += w * g
+            else:
+                np.add.at(out, self.starts + j, w * g)
         return out
 
 

@@ -38,10 +38,12 @@ def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def dream_once(network: Network, image: np.ndarray, settings: DreamSettings, *, layers: dict[str, float] | None,
-               guide_image: np.ndarray | None, seed: int, on_step: Callable[..., None] | None = None):
+               guide_image: np.ndarray | None, seed: int, on_step: Callable[..., None] | None = None,
+               dreamer: DeepDream | None = None):
     """(the dream of ``image`` at the size it was dreamed, the DeepDream that made it): what the
-    command and ``deepvis.dream`` both make; the dream is at least the network's smallest size."""
-    dreamer = DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
+    command and ``deepvis.dream`` both make; the dream is at least the network's smallest size.
+    ``dreamer``: one made earlier for the same objective (its steps compiled already)."""
+    dreamer = dreamer or DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
     work = ensure_min_side(image, network.spec.min_size)
     schedule = DreamSchedule(settings.octaves, settings.octave_scale, settings.steps, settings.step_size,
                              settings.tile, seed)
