@@ -113,6 +113,13 @@ def title(canvas: np.ndarray, rect: Rect, s: str) -> None:
     text(canvas, s, rect.x, rect.y - 8, DIM, 0.45)
 
 
+def shrunk_title(canvas: np.ndarray, rect: Rect, s: str, color=DIM, room: int = 0) -> None:
+    """A pane's title that shrinks to fit ``rect``'s width (plus ``room``) rather than run into
+    the next column (long layer names)."""
+    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
+    text(canvas, s, rect.x, rect.y - 8, color, 0.45 * min(1.0, (rect.w + room) / width))
+
+
 def paste(canvas: np.ndarray, image: np.ndarray, rect: Rect, interpolation=cv2.INTER_AREA) -> None:
     canvas[rect.y:rect.y + rect.h, rect.x:rect.x + rect.w] = cv2.resize(image, (rect.w, rect.h),
                                                                          interpolation=interpolation)

@@ -10,7 +10,18 @@ import cv2
 import numpy as np
 
 from toolbox.app import layout as L
-from toolbox.app.dashboard import DIM, FONT, SELECT, TEXT, apply_lut, grid_levels, paste, placeholder, text, title
+from toolbox.app.dashboard import (
+    DIM,
+    SELECT,
+    TEXT,
+    apply_lut,
+    grid_levels,
+    paste,
+    placeholder,
+    shrunk_title,
+    text,
+    title,
+)
 from toolbox.app.layout import Rect, circuit_cell_at
 from toolbox.app.modes.base import FrameWork, Mode
 from toolbox.app.protocol import BackwardNeed, FrameContext, Hints, KeyAction, frozen
@@ -139,9 +150,8 @@ class CircuitWork(FrameWork):
 def circuit_title(canvas: np.ndarray, request: CircuitRequest, stale: bool = False) -> None:
     """The unit explained and where its inputs come from ("..." while a newer one is on its way);
     long layer names shrink the text rather than run into the next column."""
-    s = f"circuit: {request.layer} {request.unit} <- {request.source}" + (" ..." if stale else "")
-    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
-    text(canvas, s, L.CROPS.x, L.CROPS.y - 8, DIM, 0.45 * min(1.0, L.CROPS.w / width))
+    shrunk_title(canvas, L.CROPS, f"circuit: {request.layer} {request.unit} <- {request.source}"
+                 + (" ..." if stale else ""))
 
 
 class CircuitMode(Mode):

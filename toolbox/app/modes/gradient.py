@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import cv2
 import numpy as np
 
 from toolbox.app import layout as L
-from toolbox.app.dashboard import ACCENT, DIM, FONT, TEXT, paste, placeholder, text, title
+from toolbox.app.dashboard import ACCENT, DIM, TEXT, paste, placeholder, shrunk_title, text, title
 from toolbox.app.modes.base import FrameWork, Mode
 from toolbox.app.protocol import BackwardNeed, FrameContext, Hints, KeyAction, frozen
 from toolbox.app.state import BACKPROP_FILTERS, BACKPROP_MODES, ViewState
@@ -78,10 +77,8 @@ def gradient_title(canvas: np.ndarray, request: BackpropRequest, frozen_: bool) 
     """Method, filter and the unit explained, in the accent colour while frozen (the pane
     then explains another layer than the grid's, which should not go unnoticed); a long
     layer name shrinks the text rather than run into the next column."""
-    s = f"{request.rule} ({request.filter}): {request.layer} unit {request.unit}" + (" frozen" if frozen_ else "")
-    width = cv2.getTextSize(s, FONT, 0.45, 1)[0][0]
-    scale = 0.45 * min(1.0, (L.GRADIENT.w + 15) / width)
-    text(canvas, s, L.GRADIENT.x, L.GRADIENT.y - 8, ACCENT if frozen_ else DIM, scale)
+    shrunk_title(canvas, L.GRADIENT, f"{request.rule} ({request.filter}): {request.layer} unit {request.unit}"
+                 + (" frozen" if frozen_ else ""), ACCENT if frozen_ else DIM, room=15)
 
 
 class GradientMode(Mode):
