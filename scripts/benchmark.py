@@ -6,8 +6,8 @@ Each figure that has a goal is a ratio against a baseline measured in the same p
 (machines here are noisy); absolute times are printed as context.
 
 Parts, in the order they run (one module each, scripts/bench/<part>.py, whose docstring says
-what it measures and the goal of each figure): probe, dream, units, library, live, serve, soak, crops, gradients,
-precompute, seedimages, circuits, inception.
+what it measures and the goal of each figure): probe, dream, units, layers, library, live, serve, soak, crops,
+gradients, precompute, seedimages, circuits, inception.
 """
 
 from __future__ import annotations

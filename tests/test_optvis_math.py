@@ -261,3 +261,43 @@ def test_dream_tiling_matches_whole_image_gradient_and_traces_once(tiny):
     assert out.shape == image.shape and out.dtype == np.uint8
     assert dreamer.trace_count == 1
     assert dreamer.objective_of(out, 64) > whole_value
+
+
+def test_channel_contrast_is_own_mean_minus_the_strongest_other():
+    from toolbox.optvis.objectives import channel_contrast
+
+    c, a, b = ctx(units=(2, 0))
+    means = b.mean(axis=(1, 2))
+    others = [np.delete(means[0], 2).max(), np.delete(means[1], 0).max()]
+    expected = [means[0, 2] - 0.5 * others[0], means[1, 0] - 0.5 * others[1]]
+    np.testing.assert_allclose(channel_contrast("b", 0.5)(c).numpy(), expected, rtol=1e-5)
+
+
+def test_roll_shifts_by_whole_strides_and_wraps_around():
+    from toolbox.optvis.transforms import roll
+
+    image = tf.constant(RNG.uniform(size=(2, 16, 16, 3)), tf.float32)
+    for k in range(8):
+        out = roll(8, 4)(image, tf.constant([k, 1])).numpy()
+        shifts = [(dy, dx) for dy in range(-8, 9, 4) for dx in range(-8, 9, 4)
+                  if np.array_equal(out, np.roll(image.numpy(), (dy, dx), axis=(1, 2)))]
+        assert shifts, "not a wrapped shift by a multiple of the stride"
+
+
+def test_wrapped_warp_leaves_no_grey_border():
+    image = tf.constant(np.zeros((1, 32, 32, 3)), tf.float32)  # black: any grey is the fill
+    kept = affine(8.0, (0.9, 0.9), 10.0)(image, tf.constant([1, 2])).numpy()
+    wrapped = affine(8.0, (0.9, 0.9), 10.0, fill_mode="WRAP")(image, tf.constant([1, 2])).numpy()
+    assert kept.max() == pytest.approx(0.5) and wrapped.max() == 0.0
+
+
+def test_unit_recipe_follows_the_field_unless_told(tiny):
+    from toolbox.optvis.presets import SMALLEST_SIZE, field_size, unit_recipe
+
+    recipe = unit_recipe(tiny, "conv_b", "lucid")  # a 5-pixel field
+    assert recipe.size == field_size(tiny, "conv_b") == SMALLEST_SIZE and recipe.steps == 128
+    assert recipe.preset.redirect
+    told = unit_recipe(tiny, "conv_b", "lucid", size=40, steps=7)
+    assert (told.size, told.steps) == (40, 7)
+    maco = unit_recipe(tiny, "conv_b", "maco")
+    assert maco.preset.name == "maco" and maco.steps == 256

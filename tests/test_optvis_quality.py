@@ -6,21 +6,37 @@ import pytest
 from conftest import dream_at_defaults
 
 from toolbox.assets.quality import measure_unit_images
-from toolbox.optvis import Ascent, channel, get_preset
+from toolbox.optvis.presets import unit_recipe
 from toolbox.settings import Settings
 
 UNITS = {"block9_add": [0, 13, 27, 41, 55, 69, 83, 97], "block13_add": [2, 26, 50, 74, 98, 122, 146, 170]}
 
 
+def made_as_units_makes_them(net, layer, units):
+    """Unit images of the default preset's recipe for ``layer`` (seed 0), as `deepvis units` makes them."""
+    defaults = Settings().units
+    recipe = unit_recipe(net, layer, defaults.preset, defaults.size, defaults.steps)
+    return recipe, recipe.ascent(net, layer).run(units, recipe.size, recipe.steps, seed=0)
+
+
 @pytest.fixture(scope="module")
 def unit_quality(lite0, photos):
-    defaults = Settings().units
     results = []
     for layer, units in UNITS.items():
-        preset = get_preset(defaults.preset)
-        rendered = Ascent(lite0, channel(layer), preset).run(units, defaults.size, preset.steps, seed=0)
-        results += measure_unit_images(lite0, layer, units, rendered.images, list(photos.values()))
+        _, rendered = made_as_units_makes_them(lite0, layer, units)
+        results += measure_unit_images(lite0, layer, units, rendered.images, list(photos.values()), pre_relu=True)
     return results
+
+
+def test_early_units_are_selective_and_reported_by_their_own_mean(lite0, photos):
+    """block1_project_bn (an 11-pixel field): small images shifted by whole strides, against the
+    layer's strongest other unit; before issue 30, 2 of 4 were selective. The value each image
+    reports is its unit's channel mean (what the objectives file records), not the contrast."""
+    units = [3, 9, 15, 21]
+    recipe, rendered = made_as_units_makes_them(lite0, "block1_project_bn", units)
+    q = measure_unit_images(lite0, "block1_project_bn", units, rendered.images, list(photos.values()), pre_relu=True)
+    assert recipe.size == 64 and sum(x.selective for x in q) >= 3, [(x.unit, x.selective) for x in q]
+    np.testing.assert_allclose(rendered.objective, [x.value for x in q], rtol=1e-3, atol=1e-3)
 
 
 def test_unit_images_are_selective(unit_quality):

@@ -120,4 +120,6 @@ def test_help_texts_come_from_the_settings_defaults():
     from toolbox.cli import build_parser
 
     text = build_parser()._subparsers._group_actions[0].choices["units"].format_help()
-    assert f"default {Settings().units.size}; settings: units.size" in " ".join(text.split())
+    assert f"default {Settings().units.batch}; settings: units.batch" in " ".join(text.split())
+    assert "(lucid: half the unit's receptive field, 64-128 px; the other presets 128) (settings: units.size)" in " ".join(
+        text.split())  # no default shown where the layer decides

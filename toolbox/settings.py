@@ -72,7 +72,8 @@ class DreamSettings:
 
 @dataclass(frozen=True)
 class UnitSettings:
-    size: int = setting(128, "side of each unit image in pixels", lo=16, hi=2048)
+    size: int | None = setting(None, "side of each unit image in pixels; default: the layer's own (lucid: half the "
+                                     "unit's receptive field, 64-128 px; the other presets 128)", lo=16, hi=2048)
     steps: int | None = setting(None, "optimization steps; default: the preset's own (maco 256, the others 128)",
                                 lo=1, hi=100_000)
     preset: str = setting("lucid", "lucid, maco, yosinski1, yosinski2, yosinski3 or yosinski4")

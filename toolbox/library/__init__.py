@@ -159,17 +159,15 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
     """
     from toolbox.assets.jobs import render_unit_images
     from toolbox.nets.memory import check_fits
-    from toolbox.optvis.presets import steps_of
+    from toolbox.optvis.presets import unit_recipe
 
     u = _options(net, "units", preset=preset, size=size, steps=steps, batch=batch)
     spec = net.network.spec.layer(layer)
     chosen = parse_units(_unit_text(units), spec.channels)
-    check_fits(net.network, u.size, min(u.batch, len(chosen)), "size= and batch=")
-    from toolbox.optvis import Ascent, channel, get_preset
-
-    ascent = net.engine(("ascent", spec.name, u.preset), lambda: Ascent(net.network, channel(spec.name),
-                                                                        get_preset(u.preset)))
-    made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, u.size, steps_of(u.preset, u.steps),
+    recipe = unit_recipe(net.network, spec.name, u.preset, u.size, u.steps)  # size and steps: the layer's own
+    check_fits(net.network, recipe.size, min(u.batch, len(chosen)), "size= and batch=")
+    ascent = net.engine(("ascent", spec.name, u.preset), lambda: recipe.ascent(net.network, spec.name))
+    made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, recipe.size, recipe.steps,
                               u.batch, seed, on_step=on_step, ascent=ascent)
     return UnitImages(spec.name, tuple(chosen), np.stack(made.images), np.asarray(made.objectives, np.float32),
                       None if made.transparency is None else np.stack(made.transparency))

@@ -82,6 +82,22 @@ def channel(layer: str, unit: int | None = None) -> Objective:
                      frozenset([layer]), f"channel({layer}, {unit})")
 
 
+def channel_contrast(layer: str, weight: float = 0.5, unit: int | None = None) -> Objective:
+    """The channel's mean minus ``weight`` times the largest mean of the layer's other
+    channels: an image that drives its unit harder than any other unit of the layer (where
+    units share what they like, a plain ``channel`` image is everyone's). 0 < weight <= 1."""
+
+    def fn(c: Context) -> tf.Tensor:
+        means = tf.reduce_mean(c.acts[layer], axis=[1, 2])  # (B, C)
+        units = c.units if unit is None else tf.fill([tf.shape(means)[0]], unit)
+        own = tf.gather(means, units, axis=1, batch_dims=1)
+        mine = tf.one_hot(units, tf.shape(means)[1]) > 0
+        others = tf.reduce_max(tf.where(mine, tf.fill(tf.shape(means), -tf.float32.max), means), axis=1)
+        return own - weight * others
+
+    return Objective(fn, frozenset([layer]), f"channel_contrast({layer}, {unit}, {weight})")
+
+
 def neuron(layer: str, unit: int | None = None, x: int | None = None, y: int | None = None) -> Objective:
     """Activation of one channel at one position (default: the centre)."""
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable
 
 from toolbox.errors import UserError, closest
 from toolbox.optvis import params, transforms
 from toolbox.optvis.updates import Adam, NAdam, RegularizedAscent
+
+if TYPE_CHECKING:
+    from toolbox.optvis.objectives import Objective
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,7 @@ class Preset:
     update: Adam | NAdam | RegularizedAscent
     transparency: bool = False  # its images come with a transparency map worth keeping
     steps: int = 128  # the steps it needs, when units.steps (--steps) does not say
+    redirect: bool = False  # ReLUs pass a redirected gradient where the true one is zero (relu_rules)
 
 
 def _maco() -> Preset:
@@ -40,7 +44,11 @@ PRESETS: dict[str, Callable[[], Preset]] = {
     # Fourier basis, decorrelated colour, Adam; Lucid's pad/jitter/scale/rotate as one warp per
     # row at the size asked (the network sees 128 px for 128 asked, not 126-158: a third less
     # work per step, and the same quality in half the steps, see scripts/bench/units.py)
-    "lucid": lambda: Preset("lucid", params.fourier(), transforms.standard_affine(), Adam(lr=0.05)),
+    # (wrapped around: the Fourier image is periodic, so the warp leaves no border to exploit);
+    # ReLUs pass a redirected gradient where nothing else would (lite0 block13_dw_relu: 4 of 8
+    # units selective instead of 1, the others' images no longer flat grey)
+    "lucid": lambda: Preset("lucid", params.fourier(), transforms.standard_affine(fill_mode="WRAP"), Adam(lr=0.05),
+                            redirect=True),
     # Phase-only Fourier under a natural magnitude spectrum, random crops and noise, NAdam
     "maco": _maco,
     # The four hyperparameter settings of Yosinski et al. 2015, "Understanding Neural
@@ -62,3 +70,66 @@ def get_preset(name: str) -> Preset:
 def steps_of(name: str, asked: int | None) -> int:
     """The steps a unit image of preset ``name`` takes: ``asked`` (units.steps), else the preset's own."""
     return asked or get_preset(name).steps
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one layer's unit images are made: the preset (its transforms fitted to the layer),
+    the image side, the steps, and the objective of each row's unit."""
+
+    preset: Preset
+    size: int
+    steps: int
+    objective: Callable[[str], "Objective"]  # layer -> the objective, one unit per batch row
+
+    def describe(self) -> str:
+        return f"{self.preset.name}, {self.size} px, {self.steps} steps"
+
+    def ascent(self, network, layer: str):
+        """The compiled ascent of ``layer``'s units by this recipe; its results report each
+        unit's channel mean before the ReLU (``Rendered.objective``), whatever it optimizes."""
+        from toolbox.optvis.objectives import channel
+        from toolbox.optvis.render import Ascent
+
+        return Ascent(network, self.objective(layer), self.preset, measure=channel(layer))
+
+
+DEFAULT_SIZE = 128  # side of a unit image when neither units.size (--size) nor the layer says
+LARGEST_SIZE = 128  # the most a layer's field asks for (lite0 block9_add: 30 unit images a minute)
+SMALLEST_SIZE = 64  # the least (a 3-pixel field still wants a few hundred positions to tile)
+FIELD_FRACTION = 0.5  # image side per pixel of the unit's receptive field
+ROLL_FIELD = 48  # fields up to this many pixels: shifts by the layer's stride instead of a warp
+# the default preset maximizes a unit's mean minus this times the strongest other unit's: where
+# units share what they like (lite0 stem_relu: colours), a plain channel image is everyone's
+# (stem_relu 5 of 8 selective instead of 1, block1_project_bn 8 instead of 5; deep layers as before)
+CONTRAST = 0.5
+
+
+def field_size(network, layer: str) -> int:
+    """The side a unit image of ``layer`` needs: half its receptive field, a multiple of 8,
+    within SMALLEST_SIZE..LARGEST_SIZE and at least the network's smallest input. A unit
+    that sees 7 pixels is as clear at 64 px as at 128, for a quarter of the work."""
+    field = network.receptive_field(layer)[0]
+    side = round(field * FIELD_FRACTION / 8) * 8
+    return max(min(max(side, SMALLEST_SIZE), LARGEST_SIZE), -(-network.spec.min_size // 8) * 8)
+
+
+def unit_recipe(network, layer: str, preset: str, size: int | None = None, steps: int | None = None) -> Recipe:
+    """The recipe for ``layer``'s unit images with preset ``preset``: ``size`` and ``steps``
+    when given (units.size, units.steps), else what the layer needs. The default preset
+    (lucid) fits itself to the layer: the image side follows the unit's receptive field
+    (``field_size``); a unit with a small field (up to ROLL_FIELD px) is shifted by whole
+    multiples of its layer's stride, wrapped around, instead of warped (the pixel-fine
+    patterns early units want survive: lite0 block0-block2 8/8, 5/8, 7/8 selective against 7,
+    4, 6 of 8 with the warp); the objective is the unit's mean against the layer's strongest
+    other unit (``channel_contrast``, CONTRAST). Use ``Recipe.ascent``."""
+    from toolbox.optvis.objectives import channel, channel_contrast
+
+    recipe = get_preset(preset)
+    if preset != DEFAULT_PRESET:
+        return Recipe(recipe, size or DEFAULT_SIZE, steps or recipe.steps, channel)
+    field, stride = network.receptive_field(layer)
+    if field <= ROLL_FIELD:
+        recipe = replace(recipe, transform=transforms.roll(max(8, stride), stride))
+    return Recipe(recipe, size or field_size(network, layer), steps or recipe.steps,
+                  lambda name: channel_contrast(name, CONTRAST))

@@ -118,3 +118,51 @@ def rule_relu(layer: keras.layers.Layer) -> keras.layers.Layer:
     else:  # an Activation layer of relu or relu6
         cap = 6.0 if getattr(layer.activation, "__name__", "") == "relu6" else None
     return RuleReLU(None if cap is None else float(cap), name=layer.name, dtype=layer.dtype_policy)
+
+
+def _redirected(x: tf.Tensor, cap: float | None) -> tf.Tensor:
+    @tf.custom_gradient
+    def rectify(x):
+        y = _forward(x, cap)
+
+        def gradient(g):
+            # g is d(objective)/dy of an ascent: g > 0 asks for a larger x
+            on = x > 0 if cap is None else (x > 0) & (x < cap)
+            true = tf.where(on, g, tf.zeros_like(g))
+            towards = (x <= 0) & (g > 0)
+            if cap is not None:
+                towards = towards | ((x >= cap) & (g < 0))
+            redirected = tf.where(on | towards, g, tf.zeros_like(g))
+            rank = x.shape.rank
+            alive = tf.reduce_max(tf.abs(true), axis=list(range(1, rank))) > 0  # (B,): anything got through
+            return tf.where(tf.reshape(alive, [-1] + [1] * (rank - 1)), true, redirected)
+
+        return y, gradient
+
+    return rectify(x)
+
+
+class RedirectedReLU(keras.layers.ReLU):
+    """A ReLU or capped ReLU (same forward values) whose gradient, in a batch row where the
+    true gradient is zero everywhere (every unit the objective reaches through it is off, or
+    at its cap), passes where it would move the input back into the active range (Lucid's
+    redirected ReLU gradient, for gradient *ascent*). A unit image starting from a near-grey
+    image may find its unit's inputs all off (lite0 ``block13_dw_relu``: the depthwise unit
+    reads one expansion channel, off on grey): the true gradient is zero and the image never
+    moves; the redirected one turns the inputs on, after which the true gradient takes over."""
+
+    def __init__(self, max_value: float | None = None, **kwargs) -> None:
+        super().__init__(max_value=max_value, **kwargs)
+        self.cap = None if max_value is None else float(max_value)
+
+    def call(self, x):
+        return _redirected(x, self.cap)
+
+
+def redirected_relu(layer: keras.layers.Layer) -> keras.layers.Layer:
+    """The stand-in for one ReLU / ReLU6 layer in an ascent's view (``Network.rectified_view``'s
+    rectifier): a RedirectedReLU of the same name and cap; leaky or thresholded ReLUs as they are."""
+    plain = rule_relu(layer)
+    if not isinstance(plain, RuleReLU):
+        return plain
+    return RedirectedReLU(plain.cap, name=layer.name, dtype=layer.dtype_policy)

@@ -31,7 +31,7 @@ ImageCallback = Callable[[int, np.ndarray], None]  # (step, uint8 images (B, H, 
 @dataclass(frozen=True)
 class Rendered:
     images: np.ndarray  # (B, size, size, 3) uint8
-    objective: np.ndarray  # (B,) objective of each row on its final image, untransformed
+    objective: np.ndarray  # (B,) objective (or ``measure``) of each row on its final image, untransformed
     steps: int  # steps actually taken (fewer when stopped early)
     # (B, size, size) float32: the absolute gradient of the objective on each image pixel,
     # summed over steps and colours: where the ascent looked (MACO's transparency map)
@@ -42,22 +42,43 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.round(np.asarray(images) * 255.0), 0, 255).astype(np.uint8)
 
 
+def _view(network: Network, layers, pre_relu: bool, redirect: bool):
+    """``network.view(layers, pre_relu)``, or with ``redirect`` the same values from a copy
+    whose ReLUs pass a redirected gradient (``relu_rules.RedirectedReLU``)."""
+    if not redirect:
+        return network.view(layers, pre_relu)
+    from toolbox.nets.network import LOGITS, PRE_RELU
+    from toolbox.optvis.relu_rules import redirected_relu
+
+    names = {layer: layer + PRE_RELU if pre_relu and layer != LOGITS else layer for layer in layers}
+    model = network.rectified_view(list(names.values()), redirected_relu)
+
+    def view(x, training=False):
+        out = model(x, training=training)
+        return {layer: out[name] for layer, name in names.items()}
+
+    return view
+
+
 class Ascent:
     """Compiled gradient ascent of ``objective`` on ``network`` with ``preset``."""
 
     def __init__(self, network: Network, objective: Objective, preset: Preset, pre_relu: bool = True,
                  project: Callable[[tf.Tensor], tf.Tensor] | None = None,
-                 steps_per_call: int = STEPS_PER_CALL) -> None:
+                 steps_per_call: int = STEPS_PER_CALL, measure: Objective | None = None) -> None:
         """``project``: applied to the values after every update (a constraint set such as
         "within epsilon of a photo"); it may read ``tf.Variable``s that change between runs.
-        ``steps_per_call``: most steps ``run`` takes in one compiled call."""
+        ``steps_per_call``: most steps ``run`` takes in one compiled call. ``measure``: what
+        ``Rendered.objective`` reports of the final images, when not the objective itself (a
+        unit image optimized for contrast reports its unit's channel mean)."""
         self.network, self.objective, self.preset = network, objective, preset
         param, transform, update = preset.param, preset.transform, preset.update
-        view = network.view(objective.layers, pre_relu)
+        measure = measure or objective
+        view = _view(network, objective.layers | measure.layers, pre_relu, preset.redirect)
 
-        def evaluate(images, units, source):
+        def evaluate(images, units, source, what=objective):
             acts = view(network.normalize(images * 255.0), training=False)
-            return objective(Context(acts, images, units, source))
+            return what(Context(acts, images, units, source))
 
         values_spec = tf.TensorSpec(param.shape, tf.float32)
         int_spec = tf.TensorSpec([], tf.int32)
@@ -95,7 +116,7 @@ class Ascent:
         @tf.function(input_signature=[values_spec, tf.TensorSpec([None], tf.int32), int_spec])
         def final(values, units, size):
             images = param.to_image(values, size)
-            return images, evaluate(images, units, images)
+            return images, evaluate(images, units, images, measure)
 
         self._steps, self._final = steps, final
         self.steps_per_call = steps_per_call

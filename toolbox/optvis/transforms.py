@@ -92,11 +92,15 @@ def keep_size(transform: Transform) -> Transform:
     return f
 
 
-def affine(shift: float, zoom: tuple[float, float], degrees: float, fill: float = 0.5) -> Transform:
+def affine(shift: float, zoom: tuple[float, float], degrees: float, fill: float = 0.5,
+           fill_mode: str = "CONSTANT") -> Transform:
     """One bilinear warp per row at the input's size: a shift uniform in [-shift, shift]
     pixels on each axis, a zoom log-uniform in ``zoom`` (above 1 enlarges), a rotation
-    uniform in [-degrees, degrees] about the centre; what falls outside is ``fill``. The
-    same robustness as pad + jitter + scale + rotate for the cost of one resampling."""
+    uniform in [-degrees, degrees] about the centre; what falls outside is ``fill``
+    (``fill_mode`` CONSTANT), or the image wrapped around (WRAP: a periodic image, as the
+    Fourier parameterizations make, has no border at all), mirrored (REFLECT) or its edge
+    pixel repeated (NEAREST). The same robustness as pad + jitter + scale + rotate for the
+    cost of one resampling."""
     log_lo, log_hi = math.log(zoom[0]), math.log(zoom[1])
 
     def f(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -116,7 +120,22 @@ def affine(shift: float, zoom: tuple[float, float], degrees: float, fill: float 
         matrix = tf.stack([a0, a1, a2, a3, a4, a5, zeros, zeros], axis=1)
         return tf.raw_ops.ImageProjectiveTransformV3(
             images=images, transforms=matrix, output_shape=tf.shape(images)[1:3], fill_value=fill,
-            interpolation="BILINEAR", fill_mode="CONSTANT")
+            interpolation="BILINEAR", fill_mode=fill_mode)
+
+    return f
+
+
+def roll(largest: int, step: int = 1) -> Transform:
+    """Shift the whole batch by a random multiple of ``step`` pixels up to ``largest`` on each
+    axis, wrapping around (a periodic image, as the Fourier parameterizations make, has no
+    border to show). With ``step`` the network's stride at a layer, the layer sees the same
+    grid phase every step: the pixel-fine patterns its units may want survive, where a
+    resampling warp would blur them away."""
+    steps = max(largest // max(step, 1), 0)
+
+    def f(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        shift = tf.random.stateless_uniform([2], seed, -steps, steps + 1, dtype=tf.int32) * step
+        return tf.roll(images, shift, axis=[1, 2])
 
     return f
 
@@ -173,10 +192,10 @@ def standard_kept() -> Transform:
     return keep_size(standard())
 
 
-def standard_affine() -> Transform:
+def standard_affine(fill_mode: str = "CONSTANT") -> Transform:
     """Lucid's standard set as one warp per row at the size asked for: shifts to +-8 px,
-    zoom 0.9-1.1, rotation to +-10 degrees."""
-    return affine(8.0, (0.9, 1.1), 10.0)
+    zoom 0.9-1.1, rotation to +-10 degrees (``fill_mode``: see ``affine``)."""
+    return affine(8.0, (0.9, 1.1), 10.0, fill_mode=fill_mode)
 
 
 def jitter_only(pixels: int = 4) -> Transform:
