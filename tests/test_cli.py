@@ -1,4 +1,5 @@
-"""The `deepvis` command as a user runs it: real processes, real exit codes."""
+"""The `deepvis` command as a user runs it: its exit codes and what it writes, run in this process
+(conftest's deepvis); `python -m toolbox` itself in a real process where that is the point."""
 
 import json
 import subprocess
@@ -7,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, REPO, deepvis
 
 
-def deepvis(*args, settings=None):
-    extra = ["--settings", str(settings)] if settings else []
-    return subprocess.run([sys.executable, "-m", "toolbox", *args, *extra], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+def python_m_toolbox(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "toolbox", *args], capture_output=True, cwd=REPO, timeout=300,
+                          **kwargs)
 
 
 COMMANDS = ("layers", "spec", "predict", "activations", "dream", "units", "attribute", "classes", "invert",
@@ -39,7 +39,7 @@ def test_a_newcomers_first_commands():
     "deepvis: error: deepvis:"; there was no --version; nothing said where the photos are."""
     import toolbox
 
-    alone = deepvis()
+    alone = python_m_toolbox(text=True)  # the process itself: nothing on stderr, not even TensorFlow's
     assert alone.returncode == 0 and alone.stderr == ""
     assert alone.stdout.startswith("usage: deepvis") and all(c in alone.stdout for c in COMMANDS)
     version = deepvis("--version")
@@ -222,6 +222,8 @@ def test_predict_folder_with_broken_files_goes_on(tmp_path, settings_file):
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error:")
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_file_names_that_are_not_utf8(tmp_path, settings_file):
     import os
     import shutil
@@ -231,8 +233,8 @@ def test_file_names_that_are_not_utf8(tmp_path, settings_file):
     shutil.copy(EXAMPLES / "coffee.png", good)
     with open(bad, "wb") as f:
         f.write(b"garbage")
-    r = subprocess.run([sys.executable, "-m", "toolbox", "predict", good, bad, "--top", "1", "--settings",
-                        str(settings_file)], capture_output=True, cwd=REPO, timeout=300)
+    # a real process: its argv and its stdout and stderr as the operating system hands them over
+    r = python_m_toolbox("predict", good, bad, "--top", "1", "--settings", str(settings_file))
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 0 and b"espresso" in r.stdout and "Traceback" not in err, err
     assert "broken" in err

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, deepvis
 from toolbox.assets.crops import EMPTY, CropStore, Entries, merge
 
 LAYERS = ["block4_add", "block9_add"]
@@ -79,6 +79,7 @@ def _found(values, sources, crops_value, k=2):
     return LayerCrops(entries, None, pool=pool)
 
 
+@pytest.mark.slow
 def test_the_pool_grows_by_what_a_commit_adds_and_is_compacted_when_mostly_dead(tmp_path):
     store = CropStore(tmp_path)
     record = 4 * 4 * 3
@@ -282,6 +283,7 @@ def _stored(root, layer):
     return CropStore(root).load(layer)
 
 
+@pytest.mark.slow
 def test_top_k_equals_brute_force(lite0, photo_folder, tmp_path):
     from toolbox.assets.crops import content_digest, source_id
     from toolbox.images import list_images, read_image
@@ -314,6 +316,7 @@ def test_top_k_equals_brute_force(lite0, photo_folder, tmp_path):
     assert (again.images, again.skipped) == (0, 40)
 
 
+@pytest.mark.slow
 def test_two_half_runs_and_a_killed_run_equal_one_full_run(lite0, photo_folder, tmp_path):
     from toolbox.images import list_images
 
@@ -400,11 +403,10 @@ def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, ph
     shutil.copytree(photo_folder / "sub0", src)
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
 
-    def deepvis(*args):
-        return subprocess.run([sys.executable, "-m", "toolbox", "crops", *args, "--settings", str(settings)],
-                              capture_output=True, text=True, cwd=REPO, timeout=600)
+    def crops(*args):
+        return deepvis("crops", *args, settings=settings)
 
-    r = deepvis("--images", str(src), "--layers", "block9_add", "-o", str(tmp_path / "out"))
+    r = crops("--images", str(src), "--layers", "block9_add", "-o", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     assert "broken.jpg" in r.stderr and "1 unreadable" in r.stdout and "Traceback" not in r.stderr
     assert CropStore(tmp_path / "out").unit("block9_add", 3)[0].shape[1:] == (16, 16, 3)
@@ -413,11 +415,12 @@ def test_crops_command_skips_bad_images_and_refuses_missing_sources(tmp_path, ph
     for args, message in ((["--images", str(tmp_path / "nope")], "not found"),
                           (["--images", str(src), "--layers", "block9_ad"], "did you mean: block9_add"),
                           (["--images", str(src), "--top", "0"], "--top (crops.top)")):
-        r = deepvis(*args, "-o", str(tmp_path / "out"))
+        r = crops(*args, "-o", str(tmp_path / "out"))
         assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error:"), r.stderr
         assert message in r.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_backprop_crops_are_made_once_and_again_only_where_the_top_changed(lite0, photo_folder, tmp_path):
     from toolbox.assets.crop_job import backprop_crops
     from toolbox.images import list_images

@@ -1,5 +1,5 @@
 """Faults a long job meets: kill -9 at any moment, Ctrl-C, leftovers of a killed run.
-Real processes, real signals."""
+Real processes, real signals (the runs after a kill, in this process)."""
 
 import json
 import signal
@@ -11,7 +11,9 @@ import cv2
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, REPO, deepvis
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # real processes killed and interrupted
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +64,7 @@ def test_kill_9_during_units_leaves_valid_files_and_rerun_completes(tmp_path, se
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert_valid_unit_folder(out)
-    r = subprocess.run([sys.executable, "-m", "toolbox", *UNITS, "-o", str(out), "--settings", str(settings_file)],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    r = deepvis(*UNITS, "-o", str(out), settings=settings_file)  # the rerun: the killed process is what matters
     assert r.returncode == 0, r.stderr
     assert_valid_unit_folder(out)
     assert len(list(out.glob("block9_add_00*.png"))) == 6
@@ -115,7 +116,6 @@ def test_kill_9_during_dream_video_leaves_no_half_file(tmp_path, settings_file):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "d.mp4").exists()  # the video never carries its name half-written
-    r = subprocess.run([sys.executable, "-m", "toolbox", *args[:-1], "2", "--settings", str(settings_file)],
-                       capture_output=True, text=True, cwd=REPO, timeout=300)
+    r = deepvis(*args[:-1], "2", settings=settings_file)
     assert r.returncode == 0, r.stderr
     assert not list(tmp_path.glob(".*part*")) and cv2.VideoCapture(str(tmp_path / "d.mp4")).read()[0]

@@ -6,14 +6,12 @@ TensorFlow ops). Reduced widths for the numbers, full width for the toolbox end 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REPO
+from conftest import EXAMPLES, REPO, deepvis
 from toolbox.errors import UserError
 from toolbox.nets import Probe, googlenet, load_network
 from toolbox.settings import load_settings
@@ -399,11 +397,6 @@ def test_auto_says_its_choice_in_one_short_line_and_help_tells_the_rest(monkeypa
 # -- the command line on the converted model ---------------------------------------------------------------
 
 
-def deepvis(*args, settings):
-    return subprocess.run([sys.executable, "-m", "toolbox", *args, "--settings", str(settings)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def cli_settings(converted, graph_file, googlenet_cache):
     path = googlenet_cache / "settings.yaml"
@@ -411,23 +404,24 @@ def cli_settings(converted, graph_file, googlenet_cache):
     return path
 
 
+@pytest.mark.slow
 def test_dream_units_and_live_run_on_it(tmp_path, cli_settings, graph_file, googlenet_cache, photos):
     from toolbox.images import read_image, write_image
 
     cached = googlenet_cache / "models" / "googlenet-inception5h.keras"
     made = cached.stat().st_mtime_ns
-    common = ["--model", "googlenet", "--weights", str(graph_file)]
+    common = ["--model", "googlenet", "--weights", str(graph_file)]  # each run as a new process: from the disk
     write_image(tmp_path / "small.png", photos["chelsea"][100:196, 150:278])
     r = deepvis("dream", str(tmp_path / "small.png"), "-o", str(tmp_path / "dream.png"), "--octaves", "2",
-                "--steps", "2", *common, settings=cli_settings)
+                "--steps", "2", *common, settings=cli_settings, fresh=True)
     assert r.returncode == 0, r.stderr
     assert read_image(tmp_path / "dream.png").shape == (96, 128, 3)
     r = deepvis("units", "--layer", "mixed4c", "--units", "511", "--steps", "2", "--size", "32", "-o",
-                str(tmp_path / "units"), *common, settings=cli_settings)
+                str(tmp_path / "units"), *common, settings=cli_settings, fresh=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "units" / "mixed4c_0511.png").is_file()
     r = deepvis("live", "--headless", "--frames", "1", "--input", str(EXAMPLES / "coffee.png"), "--layer", "mixed5b",
-                "-o", str(tmp_path / "live"), *common, settings=cli_settings)
+                "-o", str(tmp_path / "live"), *common, settings=cli_settings, fresh=True)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "live" / "dashboard_0000.png").is_file()
     assert "rebuilding" not in r.stderr and cached.stat().st_mtime_ns == made  # every run used the one conversion

@@ -10,14 +10,12 @@ the tests that need the weights are skipped, saying so."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import EXAMPLES, REPO, dream_at_defaults
+from conftest import EXAMPLES, deepvis, dream_at_defaults
 
 from toolbox.errors import UserError
 
@@ -59,11 +57,6 @@ def net(cache_dir):
     return load_network(load_settings(None, {"model": MODEL, "cache_dir": str(cache_dir)}))
 
 
-def _deepvis(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "toolbox", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
-
-
 # -- no classifier: refused in one line, before anything loads ---------------------------------
 
 
@@ -73,7 +66,7 @@ def _deepvis(*argv: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_commands_that_need_classes_refuse_it_in_one_line(argv, tmp_path):
     """No package needed: the spec says there is no classifier, so nothing is loaded."""
     argv = [str(EXAMPLES / "chelsea.png") if a == "IMG" else a.replace("OUT", str(tmp_path)) for a in argv]
-    r = _deepvis(*argv, "--model", MODEL, timeout=300)
+    r = deepvis(*argv, "--model", MODEL)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(REFUSAL), r.stderr[-2000:]
 
@@ -143,6 +136,7 @@ def test_weights_that_are_not_this_network_are_one_line(tmp_path):
 # -- behaviour on the real weights ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dream_raises_its_layers_energy(net, photos):
     image = photos["chelsea"]
     out, before, after = dream_at_defaults(net, image)
@@ -150,6 +144,7 @@ def test_dream_raises_its_layers_energy(net, photos):
     assert out.shape == image.shape and after >= 2.0 * before
 
 
+@pytest.mark.slow
 def test_mixed4_unit_images_drive_their_units(net, photos):
     from toolbox.assets.quality import measure_unit_images
     from toolbox.optvis import Ascent, channel, get_preset
@@ -162,6 +157,7 @@ def test_mixed4_unit_images_drive_their_units(net, photos):
     assert min(q.ratio for q in quality) >= 3.0, [(q.unit, q.value, q.best_photo_value) for q in quality]
 
 
+@pytest.mark.slow
 def test_crops_over_the_examples_keep_each_units_best_photo(net, photos, tmp_path):
     from toolbox.assets.crop_job import CropJob, find_sources
     from toolbox.assets.crops import CropStore, content_digest, source_id
@@ -191,13 +187,14 @@ def test_crops_over_the_examples_keep_each_units_best_photo(net, photos, tmp_pat
         assert stored.crops(stored.top.slots).shape[2:] == (24, 24, 3)
 
 
+@pytest.mark.slow
 def test_headless_window_without_classifier(tmp_path, settings_file):
     from toolbox.app import layout as L
     from toolbox.images import read_image
 
     _archive()
-    r = _deepvis("live", "--input", str(EXAMPLES / "coffee.png"), "--headless", "--frames", "2", "-o",
-                 str(tmp_path / "out"), "--layer", "mixed_4", "--backprop", "guided", "--settings", str(settings_file))
+    r = deepvis("live", "--input", str(EXAMPLES / "coffee.png"), "--headless", "--frames", "2", "-o",
+                str(tmp_path / "out"), "--layer", "mixed_4", "--backprop", "guided", settings=settings_file)
     assert r.returncode == 0, r.stderr[-3000:]
     shots = sorted((tmp_path / "out").glob("dashboard_*.png"))
     assert len(shots) == 2

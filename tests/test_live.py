@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import EXAMPLES, REPO, worker_results
+from conftest import EXAMPLES, deepvis, worker_results
 
 
 @pytest.fixture()
@@ -19,7 +19,8 @@ def worker(tiny, tmp_path):
     from toolbox.app.worker import NetworkWorker, UnitImageSettings
     from toolbox.assets import UnitImageFolder
 
-    w = NetworkWorker(tiny, UnitImageFolder(tmp_path / "units"), UnitImageSettings("lucid", size=16, steps=24, show_every=8))
+    w = NetworkWorker(tiny, UnitImageFolder(tmp_path / "units"),
+                      UnitImageSettings("lucid", size=16, steps=24, show_every=8))
     w.start()
     yield w
     w.stop()
@@ -134,17 +135,16 @@ def _photos(tmp_path):
     return folder
 
 
+@pytest.mark.slow
 def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
     import cv2
 
     from toolbox.app import layout as L
     from toolbox.images import read_image
 
-    r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(_photos(tmp_path)), "--headless",
-                        "--frames", "4", "-o", f"{tmp_path / 'out'}/", "--video", str(tmp_path / "rec.mp4"),
-                        "--layer", "block6_add", "--backprop", "guided",
-                        "--settings", str(_settings_file(tmp_path, cache_dir))],
-                       capture_output=True, text=True, timeout=300, cwd=REPO)
+    r = deepvis("live", "--input", str(_photos(tmp_path)), "--headless", "--frames", "4", "-o", f"{tmp_path / 'out'}/",
+                "--video", str(tmp_path / "rec.mp4"), "--layer", "block6_add", "--backprop", "guided",
+                settings=_settings_file(tmp_path, cache_dir))
     assert r.returncode == 0, r.stderr
     assert f"wrote 4 dashboards in {tmp_path / 'out'}/ and" in r.stdout  # one slash, whatever -o ended in
     shots = sorted((tmp_path / "out").glob("dashboard_*.png"))
@@ -160,6 +160,8 @@ def test_headless_writes_dashboards_and_video(tmp_path, cache_dir):
     assert (tmp_path / "units" / "block6_add_0000.png").is_file()  # made on demand, cached
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_without_display_it_says_so_and_goes_headless(tmp_path, cache_dir):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", str(EXAMPLES / "coffee.png"),
@@ -171,8 +173,7 @@ def test_without_display_it_says_so_and_goes_headless(tmp_path, cache_dir):
 
 
 def test_no_camera_is_a_clear_error(tmp_path, cache_dir):
-    r = subprocess.run([sys.executable, "-m", "toolbox", "live", "--input", "webcam:93", "--headless"],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = deepvis("live", "--input", "webcam:93", "--headless", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("deepvis: error: no camera")
 
 
@@ -218,6 +219,8 @@ COMPILE_TIMEOUT = 240.0  # the gradient pane's first map (compiled once)
 QUIT_TIMEOUT = 60.0  # the process ends after q
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
 def test_real_window_under_xvfb_follows_keys_and_quits(tmp_path, cache_dir, xserver):
     import cv2

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, deepvis
 
 IMAGE = str(EXAMPLES / "chelsea.png")
 
@@ -119,59 +119,56 @@ def models(tmp_path_factory):
     return d
 
 
-def run(argv, models, capsys):
-    """deepvis ARGV with the test settings: (exit code, stdout, stderr lines)."""
-    from toolbox.cli import main
-
-    rc = main([*argv, "--settings", str(models / "settings.yaml")])
-    out, err = capsys.readouterr()
-    return rc, out, err.strip().splitlines()
+def run(argv, models):
+    """deepvis ARGV in this process with the test settings: (exit code, stdout, stderr lines)."""
+    r = deepvis(*argv, settings=models / "settings.yaml")
+    return r.returncode, r.stdout, r.stderr.strip().splitlines()
 
 
-def layers_of(model, models, capsys) -> list[str]:
-    rc, out, err = run(["layers", "--model", str(models / model), "--json"], models, capsys)
+def layers_of(model, models) -> list[str]:
+    rc, out, err = run(["layers", "--model", str(models / model), "--json"], models)
     assert rc == 0, err
     return [d["name"] for d in json.loads(out)]
 
 
 @pytest.mark.parametrize("model", list(SHAPES))
-def test_every_command_works_on_each_shape_with_no_spec(model, models, tmp_path, capsys):
+def test_every_command_works_on_each_shape_with_no_spec(model, models, tmp_path):
     path = str(models / model)
-    layers = layers_of(model, models, capsys)
+    layers = layers_of(model, models)
     assert layers, "no layers found"
     layer = layers[-1]
-    rc, out, err = run(["predict", IMAGE, "--model", path], models, capsys)
+    rc, out, err = run(["predict", IMAGE, "--model", path], models)
     assert rc == 0 and out.startswith(f"{IMAGE}: class "), err
     rc, out, err = run(["units", "--layer", layer, "--units", "0-1", "--size", "16", "--steps", "2", "--batch", "2",
-                        "-o", str(tmp_path / "units"), "--model", path], models, capsys)
+                        "-o", str(tmp_path / "units"), "--model", path], models)
     assert rc == 0, err
     assert (tmp_path / "units" / f"{layer}_0001.png").is_file()
     for method in ("gradient", "guided"):
         out_png = tmp_path / f"{method}.png"
         rc, out, err = run(["attribute", IMAGE, "--layer", layer, "--unit", "1", "--method", method,
-                            "-o", str(out_png), "--model", path], models, capsys)
+                            "-o", str(out_png), "--model", path], models)
         assert rc == 0 and out_png.is_file(), err
     rc, out, err = run(["crops", "--images", str(EXAMPLES), "--top", "2", "--layers", layer,
-                        "-o", str(tmp_path / "crops"), "--model", path], models, capsys)
+                        "-o", str(tmp_path / "crops"), "--model", path], models)
     assert rc == 0, err
     assert (tmp_path / "crops" / "crops" / f"{layer}.npz").is_file()
     dream = tmp_path / "dream.png"
     rc, out, err = run(["dream", IMAGE, "-o", str(dream), "--octaves", "2", "--steps", "1", "--model", path],
-                       models, capsys)
+                       models)
     assert rc == 0 and dream.is_file(), err
     rc, out, err = run(["live", "--input", IMAGE, "--headless", "--frames", "1", "--layer", layer,
-                        "-o", str(tmp_path / "live"), "--model", path], models, capsys)
+                        "-o", str(tmp_path / "live"), "--model", path], models)
     assert rc == 0 and (tmp_path / "live" / "dashboard_0000.png").is_file(), err
 
 
-def test_nested_layers_are_named_through_their_model_and_by_their_plain_name(models, tmp_path, capsys):
-    layers = layers_of("nested.keras", models, capsys)
+def test_nested_layers_are_named_through_their_model_and_by_their_plain_name(models, tmp_path):
+    layers = layers_of("nested.keras", models)
     # conv -> bn -> relu shows only the relu; block outputs (add) and the strided conv are shown
     assert layers == ["base.stem_relu", "base.block1_relu", "base.block1_add", "base.down"]
-    rc, out, err = run(["layers", "--model", str(models / "nested.keras")], models, capsys)
+    rc, out, err = run(["layers", "--model", str(models / "nested.keras")], models)
     assert "<model>.<layer>" in out
     rc, out, err = run(["attribute", IMAGE, "--layer", "block1_add", "--unit", "0", "-o", str(tmp_path / "a.png"),
-                        "--model", str(models / "nested.keras")], models, capsys)
+                        "--model", str(models / "nested.keras")], models)
     assert rc == 0 and "base.block1_add unit 0" in out, err
 
 
@@ -182,7 +179,7 @@ def _network(settings_dir, model):
     return load_network(load_settings(settings_dir / "settings.yaml", {"model": str(settings_dir / model)}))
 
 
-def test_two_files_of_one_name_are_two_networks_that_never_share_unit_images(models, tmp_path, capsys):
+def test_two_files_of_one_name_are_two_networks_that_never_share_unit_images(models, tmp_path):
     import shutil
 
     import keras
@@ -197,11 +194,11 @@ def test_two_files_of_one_name_are_two_networks_that_never_share_unit_images(mod
     assert _network(models, str(tmp_path / "a" / "mine.keras")).name == a.name  # a file keeps its name
     assert _network(models, "functional.keras").name.split("-")[1] == a.name.split("-")[1]  # named by content
 
-    layer = layers_of("functional.keras", models, capsys)[-1]
+    layer = layers_of("functional.keras", models)[-1]
     units = ["units", "--layer", layer, "--units", "0", "--size", "16", "--steps", "2", "-o", str(tmp_path / "units")]
-    rc, _, err = run([*units, "--model", str(tmp_path / "a" / "mine.keras")], models, capsys)
+    rc, _, err = run([*units, "--model", str(tmp_path / "a" / "mine.keras")], models)
     assert rc == 0, err
-    rc, _, err = run([*units, "--model", str(tmp_path / "b" / "mine.keras")], models, capsys)
+    rc, _, err = run([*units, "--model", str(tmp_path / "b" / "mine.keras")], models)
     assert rc == 2 and f"holds the assets of {a.name}, not {b.name}" in err[-1]
 
 
@@ -266,29 +263,29 @@ def test_a_fixed_size_gray_model_sees_every_input_resized_to_its_size(models):
     assert net.activations(np.zeros((1, 40, 40, 3), np.float32), ["pool_a"])["pool_a"].shape == (1, 8, 8, 4)
 
 
-def test_labels_are_checked_against_the_outputs(models, tmp_path, capsys):
+def test_labels_are_checked_against_the_outputs(models, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("cat\ndog\n")
     rc, out, err = run(["predict", IMAGE, "--model", str(models / "functional.keras"), "--labels", str(labels)],
-                       models, capsys)
+                       models)
     assert rc == 2 and len(err) == 1 and err[0].startswith("deepvis: error: ")
     assert "it has 3 outputs, the labels list 2" in err[0]
     labels.write_text("cat\ndog\nbird\n")
     rc, out, err = run(["predict", IMAGE, "--model", str(models / "functional.keras"), "--labels", str(labels),
-                        "--top", "3"], models, capsys)
+                        "--top", "3"], models)
     assert rc == 0 and {name.split()[0] for name in out.split(": ", 1)[1].split(", ")} == {"cat", "dog", "bird"}
 
 
-def test_preprocessing_is_inferred_and_said_and_can_be_chosen(models, tmp_path, capsys):
+def test_preprocessing_is_inferred_and_said_and_can_be_chosen(models, tmp_path):
     import keras
 
     plain = tmp_path / "plain.keras"
     x = inputs = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu", name="c")(x)
     keras.Model(inputs, _head(x)).save(plain)
-    rc, out, err = run(["layers", "--model", str(plain)], models, capsys)
+    rc, out, err = run(["layers", "--model", str(plain)], models)
     assert rc == 0 and "preprocess unit (a guess" in " ".join(err)
-    rc, out, err = run(["layers", "--model", str(models / "functional.keras")], models, capsys)
+    rc, out, err = run(["layers", "--model", str(models / "functional.keras")], models)
     assert "preprocess raw (it starts with its own Rescaling layer" in " ".join(err)
     from toolbox.nets import load_network
     from toolbox.settings import load_settings
@@ -300,20 +297,20 @@ def test_preprocessing_is_inferred_and_said_and_can_be_chosen(models, tmp_path, 
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_a_lambda_layer_is_refused_in_one_line(suffix, tmp_path, models, capsys):
+def test_a_lambda_layer_is_refused_in_one_line(suffix, tmp_path, models):
     import keras
 
     x = inputs = keras.Input((None, None, 3))
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
     path = tmp_path / f"lam{suffix}"
     keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c")(x)).save(path)
-    rc, out, err = run(["layers", "--model", str(path)], models, capsys)
+    rc, out, err = run(["layers", "--model", str(path)], models)
     assert rc == 2 and len(err) == 1
     assert err[0].startswith(f"deepvis: error: lam{suffix} has a Lambda layer (double)")
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_an_unknown_custom_layer_class_is_one_line_naming_it(suffix, tmp_path, models, capsys):
+def test_an_unknown_custom_layer_class_is_one_line_naming_it(suffix, tmp_path, models):
     import keras
 
     @keras.saving.register_keras_serializable(package="mine")
@@ -324,25 +321,25 @@ def test_an_unknown_custom_layer_class_is_one_line_naming_it(suffix, tmp_path, m
     x = inputs = keras.Input((None, None, 3))
     path = tmp_path / f"custom{suffix}"
     keras.Model(inputs, Twice(name="twice")(keras.layers.Conv2D(2, 3, name="c")(x))).save(path)
-    rc, out, err = run(["layers", "--model", str(path)], models, capsys)
+    rc, out, err = run(["layers", "--model", str(path)], models)
     assert rc == 2 and len(err) == 1
     assert "uses the custom layer class mine>Twice" in err[0]
 
 
-def test_spec_writes_the_inferred_spec_and_an_edited_spec_overrides_it(models, tmp_path, capsys):
+def test_spec_writes_the_inferred_spec_and_an_edited_spec_overrides_it(models, tmp_path):
     spec = tmp_path / "mine.yaml"
-    rc, out, err = run(["spec", str(models / "nested.keras"), "-o", str(spec)], models, capsys)
+    rc, out, err = run(["spec", str(models / "nested.keras"), "-o", str(spec)], models)
     assert rc == 0 and spec.is_file(), err
     text = spec.read_text()
     assert "preprocess: \"raw\"" in text and "outputs: \"logits\"" in text and "base.block1_add" in text
-    assert layers_of(spec, models, capsys) == layers_of("nested.keras", models, capsys)
+    assert layers_of(spec, models) == layers_of("nested.keras", models)
     # a person keeps two layers, one by its plain inner name, and names the classes
     (tmp_path / "names.txt").write_text("a\nb\nc\nd\n")
     edited = [line for line in text.splitlines() if "stem_relu" not in line and "labels:" not in line]
     edited = [line.replace('"base.down"', '"down"') for line in edited] + ["labels: names.txt"]
     spec.write_text("\n".join(edited) + "\n")
-    assert layers_of(spec, models, capsys) == ["base.block1_relu", "base.block1_add", "base.down"]
-    rc, out, err = run(["predict", IMAGE, "--model", str(spec)], models, capsys)
+    assert layers_of(spec, models) == ["base.block1_relu", "base.block1_add", "base.down"]
+    rc, out, err = run(["predict", IMAGE, "--model", str(spec)], models)
     assert rc == 0 and out.split(": ", 1)[1].split()[0] in "abcd", err
 
 
@@ -352,16 +349,17 @@ def test_spec_writes_the_inferred_spec_and_an_edited_spec_overrides_it(models, t
     (("channels: 6", "channels: 8"), "its layer base.down has 6 channels, the spec says 8"),
     (("labels: null", "labels: two.txt"), "it has 4 outputs, the labels list 2"),
 ])
-def test_a_spec_that_disagrees_with_its_model_is_one_line(edit, message, models, tmp_path, capsys):
+def test_a_spec_that_disagrees_with_its_model_is_one_line(edit, message, models, tmp_path):
     spec = tmp_path / "mine.yaml"
-    assert run(["spec", str(models / "nested.keras"), "-o", str(spec)], models, capsys)[0] == 0
+    assert run(["spec", str(models / "nested.keras"), "-o", str(spec)], models)[0] == 0
     (tmp_path / "two.txt").write_text("a\nb\n")
     spec.write_text(spec.read_text().replace(*edit))
-    rc, out, err = run(["units", "--layer", "base.down", "--units", "0", "--model", str(spec)], models, capsys)
+    rc, out, err = run(["units", "--layer", "base.down", "--units", "0", "--model", str(spec)], models)
     assert rc == 2 and len(err) == 1 and message in err[0], err
 
 
-def test_a_real_keras_applications_base_nested_the_way_fine_tuning_does(tmp_path, models, capsys):
+@pytest.mark.slow
+def test_a_real_keras_applications_base_nested_the_way_fine_tuning_does(tmp_path, models):
     """MobileNetV2 (random weights, alpha 0.35) inside a new model with its own preprocessing
     and head, as Keras' transfer-learning guide builds it."""
     import keras
@@ -377,17 +375,17 @@ def test_a_real_keras_applications_base_nested_the_way_fine_tuning_does(tmp_path
     path = tmp_path / "finetuned.keras"
     keras.Model(inputs, keras.layers.Dense(5, name="flowers")(x)).save(path)
 
-    layers = layers_of(path, models, capsys)
+    layers = layers_of(path, models)
     assert "mobilenetv2_0.35_96.block_13_expand_relu" in layers and "mobilenetv2_0.35_96.out_relu" in layers
     # convolutions and batch norms that only feed the next layer are shown by it; block outputs are not
     assert not any(name.endswith(("expand", "expand_BN", "_project", "Conv1", "Conv1_bn")) for name in layers)
     assert "mobilenetv2_0.35_96.block_12_add" in layers and "mobilenetv2_0.35_96.block_13_project_BN" in layers
-    rc, out, err = run(["spec", str(path)], models, capsys)
+    rc, out, err = run(["spec", str(path)], models)
     assert 'dream_layers: {"mobilenetv2_0.35_96.block_13_expand_relu": 1.0}' in out
     assert 'preprocess: "raw"' in out and "true_divide" in out  # preprocess_input is part of the model
     rc, out, err = run(["attribute", IMAGE, "--layer", "block_13_expand_relu", "--unit", "3", "--method", "guided",
-                        "-o", str(tmp_path / "guided.png"), "--model", str(path)], models, capsys)
+                        "-o", str(tmp_path / "guided.png"), "--model", str(path)], models)
     assert rc == 0, err
     rc, out, err = run(["live", "--input", IMAGE, "--headless", "--frames", "1", "--layer", "block_6_expand_relu",
-                        "--backprop", "guided", "-o", str(tmp_path / "live"), "--model", str(path)], models, capsys)
+                        "--backprop", "guided", "-o", str(tmp_path / "live"), "--model", str(path)], models)
     assert rc == 0 and (tmp_path / "live" / "dashboard_0000.png").is_file(), err
