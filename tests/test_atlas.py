@@ -131,6 +131,8 @@ def _loaded(driver) -> list[tuple[str, int]]:
     """)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_in_chromium_every_index_link_resolves_and_images_load(site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -156,6 +158,8 @@ def test_in_chromium_every_index_link_resolves_and_images_load(site, browser):
     assert images["img/2.png"] == 48 and images["crops/2_top.png"] > 48 and images["crops/2_bottom.png"] > 48
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_in_chromium_arrow_keys_move_between_units_and_layers(site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -74,6 +74,7 @@ def _unit_images(lite0, root: Path, layer: str, unit: int) -> np.ndarray:
                      if s != EMPTY]).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_precompute_stores_each_units_circuits_over_its_top_crop_images(assets, lite0, settings_file, capsys):
     from toolbox.assets.circuits import CircuitStore
     from toolbox.cli import main
@@ -96,6 +97,7 @@ def test_precompute_stores_each_units_circuits_over_its_top_crop_images(assets, 
     assert "did 0 of 3 tasks (3 done earlier)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_settings, tmp_path):
     from toolbox.assets.circuits import CircuitStore
     from toolbox.assets.cluster import RayRunner
@@ -116,6 +118,7 @@ def test_circuit_tasks_on_two_ray_workers_store_the_same(assets, lite0, lite0_se
 
 
 
+@pytest.mark.slow
 def test_atlas_unit_pages_list_inputs_and_outputs_linking_to_their_pages(assets, settings_file, photos_dir,
                                                                        tmp_path):
     """Listed on every unit page of LAYER, each a link where that unit has a page (its layer has

@@ -118,6 +118,8 @@ def test_worker_answers_the_circuit_from_the_gradient_panes_pass(worker, tiny):
     assert worker_results(worker, FrameResult, lambda r: r.frame_id == 9)[-1].part("circuit") is None
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (apt-get install xvfb xdotool imagemagick)")
 def test_real_window_circuit_view_jumps_to_an_input_and_back(tmp_path, cache_dir, lite0, xserver):  # noqa: F811
     """v shows the circuit of block9_add unit 0 (its title names it and the inputs are drawn);

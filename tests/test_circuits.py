@@ -117,6 +117,7 @@ def test_mistakes_are_one_line_errors(known):
         tracer.outputs(image, "conv_b", 0)
 
 
+@pytest.mark.slow
 def test_on_lite0_zeroing_the_strongest_input_lowers_the_unit_more_than_a_random_one(lite0, photos):
     """The issue's check, in CI on 16 units of 4 random layers (the benchmark runs 32 units
     of random layers: scripts/bench/circuits.py). Each unit's contributions are averaged over

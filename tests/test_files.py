@@ -168,6 +168,8 @@ for line in sys.stdin:  # one folder per round; both writers get it at the same 
 """
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_processes_recording_at_once_lose_nothing(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     writers = [subprocess.Popen([sys.executable, "-c", RECORDER, str(first)], stdin=subprocess.PIPE,

@@ -198,6 +198,7 @@ def test_lite0_conversion_is_cached_with_its_record(lite0, lite0_settings):
     assert not [p for p in cached.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_converted_cache_is_checked_and_rebuilt(lite0, tiny_settings, tmp_path, monkeypatch, caplog):
     """Foreign, garbage, damaged-record and stale caches are each logged once and rebuilt;
     a folder in the cache's place is a user error. The conversion is counted (and made once

@@ -110,6 +110,8 @@ def test_spec_refuses_a_network_or_weights_it_would_ignore(option, models, tmp_p
     assert rc == 2 and len(err) == 1 and f"{option} does not apply" in err[0], err
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_spec_says_nothing_of_tensorflows_start(models, tmp_path):
     """Start-up lines are a process's own output: the command runs as a user runs it."""
     import subprocess

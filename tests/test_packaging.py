@@ -5,11 +5,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import REPO
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_non_editable_install_runs_from_another_folder(tmp_path, cache_dir, lite0):
     target = tmp_path / "site"
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",

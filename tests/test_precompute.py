@@ -118,6 +118,7 @@ def test_plan_has_fixed_boundaries_and_the_seeds_of_deepvis_units():
     assert [t.size for t in shards] == [5, 5, 1] and len({t.id for t in shards}) == 3
 
 
+@pytest.mark.slow
 def test_in_process_unit_images_equal_deepvis_units(reference, settings_file, tmp_path):
     from toolbox.cli import main
 
@@ -130,6 +131,7 @@ def test_in_process_unit_images_equal_deepvis_units(reference, settings_file, tm
         assert (tmp_path / name).read_bytes() == (reference / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_ray_with_two_workers_gives_identical_files(ray_runtime, reference, settings_file, photos_dir, tmp_path,
                                                    capsys):
     precompute(tmp_path, settings_file, photos_dir, "--workers", "2")
@@ -140,6 +142,7 @@ def test_ray_with_two_workers_gives_identical_files(ray_runtime, reference, sett
     assert len(workers) == 2  # both took tasks
 
 
+@pytest.mark.slow
 def test_a_killed_ray_worker_loses_only_its_task(ray_runtime, reference, lite0_settings, photos_dir, tmp_path):
     from toolbox.assets.cluster import RayRunner
     from toolbox.assets.precompute import (Committer, CropParams, UnitParams, plan_crop_tasks, plan_unit_tasks,
@@ -168,6 +171,8 @@ def test_a_killed_ray_worker_loses_only_its_task(ray_runtime, reference, lite0_s
     assert_same_assets(reference, tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_driver_resumes_with_only_the_remaining_tasks(reference, settings_file, photos_dir, tmp_path, capsys):
     command = [sys.executable, "-m", "toolbox", "precompute", *JOB, "--crops", str(photos_dir), "-o", str(tmp_path),
                "--settings", str(settings_file)]

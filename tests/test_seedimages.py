@@ -123,6 +123,7 @@ def test_live_dream_key_toggles_the_state():
 # -- behaviour on lite0: the quality checks (smaller where the full one is slow) ----
 
 
+@pytest.mark.slow
 def test_class_images_are_top1_for_the_network_that_made_them(lite0):
     from toolbox.optvis.classes import class_images
 
@@ -146,6 +147,7 @@ def test_inversion_matches_the_shallowest_layer_within_a_tenth(lite0, photos):
         assert np.abs(inv.image.astype(int) - photo).mean() < 25, name
 
 
+@pytest.mark.slow
 def test_fooling_photos_by_two_levels_read_back_from_files(lite0, photos, tmp_path):
     from toolbox.images import read_image, write_image
     from toolbox.optvis.classes import Classifier
@@ -211,6 +213,7 @@ def test_fooling_keeps_the_users_photo_at_its_own_size(lite0, photos, tmp_path):
     assert report.psnr > 42
 
 
+@pytest.mark.slow
 def test_fooling_from_noise_is_99_percent_sure(lite0):
     from toolbox.optvis.fooling import fool_from_noise
 
