@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolbox.cli.common import bounded, network, progress, setting_option, settings_of
+from toolbox.cli.common import bounded, progress, setting_option, settings_of
 
 
 def add_parser(command) -> None:
@@ -33,20 +33,17 @@ def run(args: argparse.Namespace) -> None:
     clean_stray_parts(Path(output).parent)
     settings = settings_of(args)
     image = read_image(args.image, settings.images.max_pixels)
-    net = network(settings)
-    layer = net.spec.layer(args.layer).name  # an alias names the layer
-    net.check_unit(layer, args.unit)
-    a = settings.accentuate
-    size = a.size or net.spec.input_size
-    from toolbox.nets.memory import check_fits
-    from toolbox.optvis.accentuation import Accentuator
+    from toolbox.library import accentuate, load
 
-    check_fits(net, size, 1, "--size")
-    accentuator = Accentuator(net, layer, size, weight=a.weight, fit=settings.images.fit)
+    net = load(settings=settings)
+    layer = net.network.spec.layer(args.layer).name  # an alias names the layer
+    net.network.check_unit(layer, args.unit)
+    a = settings.accentuate
     with progress(a.steps, f"{layer} unit {args.unit}") as bar:
-        result = accentuator.accentuate(image, args.unit, a.steps, seed=args.seed,
-                                        on_step=lambda taken: bar.update(taken - bar.n))
-    write_image(output, result.image)
-    print(f"{layer} unit {args.unit}: {result.before:.4g} on the photo, {result.after:.4g} accentuated "
-          f"(channel mean before its ReLU); {result.psnr:.1f} dB PSNR from the photo")
+        made = accentuate(net, image, f"{layer}:{args.unit}", seed=args.seed,
+                          on_step=lambda taken: bar.update(taken - bar.n))
+    write_image(output, made.array)  # the photo's size: the part the network sees, accentuated
+    v = made.values
+    print(f"{layer} unit {args.unit}: {v['before']:.4g} on the photo, {v['after']:.4g} accentuated "
+          f"(channel mean before its ReLU); {v['psnr']:.1f} dB PSNR from the photo")
     print(f"wrote {display_path(output)}")

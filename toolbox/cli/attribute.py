@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolbox.cli.common import bounded, network, setting_option, settings_of
+from toolbox.cli.common import bounded, setting_option, settings_of
 from toolbox.errors import UserError
 
 
@@ -14,7 +14,8 @@ def add_parser(command) -> None:
                 "methods: guided (guided backprop, the default: the sharpest picture), gradient, deconv, gradcam,\n"
                 "smoothgrad (a noise tunnel over --base), integrated (from a black image). Writes the map and\n"
                 "OUT_overlay.png, its heat over the input (Grad-CAM's heat, else where the map's evidence lies).\n"
-                "Prints the unit's or class's score. The image is fitted to the network's input first.\n"
+                "Prints the unit's or class's score. The maps have the photo's size: the part the network\n"
+                "sees (its input is the photo fitted to a square) carries the map, the rest is blank.\n"
                 "examples:\n"
                 "  deepvis attribute examples/chelsea.png --class 'egyptian cat' -o cat.png\n"
                 "  deepvis attribute examples/coffee.png --class espresso --method gradcam -o cup.png\n"
@@ -41,7 +42,7 @@ def add_parser(command) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from toolbox.files import check_output_file, clean_stray_parts, display_path, sibling_path
-    from toolbox.images import IMAGE_SUFFIXES, read_image
+    from toolbox.images import IMAGE_SUFFIXES, read_image, write_image
 
     if (args.layer is None) == (args.klass is None):
         raise UserError("say what to explain: --layer L --unit U, or --class NAME_OR_ID (one of the two)")
@@ -56,21 +57,16 @@ def run(args: argparse.Namespace) -> None:
     check_output_file(sibling_path(output, "overlay"), IMAGE_SUFFIXES)
     clean_stray_parts(Path(output).parent)
     image = read_image(args.image, settings.images.max_pixels)
-    net = network(settings, needs_classifier="attribute --class" if args.klass is not None else None)
-    from toolbox.nets.memory import check_fits
-    from toolbox.optvis.attribution import Attributor, Target
-    from toolbox.outputs.attribution import attribution_to_files, class_index
+    from toolbox.library import attribute, load
 
-    target = (Target.klass(class_index(net.labels, args.klass)) if args.klass is not None
-              else Target.unit(net.spec.layer(args.layer).name, args.unit, a.unit_value))
-    attributor = Attributor(net)
-    attributor.check(target)
-    rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
-    check_fits(net, net.spec.input_size, min(a.batch, rows), "--batch")
-    fitted = net.fit_input(image, settings.images.fit)
-    result = attributor(fitted, target, a.method, cam_layer=args.cam_layer, smooth_base=a.smooth_base,
-                        samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=args.seed)
-    written = attribution_to_files(result, fitted, output, a.filter)
+    net = load(settings=settings, needs_classifier="attribute --class" if args.klass is not None else None)
+    wanted = args.klass if args.klass is not None else f"{net.network.spec.layer(args.layer).name}:{args.unit}"
+    made = attribute(net, image, wanted, cam_layer=args.cam_layer, seed=args.seed)  # the map at the photo's size
+    write_image(output, made.image)
+    write_image(sibling_path(output, "overlay"), made.overlay)
+    written = [Path(output), sibling_path(output, "overlay")]
+    result, target = made.attribution, made.attribution.target
+    net = net.network
     if target.is_class:
         what = f"class {target.index} ({net.labels[target.index]}): score {result.score:.4f} before softmax"
     else:
