@@ -100,9 +100,11 @@ def judge(net, layer: str, photos, size: int | None = None, steps: int | None = 
     if made:
         from toolbox.optvis.objectives import channel_contrast
 
-        if "contrast" in (levers or {}):
-            contrast = float(levers["contrast"])
-            recipe = dataclasses.replace(recipe, objective=lambda name: channel_contrast(name, contrast)
+        if "contrast" in (levers or {}) or "margin" in (levers or {}):
+            contrast, margin = float(levers.get("contrast", 0.5)), levers.get("margin", "0")
+            m = -(-net.receptive_field(layer)[0] // (2 * net.receptive_field(layer)[1])) if margin == "field" \
+                else int(margin)
+            recipe = dataclasses.replace(recipe, objective=lambda name: channel_contrast(name, contrast, margin=m)
                                          if contrast else channel(name))
         ascent = recipe.ascent(net, layer)
         ascent.run(made, recipe.size, 1)  # compiled
@@ -155,6 +157,42 @@ def speed(net, quick: bool, levers: dict[str, str] | None = None) -> None:
          f"units/min at {recipe.size} px, {recipe.steps} steps, batch 16")
 
 
+def speed_against_before(net, rounds: int = 2, steps: int = 128) -> None:
+    """The default recipe on lite0 block9_add (16 units, batch 16) against the default before
+    issue 30 (no redirected ReLUs, the plain channel objective, 128 px), in alternating rounds
+    of whole runs (``steps``: the first 16 steps of a run, through redirected ReLUs, cost more
+    than the rest): units a minute of each, and the ratio in wall and in CPU time (this
+    process, all threads; others' load disturbs it far less)."""
+    import statistics
+
+    from toolbox.optvis.presets import unit_recipe
+    from toolbox.settings import Settings
+
+    now = unit_recipe(net, SPEED_LAYER, Settings().units.preset)
+    before = with_levers(now, net, SPEED_LAYER, {"baseline": "1"})
+    ascents = {"before": before.ascent(net, SPEED_LAYER), "now": now.ascent(net, SPEED_LAYER)}
+    sizes = {"before": before.size, "now": now.size}
+    units = list(range(16))
+    for name, a in ascents.items():
+        a.run(units, sizes[name], 1)  # compiled
+    wall: dict[str, list[float]] = {n: [] for n in ascents}
+    cpu: dict[str, list[float]] = {n: [] for n in ascents}
+    for _ in range(rounds):
+        for name, a in ascents.items():
+            t, c = time.perf_counter(), time.process_time()
+            a.run(units, sizes[name], steps)
+            wall[name].append(16 * 60 / ((time.perf_counter() - t) * now.steps / steps))
+            cpu[name].append(16 * 60 / ((time.process_time() - c) * now.steps / steps))
+    for name in ascents:
+        emit(f"layers_block9_add_{name}_per_min", statistics.median(wall[name]),
+             f"units/min at {sizes[name]} px, {now.steps} steps, batch 16 (CPU time: "
+             f"{statistics.median(cpu[name]):.1f})")
+    for tag, rates in (("", wall), ("_cpu", cpu)):
+        ratios = [a / b for a, b in zip(rates["now"], rates["before"])]
+        emit(f"layers_block9_add_speed_vs_before{tag}", statistics.median(ratios),
+             f"x (rounds: {', '.join(f'{x:.2f}' for x in ratios)})")
+
+
 def run(quick: bool, model: str = "efficientnet_lite0", layers: list[str] | None = None, size: int | None = None,
         steps: int | None = None, sheets: Path | None = None, count: int = 4, levers: dict[str, str] | None = None,
         speed_too: bool = True) -> None:
@@ -202,9 +240,14 @@ if __name__ == "__main__":
     parser.add_argument("--lever", action="append", default=[], metavar="NAME=VALUE",
                         help="change the recipe (see with_levers); repeatable")
     parser.add_argument("--no-speed", action="store_true", help="leave out the block9_add speed figure")
+    parser.add_argument("--speed-against-before", action="store_true",
+                        help="only: block9_add's rate now against before issue 30, alternating rounds")
     a = parser.parse_args()
     from toolbox.tfstart import start_tensorflow_quietly
 
     start_tensorflow_quietly()
+    if a.speed_against_before:
+        speed_against_before(load("efficientnet_lite0"))
+        sys.exit(0)
     run(a.quick, a.model, a.layers, a.size, a.steps, a.sheets, a.units, dict(x.split("=", 1) for x in a.lever),
         not a.no_speed)

@@ -82,13 +82,24 @@ def channel(layer: str, unit: int | None = None) -> Objective:
                      frozenset([layer]), f"channel({layer}, {unit})")
 
 
-def channel_contrast(layer: str, weight: float = 0.5, unit: int | None = None) -> Objective:
+def _interior(t: tf.Tensor, margin: int) -> tf.Tensor:
+    """(B, H, W, C) without ``margin`` positions at each border (at most a quarter of each side)."""
+    if not margin:
+        return t
+    shape = tf.shape(t)
+    my, mx = tf.minimum(margin, (shape[1] - 1) // 4), tf.minimum(margin, (shape[2] - 1) // 4)
+    return t[:, my:shape[1] - my, mx:shape[2] - mx]
+
+
+def channel_contrast(layer: str, weight: float = 0.5, unit: int | None = None, margin: int = 0) -> Objective:
     """The channel's mean minus ``weight`` times the largest mean of the layer's other
     channels: an image that drives its unit harder than any other unit of the layer (where
-    units share what they like, a plain ``channel`` image is everyone's). 0 < weight <= 1."""
+    units share what they like, a plain ``channel`` image is everyone's). 0 < weight <= 1.
+    ``margin``: positions left out at each border (where the network's padding lets an image
+    cheat with busy edges), at most a quarter of the side."""
 
     def fn(c: Context) -> tf.Tensor:
-        means = tf.reduce_mean(c.acts[layer], axis=[1, 2])  # (B, C)
+        means = tf.reduce_mean(_interior(c.acts[layer], margin), axis=[1, 2])  # (B, C)
         units = c.units if unit is None else tf.fill([tf.shape(means)[0]], unit)
         own = tf.gather(means, units, axis=1, batch_dims=1)
         mine = tf.one_hot(units, tf.shape(means)[1]) > 0

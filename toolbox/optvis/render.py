@@ -23,6 +23,7 @@ from toolbox.optvis.objectives import Context, Objective
 from toolbox.optvis.presets import Preset
 
 STEPS_PER_CALL = 16  # steps of one compiled call in ``run``: the host syncs once per call
+REDIRECT_STEPS = 8  # steps a preset with ``redirect`` takes through redirected ReLUs, first
 
 StepCallback = Callable[[int, int, np.ndarray], None]  # (step, steps, objective per row)
 ImageCallback = Callable[[int, np.ndarray], None]  # (step, uint8 images (B, H, W, 3))
@@ -74,56 +75,66 @@ class Ascent:
         self.network, self.objective, self.preset = network, objective, preset
         param, transform, update = preset.param, preset.transform, preset.update
         measure = measure or objective
-        view = _view(network, objective.layers | measure.layers, pre_relu, preset.redirect)
+        layers = objective.layers | measure.layers
+        plain_view = network.view(layers, pre_relu)
 
-        def evaluate(images, units, source, what=objective):
+        def evaluate(view, images, units, source, what=objective):
             acts = view(network.normalize(images * 255.0), training=False)
             return what(Context(acts, images, units, source))
 
         values_spec = tf.TensorSpec(param.shape, tf.float32)
         int_spec = tf.TensorSpec([], tf.int32)
 
-        def one_step(values, m, v, t, units, seed, size):
-            with tf.GradientTape() as tape:
-                tape.watch(values)
-                image = param.to_image(values, size)
-                objective_values = evaluate(transform(image, seed), units, image)
-                total = tf.reduce_sum(objective_values)
-            grad, image_grad = tape.gradient(total, [values, image])
-            values, m, v = update.apply(values, grad, m, v, t)
-            if project is not None:
-                values = project(values)
-            return values, m, v, objective_values, tf.reduce_sum(tf.abs(image_grad), axis=-1)
+        def compiled_steps(view):
+            def one_step(values, m, v, t, units, seed, size):
+                with tf.GradientTape() as tape:
+                    tape.watch(values)
+                    image = param.to_image(values, size)
+                    objective_values = evaluate(view, transform(image, seed), units, image)
+                    total = tf.reduce_sum(objective_values)
+                grad, image_grad = tape.gradient(total, [values, image])
+                values, m, v = update.apply(values, grad, m, v, t)
+                if project is not None:
+                    values = project(values)
+                return values, m, v, objective_values, tf.reduce_sum(tf.abs(image_grad), axis=-1)
 
-        @tf.function(input_signature=[values_spec, values_spec, values_spec, tf.TensorSpec([None, None, None]),
-                                      int_spec, tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 2], tf.int32),
-                                      int_spec])
-        def steps(values, m, v, seen, t, units, seeds, size):
-            """``len(seeds)`` steps from step number ``t`` (1-based); the objective of each.
-            ``seen``: the transparency so far, (B, size, size)."""
-            n = tf.shape(seeds)[0]
+            @tf.function(input_signature=[values_spec, values_spec, values_spec, tf.TensorSpec([None, None, None]),
+                                          int_spec, tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, 2], tf.int32),
+                                          int_spec])
+            def steps(values, m, v, seen, t, units, seeds, size):
+                """``len(seeds)`` steps from step number ``t`` (1-based); the objective of each.
+                ``seen``: the transparency so far, (B, size, size)."""
+                n = tf.shape(seeds)[0]
 
-            def body(i, values, m, v, seen, objectives):
-                values, m, v, objective_values, looked = one_step(values, m, v, t + i, units, seeds[i], size)
-                values, m, v = (tf.ensure_shape(x, param.shape) for x in (values, m, v))  # a projection may blur it
-                return i + 1, values, m, v, seen + looked, objectives.write(i, objective_values)
+                def body(i, values, m, v, seen, objectives):
+                    values, m, v, objective_values, looked = one_step(values, m, v, t + i, units, seeds[i], size)
+                    values, m, v = (tf.ensure_shape(x, param.shape) for x in (values, m, v))  # a projection may blur it
+                    return i + 1, values, m, v, seen + looked, objectives.write(i, objective_values)
 
-            objectives = tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None]))
-            _, values, m, v, seen, objectives = tf.while_loop(lambda i, *_: i < n, body,
-                                                              (0, values, m, v, seen, objectives))
-            return values, m, v, seen, objectives.stack()
+                objectives = tf.TensorArray(tf.float32, size=n, element_shape=tf.TensorShape([None]))
+                _, values, m, v, seen, objectives = tf.while_loop(lambda i, *_: i < n, body,
+                                                                  (0, values, m, v, seen, objectives))
+                return values, m, v, seen, objectives.stack()
+
+            return steps
 
         @tf.function(input_signature=[values_spec, tf.TensorSpec([None], tf.int32), int_spec])
         def final(values, units, size):
             images = param.to_image(values, size)
-            return images, evaluate(images, units, images, measure)
+            return images, evaluate(plain_view, images, units, images, measure)
 
-        self._steps, self._final = steps, final
+        self._steps, self._final = compiled_steps(plain_view), final
+        # the first REDIRECT_STEPS steps through ReLUs that pass a redirected gradient (a dead start
+        # comes alive: lite0 block13_dw_relu units 144 and 432 reach 54.7 and 13.1 after 8 or 16
+        # such steps, and stay at -1.9 and -0.5 without); the rest through the network's own
+        # ReLUs (a redirected step costs about twice a plain one)
+        self._redirected = compiled_steps(_view(network, layers, pre_relu, True)) if preset.redirect else None
         self.steps_per_call = steps_per_call
 
     @property
     def trace_count(self) -> int:
-        return self._steps.experimental_get_tracing_count()
+        """Traces of each compiled step function (one for all steps, units and sizes)."""
+        return max(f.experimental_get_tracing_count() for f in (self._steps, self._redirected) if f is not None)
 
     def start(self, units: Sequence[int], size: int, steps: int, seed: int = 0,
               init: np.ndarray | None = None) -> "AscentRun":
@@ -184,7 +195,14 @@ class AscentRun:
         n = max(0, min(n, self.steps - self.taken))
         if n == 0:
             return np.zeros((0, int(self._units.shape[0])), np.float32)
-        self._values, self._m, self._v, self._seen, objectives = self._ascent._steps(
+        redirected = self._ascent._redirected
+        if redirected is not None and self.taken < REDIRECT_STEPS:
+            first = min(n, REDIRECT_STEPS - self.taken)  # a call never crosses the switch
+            return np.concatenate([self._call(redirected, first), self.advance(n - first)])
+        return self._call(self._ascent._steps, n)
+
+    def _call(self, steps, n: int) -> np.ndarray:
+        self._values, self._m, self._v, self._seen, objectives = steps(
             self._values, self._m, self._v, self._seen, tf.constant(self.taken + 1), self._units,
             tf.constant(self._seeds[self.taken:self.taken + n]), self._size)
         self.taken += n
