@@ -45,9 +45,11 @@ SPEED_LAYER = "block9_add"
 
 def with_levers(recipe, net, layer: str, levers: dict[str, str]):
     """The recipe changed by ``levers`` (the bench's --lever NAME=VALUE, to measure one at a
-    time before a choice becomes the default): baseline=1 (the default before issue 30), redirect=0|1, fill=constant|wrap|reflect|nearest,
-    warp=roll (wrapped shifts by multiples of the layer's stride),
-    decay=POWER, lr=RATE, shift=PIXELS, size=N|field:K (K times the field, 32 to 128)."""
+    time before a choice becomes the default): baseline=1 (the default before issue 30),
+    redirect=0|1, fill=constant|wrap|reflect|nearest, warp=roll (wrapped shifts by multiples of
+    the layer's stride), decay=POWER, lr=RATE, shift=PIXELS, size=N|field:K (K times the field,
+    32 to 128); in ``judge`` also contrast=WEIGHT (0: the plain channel objective) and
+    margin=N|field (border positions the objective leaves out)."""
     import dataclasses
 
     from toolbox.optvis import channel, params, transforms

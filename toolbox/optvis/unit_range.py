@@ -197,7 +197,7 @@ def mean_lower_bounds(network: Network, layer: str) -> np.ndarray | None:
     """(C,): the smallest channel mean over the interior each channel of ``layer`` can take
     before its ReLU, for any input image (None as for ``upper_bounds``)."""
     both = _layer_bounds(network, layer)
-    return None if both is None else both[1][0].astype(np.float32)
+    return None if both is None else both[1][0].copy()
 
 
 def upper_bounds(network: Network, layer: str, mean: bool = True) -> np.ndarray | None:
@@ -208,7 +208,7 @@ def upper_bounds(network: Network, layer: str, mean: bool = True) -> np.ndarray 
     takes every input's worst case on its own); tight where a ReLU6 caps a unit's inputs one
     linear step back (lite0's depthwise units)."""
     both = _layer_bounds(network, layer)
-    return None if both is None else both[1 if mean else 0][1].astype(np.float32)
+    return None if both is None else both[1 if mean else 0][1].copy()  # float64: deep bounds pass 3e38
 
 
 # -- variation ---------------------------------------------------------------------------
