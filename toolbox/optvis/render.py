@@ -13,14 +13,16 @@ same per-step seeds), so results never depend on how a run is cut into calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from toolbox.nets import Network
 from toolbox.optvis.objectives import Context, Objective
-from toolbox.optvis.presets import Preset
+
+if TYPE_CHECKING:  # presets makes Ascents of its recipes: only the type here
+    from toolbox.optvis.presets import Preset
 
 STEPS_PER_CALL = 16  # steps of one compiled call in ``run``: the host syncs once per call
 REDIRECT_STEPS = 8  # steps a preset with ``redirect`` takes through redirected ReLUs, first
