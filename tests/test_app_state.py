@@ -385,3 +385,14 @@ def test_every_hint_on_screen_is_written_from_the_keys_bound(monkeypatch):
     overlay = set(zip(drawn, drawn[1:]))  # the help overlay draws each action's keys, then what it does
     assert ("4", "gradient pane: off / gradient / guided / deconv") in overlay
     assert ("Space", "circuit: go to the highlighted input (or click it)") in overlay
+
+
+def test_a_click_on_the_layer_list_picks_that_layer():
+    from toolbox.app import layout as L
+
+    channels = tuple(range(8, 8 + 40))  # 40 layers: more than the list shows
+    shown = L.layer_rows(20, len(channels))
+    assert 20 in shown and len(shown) == L.LAYERS.h // L.LAYER_ROW
+    for i, layer in enumerate(shown):  # the middle of each drawn line picks its layer
+        assert L.layer_at(L.LAYERS.x + 30, L.LAYERS.y + 12 + i * L.LAYER_ROW - 5, 20, len(channels)) == layer
+    assert L.layer_at(L.GRID.x + 5, L.GRID.y + 5, 20, len(channels)) is None

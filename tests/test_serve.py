@@ -157,6 +157,12 @@ def test_keys_and_a_click_on_the_page_drive_the_live_core(served, chromium):
         "arguments[0].dispatchEvent(new MouseEvent('click', {clientX: r.left + arguments[1], "
         "clientY: r.top + arguments[2], bubbles: true}));", dash, x * scale, y * scale)
     _wait(lambda: server.session.state.unit == 3, "the click to select unit 3")
+    first = L.layer_rows(server.session.state.layer, len(server.app.layers))[0]  # a line of the layer list
+    driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "arguments[0].dispatchEvent(new MouseEvent('click', {clientX: r.left + arguments[1], "
+        "clientY: r.top + arguments[2], bubbles: true}));", dash, (L.LAYERS.x + 40) * scale, (L.LAYERS.y + 7) * scale)
+    _wait(lambda: server.session.state.layer == first, "the click on the layer list to pick that layer")
 
 
 @pytest.mark.slow

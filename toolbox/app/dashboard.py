@@ -391,12 +391,10 @@ def draw_classes(canvas: np.ndarray, view: DashboardView) -> None:
 
 def draw_layers(canvas: np.ndarray, view: DashboardView) -> None:
     title(canvas, L.LAYERS, f"layers ({view.hint('next_layer')} / {view.hint('prev_layer')})")
-    rows = L.LAYERS.h // 15
-    first = min(max(0, view.state.layer - rows // 2), max(0, len(view.layers) - rows))
-    for i, name in enumerate(view.layers[first:first + rows]):
-        index = first + i
+    for i, index in enumerate(L.layer_rows(view.state.layer, len(view.layers))):
+        name = view.layers[index]
         current = index == view.state.layer
-        y = L.LAYERS.y + 12 + i * 15
+        y = L.LAYERS.y + 12 + i * L.LAYER_ROW
         color = ACCENT if current else TEXT
         count = str(view.channels[index])
         width = cv2.getTextSize(count, FONT, 0.42, 1)[0][0]

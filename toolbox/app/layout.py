@@ -96,3 +96,22 @@ def circuit_cell_at(px: int, py: int) -> int | None:
         if circuit_cell(i).contains(px, py):
             return i
     return None
+
+
+LAYER_ROW = 15  # the layer list's line height
+
+
+def layer_rows(current: int, count: int, area: Rect = LAYERS) -> range:
+    """The layers the list shows (indices), keeping the current one in the middle."""
+    rows = area.h // LAYER_ROW
+    first = min(max(0, current - rows // 2), max(0, count - rows))
+    return range(first, min(count, first + rows))
+
+
+def layer_at(px: int, py: int, current: int, count: int, area: Rect = LAYERS) -> int | None:
+    """The layer whose line of the list holds the point (a line spans the 15 px above its text's base)."""
+    if not area.contains(px, py):
+        return None
+    shown = layer_rows(current, count, area)
+    i = (py - area.y + 3) // LAYER_ROW  # the text's base sits 12 px below the line's top
+    return shown[i] if 0 <= i < len(shown) else None

@@ -18,7 +18,7 @@ import numpy as np
 
 from toolbox.app.dashboard import DashboardView, draw_dashboard, new_canvas
 from toolbox.app.keys import Action
-from toolbox.app.layout import GRID, grid_geometry
+from toolbox.app.layout import GRID, grid_geometry, layer_at
 from toolbox.app.modes import MODES, NOTHING, Mode, apply, key_map
 from toolbox.app.protocol import Answer, Hints, Slot, WorkerError, frozen
 from toolbox.app.sources import open_source
@@ -276,13 +276,19 @@ class LiveApp:
         return state
 
     def on_click(self, session: LiveSession, x: int, y: int) -> LiveSession:
-        """A click: on a pane an active mode draws (the circuit's inputs), else on the grid."""
+        """A click: on a pane an active mode draws (the circuit's inputs), else on the layer list
+        or the grid."""
         for mode in MODES:
             if mode.active(session.state):
                 state = mode.on_click(self, session, x, y)
                 if state is not None:
                     self._set_state(session, state)
                     return session
+        layer = layer_at(x, y, session.state.layer, len(self.layers))
+        if layer is not None:  # a line of the layer list: that layer, the unit kept where it exists
+            unit = min(session.state.unit, self.channels[layer] - 1)
+            self._set_state(session, replace(session.state, layer=layer, unit=unit))
+            return session
         channels = self.channels[session.state.layer]
         geo = grid_geometry(channels)
         unit = geo.unit_at(x, y, geo.page_of(session.state.unit), GRID)
