@@ -84,11 +84,12 @@ def test_worker_refines_visibly_caches_and_cancels(worker, tmp_path):
     from toolbox.app.modes.unit_image import UnitImage, UnitRequest
     from toolbox.app.worker import FrameRequest, FrameResult
 
-    worker.ask("unit_image", UnitRequest("conv_b", 2))
+    # unit 0 of the tiny net's conv_b is one whose image beats a plain image (so it is kept)
+    worker.ask("unit_image", UnitRequest("conv_b", 0))
     images = worker_results(worker, UnitImage, until=lambda r: r.done)
     assert [r.step for r in images] == [8, 16, 24] and images[-1].origin == "engine"
-    assert (tmp_path / "units" / "conv_b_0002.png").is_file()
-    worker.ask("unit_image", UnitRequest("conv_b", 2))  # asked again: served from the folder
+    assert (tmp_path / "units" / "conv_b_0000.png").is_file()
+    worker.ask("unit_image", UnitRequest("conv_b", 0))  # asked again: served from the folder
     assert worker_results(worker, UnitImage)[0].origin == "cache"
     worker.ask("unit_image", UnitRequest("conv_b", 4))
     worker.ask("unit_image", None)  # the selection moved on at once

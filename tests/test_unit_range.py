@@ -177,3 +177,25 @@ def test_only_images_that_show_something_are_stored(tmp_path):
     assert folder.image_path("l", 0).is_file() and not folder.image_path("l", 1).exists()
     assert list(folder.objectives("m", "l")) == ["0"] and shown.dropped == {1: 0.5} and shown.kept == [0]
     assert folder.sheet_path("l").is_file()
+
+
+def test_the_live_pane_says_a_unit_has_nothing_to_show_instead_of_drawing_it(flat, tmp_path):
+    """The window's worker asked for the image of conv_b unit 2 (bias 0.9, no input) answers
+    with what deepvis units says of it, and makes and stores no image; a unit that varies is made."""
+    from conftest import worker_results
+    from toolbox.app.modes.unit_image import UnitImage, UnitRequest
+    from toolbox.app.worker import NetworkWorker, UnitImageSettings
+    from toolbox.assets import UnitImageFolder
+
+    worker = NetworkWorker(flat, UnitImageFolder(tmp_path / "units"), UnitImageSettings("lucid", 16, 8))
+    worker.start()
+    try:
+        worker.ask("unit_image", UnitRequest("conv_b", 2))
+        said = worker_results(worker, UnitImage)[0]
+        assert said.image is None and "unit 2 is nearly constant: 0.90 on any input" in said.note
+        assert not (tmp_path / "units" / "conv_b_0002.png").exists()
+        worker.ask("unit_image", UnitRequest("conv_b", 0))
+        made = worker_results(worker, UnitImage, until=lambda r: r.done)[-1]
+        assert made.image is not None or "no further than a plain image" in made.note
+    finally:
+        worker.stop()

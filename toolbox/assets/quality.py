@@ -153,3 +153,16 @@ def capped_bounds(network: Network, layer: str, units: Sequence[int], peaks: dic
     if bounds is None:
         return {}
     return {u: float(bounds[u]) for u in units if bounds[u] > 0 and peaks.get(u, 0.0) >= capped_at * bounds[u]}
+
+
+def example_variation(network: Network, layer: str, units: Sequence[int] | None = None) -> dict:
+    """{unit: unit_range.Variation} over the bundled example photos and random and plain inputs
+    (``units`` None: all of the layer's): which units have nothing to show (``flat``) and the
+    plain image an image must beat (``shows_something``); what ``deepvis units`` and the live
+    window's optimized-image pane both say. About a second a layer."""
+    from toolbox.images import list_images, read_image
+    from toolbox.optvis.unit_range import unit_variation
+    from toolbox.settings import bundled
+
+    photos = [read_image(p) for p in list_images(bundled("examples"))]
+    return {v.unit: v for v in unit_variation(network, layer, units, photos)}

@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.nets.memory import check_fits
 
     check_fits(net, recipe.size, min(u.batch, len(units)), "--size and --batch")
-    variation = unit_variation_of(net, args.layer, units)
+    from toolbox.assets.quality import example_variation
+
+    variation = example_variation(net, args.layer, units)
     make = [unit for unit in units if not variation[unit].flat]
     folder.claim(net.name)  # one network's assets per folder
     shown = ShownOnly(folder, lambda unit, value: variation[unit].shows_something(value))
@@ -70,18 +72,6 @@ def run(args: argparse.Namespace) -> None:
         else ""
     print(f"wrote {n} unit image{'s' * (n != 1)}{maps}, {folder.sheet_path(args.layer).name} and "
           f"{folder.objectives_path(args.layer).name} to {folder.root}")
-
-
-def unit_variation_of(net, layer: str, units: list[int]) -> dict:
-    """{unit: unit_range.Variation} over the bundled example photos and random and plain
-    inputs: which units have nothing to show (``flat``), and the plain image an image must
-    beat (``shows_something``). About a second."""
-    from toolbox.images import list_images, read_image
-    from toolbox.optvis.unit_range import unit_variation
-    from toolbox.settings import bundled
-
-    photos = [read_image(p) for p in list_images(bundled("examples"))]
-    return {v.unit: v for v in unit_variation(net, layer, units, photos)}
 
 
 class ShownOnly:

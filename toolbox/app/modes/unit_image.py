@@ -4,6 +4,7 @@ natural-image crops (``deepvis crops``). Asked for once the selection rests."""
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -15,6 +16,7 @@ from toolbox.app.protocol import Hints, KeyAction, Slot, frozen
 from toolbox.app.state import ViewState
 
 FAILED = "failed: see the status line"
+NOTE_CHARS = 34  # of a line of the pane's placeholder text
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,11 @@ class UnitRequest:
 class UnitImage:
     layer: str
     unit: int
-    image: np.ndarray
+    image: np.ndarray | None  # None: the unit has nothing to show (``note`` says why)
     step: int
     steps: int
     origin: str  # "cache" (made earlier) or "engine" (made now)
+    note: str = ""  # why there is no image: unit_range.Variation.describe(), or a plain image beats it
 
     @property
     def done(self) -> bool:
@@ -99,6 +102,10 @@ class UnitImageJob:
     def finish(self) -> UnitImage:
         result = self.run.result()
         w = self.work
+        variation = w.variation(self.layer).get(self.unit)
+        if variation is not None and not variation.shows_something(float(result.objective[0])):
+            return UnitImage(self.layer, self.unit, None, self.taken, self.steps, "engine",
+                             f"unit {self.unit}: its image drives it no further than a plain image does; not kept")
         w.folder.save(self.layer, self.unit, result.images[0])
         w.folder.record(w.network.name, self.layer, {self.unit: result.objective[0]}, preset=w.settings.preset,
                         size=w.settings.size, steps=self.taken)
@@ -110,6 +117,7 @@ class UnitImageWork(JobWork):
         self.network, self.folder, self.crops = worker.network, worker.folder, worker.crops
         self.settings = worker.unit_settings
         self._ascents: dict = {}  # layer -> Ascent (compiled once for each)
+        self._variations: dict = {}  # layer -> {unit: Variation} over the example photos (found once)
 
     def begin(self, request: UnitRequest):
         """The unit's crops, and its image from the folder, else (``make``) a job for it."""
@@ -118,7 +126,20 @@ class UnitImageWork(JobWork):
         cached = self.folder.load(layer, unit)
         if cached is not None:
             return [*found, ("", UnitImage(layer, unit, frozen(cached), 1, 1, "cache"))], None
-        return found, UnitImageJob(self, layer, unit) if request.make else None
+        if not request.make:
+            return found, None
+        variation = self.variation(layer).get(unit)
+        if variation is not None and variation.flat:  # said, never drawn as if it showed something
+            return [*found, ("", UnitImage(layer, unit, None, 1, 1, "engine", variation.describe()))], None
+        return found, UnitImageJob(self, layer, unit)
+
+    def variation(self, layer: str) -> dict:
+        """{unit: Variation} of ``layer`` over the example photos (``deepvis units`` says the same)."""
+        if layer not in self._variations:
+            from toolbox.assets.quality import example_variation
+
+            self._variations[layer] = example_variation(self.network, layer)
+        return self._variations[layer]
 
     def unit_crops(self, layer: str, unit: int) -> UnitCrops:
         store = self.crops
@@ -127,13 +148,14 @@ class UnitImageWork(JobWork):
 
     def start(self, layer: str, unit: int):
         """The ascent of one unit's image (the layer's compiled step made once)."""
-        from toolbox.optvis import Ascent, channel, get_preset
+        from toolbox.optvis.presets import unit_recipe
 
         self.network.check_unit(layer, unit)
-        if layer not in self._ascents:
-            self._ascents[layer] = Ascent(self.network, channel(layer), get_preset(self.settings.preset))
         s = self.settings
-        return self._ascents[layer].start([unit], s.size, s.steps, seed=0)
+        recipe = unit_recipe(self.network, layer, s.preset, s.size, s.steps)  # as deepvis units makes them
+        if layer not in self._ascents:
+            self._ascents[layer] = recipe.ascent(self.network, layer)
+        return self._ascents[layer].start([unit], recipe.size, recipe.steps, seed=0)
 
 
 # -- the window's side --------------------------------------------------------------------
@@ -167,6 +189,9 @@ class UnitImageMode(Mode):
         crops = crops if crops is not None and (crops.layer, crops.unit) == key else None
         shown: UnitImage | None = slot.get("")
         failed = slot.failed is not None and (slot.failed.layer, slot.failed.unit) == key
+        if shown is not None and (shown.layer, shown.unit) == key and shown.note:
+            lines = [line for part in shown.note.split("\n") for line in textwrap.wrap(part, NOTE_CHARS)]
+            return UnitPanes("optimized image", None, "\n".join(lines), crops, state.lowest)
         if shown is not None and (shown.layer, shown.unit) == key and (shown.done or not failed):
             note = ("from the unit-image folder" if shown.origin == "cache" else "made now and cached" if shown.done
                     else f"optimizing... step {shown.step}/{shown.steps}")
