@@ -137,6 +137,7 @@ def test_dream_zoom_video_gif_and_guide(tmp_path, settings_file):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
+@pytest.mark.slow
 def test_units_writes_images_sheet_json_and_is_deterministic(tmp_path, settings_file):
     args = ["units", "--layer", "block9_add", "--units", "0,5-6", "--steps", "6", "--size", "48", "--seed", "3"]
     r = deepvis(*args, "-o", str(tmp_path / "a"), settings=settings_file)

@@ -150,6 +150,7 @@ def test_inception_pre_relu_view_matches_mixed_layers(lite0_settings):
         np.testing.assert_allclose(np.maximum(np.asarray(pre[name]), 0), np.asarray(post[name]), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_inception_reads_a_weights_file(tmp_path):
     import keras
 

@@ -135,6 +135,7 @@ def test_class_images_are_top1_for_the_network_that_made_them(lite0):
     assert result.top1_rate >= 0.9, result.ranks
 
 
+@pytest.mark.slow
 def test_inversion_matches_the_shallowest_layer_within_a_tenth(lite0, photos):
     from toolbox.optvis.inversion import invert
 
@@ -186,6 +187,7 @@ def test_the_photo_fit_is_the_networks_fit_and_carries_gradients_back_exactly():
     assert back[:, :20].max() == 0 and back[:, -20:].max() == 0 and back[:, 21:109].min() > 0  # the crop only
 
 
+@pytest.mark.slow
 def test_fooling_keeps_the_users_photo_at_its_own_size(lite0, photos, tmp_path):
     """Issue 21: `fool` wrote the 224 px centre crop; now the user's 451x300 photo comes back
     451x300, changed by at most 2 levels where the network looks, and the file read back and
@@ -225,6 +227,7 @@ def test_fooling_from_noise_is_99_percent_sure(lite0):
 # -- the commands ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_commands_write_their_files_and_print_their_figures(tmp_path, tiny_settings_file):
     from toolbox.images import read_image
 
