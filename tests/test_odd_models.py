@@ -60,7 +60,7 @@ def test_a_layer_named_beyond_what_files_and_scopes_take_works_under_its_own_nam
     rc, out, err = run(["units", "--layer", name, "--units", "0-1", "--size", "16", "--steps", "2",
                         "-o", str(tmp_path / "units"), "--model", path], models)
     assert rc == 0, err
-    from test_own_model import assert_each_unit_made_or_said
+    from conftest import assert_each_unit_made_or_said
 
     assert_each_unit_made_or_said(out, tmp_path / "units", safe_name(name), [0, 1])  # files of its safe name
     assert all(p.name.startswith(safe_name(name)) for p in (tmp_path / "units").glob("*.png"))

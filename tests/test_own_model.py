@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, deepvis
+from conftest import EXAMPLES, assert_each_unit_made_or_said, deepvis
 
 IMAGE = str(EXAMPLES / "chelsea.png")
 
@@ -123,18 +123,6 @@ def run(argv, models):
     """deepvis ARGV in this process with the test settings: (exit code, stdout, stderr lines)."""
     r = deepvis(*argv, settings=models / "settings.yaml")
     return r.returncode, r.stdout, r.stderr.strip().splitlines()
-
-
-def assert_each_unit_made_or_said(out: str, folder, layer: str, units: list[int]) -> None:
-    """Each unit asked of ``deepvis units`` got its image, or the command said why not (a unit
-    with nothing to show, or an image a plain one beats: random tiny models have such units)."""
-    from toolbox.names import safe_name
-
-    for unit in units:
-        made = (folder / f"{safe_name(layer)}_{unit:04d}.png").is_file()
-        said = any(f"unit {unit}" in line and ("not written" in line or "no image made" in line)
-                   for line in out.splitlines())
-        assert made != said, (unit, out)
 
 
 def layers_of(model, models) -> list[str]:
