@@ -240,12 +240,13 @@ class Worker:
         return result
 
     def _units(self, task: Task, on_step: Callable[[], None] | None) -> dict:
-        from toolbox.optvis import Ascent, channel, get_preset
+        from toolbox.optvis.presets import unit_recipe
 
         p = self.unit_params
         assert p is not None
-        if task.layer not in self._ascents:
-            self._ascents[task.layer] = Ascent(self.network, channel(task.layer), get_preset(p.preset))
+        if task.layer not in self._ascents:  # the layer's own recipe, as deepvis units makes its images
+            self._ascents[task.layer] = unit_recipe(self.network, task.layer, p.preset, p.size, p.steps).ascent(
+                self.network, task.layer)
         ascent = self._ascents[task.layer]
         rendered = ascent.run(list(task.units), p.size, p.steps, seed=task.seed,
                               on_step=(lambda *_: on_step()) if on_step else None)
