@@ -107,6 +107,7 @@ def load(model: Any = None, settings: Settings | str | Path | None = None, *, ne
 
     if isinstance(model, keras.Model):
         from toolbox.nets.keras_model import network_from_model
+        from toolbox.nets.registry import overrides_of
 
         s = with_overrides(base, overrides, {k: f"{k}=" for k in overrides})
         network = network_from_model(model, overrides_of(s), needs_classifier)
@@ -123,12 +124,6 @@ def load(model: Any = None, settings: Settings | str | Path | None = None, *, ne
     device = net.device
     log.log(logging.INFO if device == "GPU" else logging.DEBUG, "%s runs on the %s", net.name, device)
     return net
-
-
-def overrides_of(settings: Settings) -> dict[str, Any]:
-    from toolbox.nets.registry import overrides_of as spec_overrides
-
-    return spec_overrides(settings)
 
 
 def read_image(path: str | Path, max_pixels: int | None = None) -> np.ndarray:
