@@ -266,10 +266,13 @@ def tiny(tiny_settings):
 def assert_each_unit_made_or_said(out: str, folder, layer: str, units: list[int]) -> None:
     """Each unit asked of ``deepvis units`` got its image, or the command said why not (a unit
     with nothing to show, or an image a plain one beats: random tiny models have such units)."""
+    import json
+
     from toolbox.names import safe_name
 
+    recorded = json.loads((folder / f"{safe_name(layer)}_objectives.json").read_text())["units"]
     for unit in units:
         made = (folder / f"{safe_name(layer)}_{unit:04d}.png").is_file()
-        said = any(f"unit {unit}" in line and ("not written" in line or "no image made" in line)
-                   for line in out.splitlines())
+        said = any(f"unit {unit}" in line and line.endswith("; no image") for line in out.splitlines())
         assert made != said, (unit, out)
+        assert ("said" in recorded[str(unit)]) == said, (unit, recorded)  # the objectives file says the same

@@ -9,12 +9,14 @@ and the layer links skip it.
 
 from __future__ import annotations
 
+import html
 import shutil
 from pathlib import Path
 
 import pytest
 
 from conftest import EXAMPLES
+from toolbox.assets import UnitImageFolder
 
 MODEL = "efficientnet_lite0"
 LAYERS = [("block2_add", 24), ("block3_project_bn", 40), ("block4_dw_relu", 240)]
@@ -43,10 +45,28 @@ def site(assets, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("site")
     report = write_atlas(MODEL, LAYERS, assets, out, fields={"block2_add": (19, 4), "block3_project_bn": (35, 8),
-                                                              "block4_dw_relu": (67, 8)})
+                                                              "block4_dw_relu": (67, 8)}, relu=["block4_dw_relu"])
+    said = UnitImageFolder(assets).nothing_to_show(MODEL, "block4_dw_relu")
     assert report.layers == 2 and report.units == 24 + 240  # pages for what is computed (issue 21)
-    assert report.unit_images == 8 and report.units_with_crops == 24 + 240
+    assert report.unit_images == 8 - len(said) and report.units_with_crops == 24 + 240
     return out
+
+
+def test_a_unit_with_nothing_to_show_says_why_on_its_page_and_in_the_grid(assets, site):
+    """precompute recorded lite0 block4_dw_relu's units with nothing to show (said, no image):
+    their pages and grid cells say so, in the words deepvis units uses, instead of an image."""
+    said = UnitImageFolder(assets).nothing_to_show(MODEL, "block4_dw_relu")
+    assert said, "block4_dw_relu 0-3 has a unit that cannot beat a plain image (issue 30)"
+    for unit, why in said.items():
+        page = (site / "block4_dw_relu" / f"{unit}.html").read_text()
+        assert f'src="img/{unit}.png"' not in page and "nothing to show" in page and html.escape(why) in page
+        assert not (site / "block4_dw_relu" / "img" / f"{unit}.png").exists()
+    grid = (site / "block4_dw_relu" / "index.html").read_text()
+    assert f"{len(said)} unit{'s' * (len(said) != 1)} with nothing to show" in grid
+    assert html.escape(next(iter(said.values()))) in grid
+    made = next(u for u in range(4) if u not in said)
+    assert "(before ReLU)" in (site / "block4_dw_relu" / f"{made}.html").read_text()  # which value, said
+    assert "ReLU" not in (site / "block2_add" / "0.html").read_text().replace("ReLU6", "")  # an add layer has none
 
 
 def test_pages_have_stable_urls_and_say_what_is_missing(site):
@@ -61,7 +81,7 @@ def test_pages_have_stable_urls_and_say_what_is_missing(site):
     assert "the other 1 are listed here, not computed yet" in index
     unit = (site / "block2_add" / "0.html").read_text()
     assert 'src="img/0.png"' in unit and 'src="crops/0_top.png"' in unit and 'src="crops/0_bottom.png"' in unit
-    assert "objective reached" in unit and 'data-right="1.html"' in unit
+    assert "on its image</th><td>mean " in unit and 'data-right="1.html"' in unit
     assert 'data-down="../block4_dw_relu/0.html"' in unit  # past the layer with nothing computed
     assert "not computed yet" in (site / "block2_add" / "5.html").read_text()  # no optimized image
     relu = (site / "block4_dw_relu" / "239.html").read_text()
@@ -188,7 +208,9 @@ def test_the_command_writes_the_whole_network(assets, cache_dir, tmp_path, capsy
     site = tmp_path / "site"
     assert main(["atlas", "--model", MODEL, "--assets", str(assets), "-o", str(site), "--settings", str(settings)]) == 0
     said = capsys.readouterr().out
-    assert "wrote 264 unit pages of 2 layers (8 with optimized images" in said  # not 5,184 pages of all 21
+    said_units = len(UnitImageFolder(assets).nothing_to_show(MODEL, "block4_dw_relu"))
+    assert (f"wrote 264 unit pages of 2 layers ({8 - said_units} with optimized images, {said_units} with nothing "
+            "to show, 264 with crops)") in said  # not 5,184 pages of all 21
     assert "19 layers with nothing computed are listed on the index" in said
     assert not (site / "head_relu").exists() and (site / "block2_add" / "img" / "3.png").is_file()
     relu = (site / "block4_dw_relu" / "0.html").read_text()

@@ -65,14 +65,21 @@ def test_units_are_the_commands_images_as_an_array_and_a_sheet(net, tmp_path):
     from toolbox.assets import UnitImageFolder
     from toolbox.images import read_image
 
-    made = deepvis.units(net, "conv_b", [1, 4], size=16, steps=4, batch=2)
+    made = deepvis.units(net, "conv_b", [1, 4], size=16, steps=64, batch=2)
     assert np.asarray(made).shape == (2, 16, 16, 3) and made.units == (1, 4) and made.objectives.shape == (2,)
     folder = UnitImageFolder(tmp_path / "units")
-    stored = deepvis.units(net, "conv_b", "1,4", size=16, steps=4, batch=2, folder=folder)  # as `deepvis units`
+    stored = deepvis.units(net, "conv_b", "1,4", size=16, steps=64, batch=2, folder=folder)  # as `deepvis units`
     assert np.array_equal(np.asarray(stored), np.asarray(made))  # same seed, same images
     assert np.array_equal(read_image(folder.image_path("conv_b", 4)), made[4])
     sheet = made._repr_png_()
     assert sheet.startswith(b"\x89PNG") and made.save(tmp_path / "sheet.png").is_file()
+    # 4 steps leave these random units where a plain image has them: said, not shown, as the command says
+    short = deepvis.units(net, "conv_b", [1, 4], size=16, steps=4, batch=2, folder=folder)
+    assert set(short.units) | set(short.said) == {1, 4} and short.said and short._repr_png_().startswith(b"\x89PNG")
+    assert all("no further than a plain image" in why for why in short.said.values())
+    assert folder.image_path("conv_b", 4).is_file()  # the earlier image that showed something stays
+    with pytest.raises(KeyError, match="plain image"):
+        short[next(iter(short.said))]
 
 
 def test_attribute_gives_the_map_at_the_photos_size_and_its_gradient_is_the_photos(net, photo, tmp_path):
@@ -150,7 +157,7 @@ def test_a_keras_model_in_memory_works_as_its_file_does_and_writes_nothing(tmp_p
     assert in_memory.layers == from_file.layers and "base.c2" in in_memory.layers
     np.testing.assert_allclose(np.asarray(in_memory.predict(photo, top=3)), np.asarray(from_file.predict(photo, top=3)),
                                rtol=1e-5)
-    made = deepvis.units(in_memory, "c2", [0, 1], size=16, steps=2, batch=2)  # the plain inner name works too
+    made = deepvis.units(in_memory, "c2", [0, 1], size=16, steps=64, batch=2)  # the plain inner name works too
     assert made.layer == "base.c2" and np.asarray(made).shape == (2, 16, 16, 3)
     with pytest.raises(deepvis.DeepvisError, match="unknown layer"):
         deepvis.units(in_memory, "c9", [0])

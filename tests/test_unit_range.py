@@ -140,6 +140,7 @@ def test_redirected_relus_revive_a_dead_start(flat_settings):
 
 def test_units_command_says_which_units_have_nothing_to_show_and_writes_no_image(flat_settings, tmp_path,
                                                                                  capsys):
+    from toolbox.assets import UnitImageFolder
     from toolbox.cli import main
 
     settings = tmp_path / "settings.yaml"
@@ -153,6 +154,8 @@ def test_units_command_says_which_units_have_nothing_to_show_and_writes_no_image
     assert "unit 1 is highest on any plain image: 0.30" in said
     assert (out / "conv_b_0000.png").is_file()
     assert not (out / "conv_b_0001.png").exists() and not (out / "conv_b_0002.png").exists()
+    said = UnitImageFolder(out).nothing_to_show("flat", "conv_b")  # the objectives file says the same
+    assert said[2] == "unit 2 is nearly constant: 0.90 on any input" and "plain image" in said[1] and 0 not in said
 
 
 def test_spread_units_take_the_middle_of_equal_parts():
@@ -161,22 +164,28 @@ def test_spread_units_take_the_middle_of_equal_parts():
     assert spread_units(112) == [14, 42, 70, 98] and spread_units(3) == [0, 1, 2] and spread_units(32) == [4, 12, 20, 28]
 
 
-def test_only_images_that_show_something_are_stored(tmp_path):
+def test_a_folder_stores_the_images_that_show_something_and_says_the_others(tmp_path):
+    """``UnitImageFolder.store``, as every job stores a batch: a made image is saved and
+    recorded; a unit with nothing to show gets its reason recorded instead, and loses an image
+    stored earlier when no image can show it (flat), but keeps one when only this run's image
+    was beaten by a plain one."""
     from toolbox.assets import UnitImageFolder
-    from toolbox.cli.units import ShownOnly
+    from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
 
     folder = UnitImageFolder(tmp_path)
     folder.prepare()
-    shown = ShownOnly(folder, lambda unit, value: value > 1.0)
     image = np.full((8, 8, 3), 90, np.uint8)
-    shown.save("l", 0, image)
-    shown.save("l", 1, image)
-    assert not folder.image_path("l", 0).exists()  # nothing is stored before its value is known
-    shown.record("m", "l", {0: 2.0, 1: 0.5}, preset="lucid", size=8, steps=1)
-    shown.save_sheet("l", [0, 1], [image, image])
+    folder.store("m", "l", {0: (image, None, 2.0), 1: (image, None, 1.5), 2: (image, None, 1.0)}, preset="lucid")
+    flat = {"nothing_to_show": "constant", "value": 0.9, "said": "unit 1 is nearly constant: 0.90 on any input"}
+    beaten = {"nothing_to_show": NO_BETTER_THAN_PLAIN, "value": 0.2, "said": "unit 2: no further than plain"}
+    beaten_new = {**beaten, "said": "unit 3: no further than plain"}
+    folder.store("m", "l", {}, {1: flat, 2: beaten, 3: beaten_new}, preset="lucid")
     assert folder.image_path("l", 0).is_file() and not folder.image_path("l", 1).exists()
-    assert list(folder.objectives("m", "l")) == ["0"] and shown.dropped == {1: 0.5} and shown.kept == [0]
-    assert folder.sheet_path("l").is_file()
+    assert folder.image_path("l", 2).is_file()  # an earlier image that showed something stays
+    assert folder.objectives("m", "l")["2"]["objective"] == 1.0
+    assert folder.nothing_to_show("m", "l") == {1: flat["said"], 3: beaten_new["said"]}
+    assert folder.objectives("m", "l")["1"] == {"objective": 0.9, "nothing_to_show": "constant",
+                                                "said": flat["said"], "preset": "lucid"}
 
 
 def test_the_live_pane_says_a_unit_has_nothing_to_show_instead_of_drawing_it(flat, tmp_path):

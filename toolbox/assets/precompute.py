@@ -58,7 +58,7 @@ MAX_RECORD_BYTES = 1 << 20  # a done-record is a few hundred bytes
 @dataclass(frozen=True)
 class UnitParams:
     preset: str
-    size: int
+    size: int | None  # None: each layer's own (presets.unit_recipe), as deepvis units makes them
     steps: int
     batch: int
     seed: int
@@ -94,6 +94,7 @@ class Task:
     layer: str = ""
     units: tuple[int, ...] = ()
     seed: int = 0
+    side: int = 0  # a units task's image side
     sources: tuple[tuple[str, bool], ...] = ()
     layers: tuple[str, ...] = ()
     tops: tuple[tuple[int, ...], ...] = ()
@@ -116,18 +117,23 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams, model: str = "") -> list[Task]:
-    """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds);
-    the ids name ``model`` too (two networks may share layer names)."""
+def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams, model: str = "",
+                    sizes: dict[str, int] | None = None) -> list[Task]:
+    """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds),
+    at ``p.size`` or else the layer's size in ``sizes`` (its recipe's); the ids name ``model``
+    too (two networks may share layer names)."""
     tasks = []
     for layer, units in layers.items():
         units = list(units)
+        size = p.size or (sizes or {}).get(layer) or 0
+        if not size:
+            raise ValueError(f"no image size for {layer}")
         for start in range(0, len(units), p.batch):
             chunk = tuple(units[start:start + p.batch])
             seed = p.seed + start
-            digest = _digest(layer, chunk, p.preset, p.size, p.steps, seed, *([model] if model else []))
+            digest = _digest(layer, chunk, p.preset, size, p.steps, seed, *([model] if model else []))
             tid = f"units-{safe_name(layer)}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"  # ids name record files
-            tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed))
+            tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed, side=size))
     return tasks
 
 
@@ -240,19 +246,24 @@ class Worker:
         return result
 
     def _units(self, task: Task, on_step: Callable[[], None] | None) -> dict:
+        """The task's batch as `deepvis units` makes it (``render_unit_images``: the layer's own
+        recipe, its units with nothing to show said instead of made)."""
+        from toolbox.assets.jobs import render_unit_images
+        from toolbox.assets.quality import example_variation
         from toolbox.optvis.presets import unit_recipe
 
         p = self.unit_params
         assert p is not None
-        if task.layer not in self._ascents:  # the layer's own recipe, as deepvis units makes its images
-            self._ascents[task.layer] = unit_recipe(self.network, task.layer, p.preset, p.size, p.steps).ascent(
-                self.network, task.layer)
-        ascent = self._ascents[task.layer]
-        rendered = ascent.run(list(task.units), p.size, p.steps, seed=task.seed,
-                              on_step=(lambda *_: on_step()) if on_step else None)
-        transparency = rendered.transparency if ascent.preset.transparency else [None] * len(task.units)
-        return {"images": rendered.images, "objective": [float(v) for v in rendered.objective],
-                "transparency": transparency}
+        if task.layer not in self._ascents:
+            recipe = unit_recipe(self.network, task.layer, p.preset, task.side, p.steps)
+            self._ascents[task.layer] = (recipe.ascent(self.network, task.layer),
+                                         example_variation(self.network, task.layer))
+        ascent, variation = self._ascents[task.layer]
+        made = render_unit_images(self.network, task.layer, task.units, None, p.preset, task.side, p.steps,
+                                  len(task.units), task.seed, on_step, ascent, variation)
+        transparency = made.transparency if made.transparency is not None else [None] * len(made.units)
+        return {"units": made.units, "images": made.images, "objective": made.objectives,
+                "transparency": transparency, "said": made.said}
 
     def _crops(self, task: Task, known: dict) -> dict:
         from toolbox.assets.crop_job import CropJob, Source
@@ -356,10 +367,10 @@ class Committer:
         if task.kind == "units":
             p = self.unit_params
             assert p is not None
-            for unit, image, alpha in zip(task.units, result["images"], result["transparency"]):
-                self.folder.save(task.layer, unit, image, alpha)
-            self.folder.record(self.model, task.layer, dict(zip(task.units, result["objective"])),
-                               preset=p.preset, size=p.size, steps=p.steps)
+            made = {unit: (image, alpha, value) for unit, image, alpha, value in
+                    zip(result["units"], result["images"], result["transparency"], result["objective"])}
+            self.folder.store(self.model, task.layer, made, result["said"], preset=p.preset, size=task.side,
+                              steps=p.steps)
         elif task.kind == "circuits":
             import numpy as np
 

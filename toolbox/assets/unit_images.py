@@ -8,7 +8,9 @@ In a unit-image folder (``deepvis units -o DIR``; by default
                                   the ascent looked, the accumulated |gradient| on each pixel,
                                   grey, scaled so the image's largest is 255
     <layer>_sheet.png             a contact sheet of the units of the latest run
-    <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}}
+    <layer>_objectives.json       {"layer", "model", "units": {"<unit>": {"objective", "preset", "size", "steps"}}};
+                                  a unit with nothing to show has no image, and its entry says why:
+                                  {"objective", "nothing_to_show": kind, "said": "unit 34 is nearly constant: ..."}
     .<layer>_objectives.json.lock the lock its writers take (kept: see toolbox.files.locked)
     deepvis-assets.json           {"model"}: the network whose assets the folder holds (``claim``)
 
@@ -75,7 +77,7 @@ def _valid_entry(entry: object) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     return (isinstance(entry, dict) and number(entry.get("objective"))
-            and isinstance(entry.get("preset", ""), str)
+            and all(isinstance(entry.get(key, ""), str) for key in ("preset", "nothing_to_show", "said"))
             and all(number(entry.get(key, 0)) for key in ("size", "steps")))
 
 
@@ -185,6 +187,33 @@ class UnitImageFolder:
         data = self.read_json(self.objectives_path(layer), "objectives file")
         return data["units"] if valid_index(data) and data["model"] == model else {}
 
+    def nothing_to_show(self, model: str, layer: str) -> dict[int, str]:
+        """{unit: why} for the units of ``layer`` recorded as having nothing to show (no image)."""
+        return {int(u): e["said"] for u, e in self.objectives(model, layer).items() if e.get("said")}
+
+    def store(self, model: str, layer: str, made: dict[int, tuple[np.ndarray, np.ndarray | None, float]],
+              said: dict[int, dict] | None = None, **details: Any) -> Path:
+        """One batch of ``layer``'s unit images, as every job stores them: ``made`` {unit:
+        (image, transparency map or None, objective value)} saved and recorded; ``said`` {unit:
+        ``Variation.as_record``} recorded instead of an image. A unit that no image can show
+        (``flat``) loses an image stored earlier: it was flat too. An image that was beaten by
+        a plain one leaves an earlier image of its unit (another run's, that showed something)
+        as it is, and is recorded only where there is none."""
+        from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
+
+        for unit, (image, transparency, _) in made.items():
+            self.save(layer, unit, image, transparency)
+        notes = {}
+        for unit, record in (said or {}).items():
+            if record["nothing_to_show"] == NO_BETTER_THAN_PLAIN and self.has_image(layer, unit):
+                continue
+            self.image_path(layer, unit).unlink(missing_ok=True)
+            self.transparency_path(layer, unit).unlink(missing_ok=True)
+            notes[unit] = {"objective": record["value"], "nothing_to_show": record["nothing_to_show"],
+                           "said": record["said"]}
+        values = {unit: value for unit, (_, _, value) in made.items()}
+        return self.record(model, layer, values, notes, **details)
+
     def save(self, layer: str, unit: int, image: np.ndarray, transparency: np.ndarray | None = None) -> Path:
         """Store a unit's image and, when given, its transparency map ((H, W), any scale);
         without one, a map an earlier run left is removed: it belonged to another image."""
@@ -197,11 +226,14 @@ class UnitImageFolder:
         write_image(path, image)
         return path
 
-    def record(self, model: str, layer: str, results: dict[int, float], **details: Any) -> Path:
-        """Add units' objective values (and how they were made) to the layer's JSON,
-        keeping the entries other runs wrote, even ones writing at the same time."""
+    def record(self, model: str, layer: str, results: dict[int, float], notes: dict[int, dict] | None = None,
+               **details: Any) -> Path:
+        """Add units' objective values (and how they were made) to the layer's JSON, and
+        ``notes``' entries as they are (``store``: units with nothing to show), keeping the
+        entries other runs wrote, even ones writing at the same time."""
         path = self.objectives_path(layer)
         added = {str(int(unit)): {"objective": float(value), **details} for unit, value in results.items()}
+        added.update({str(int(unit)): {**entry, **details} for unit, entry in (notes or {}).items()})
 
         def merge(current: dict) -> dict:
             units = {**current.get("units", {}), **added}

@@ -26,7 +26,7 @@ import html
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 from urllib.parse import quote
 
 import numpy as np
@@ -38,6 +38,7 @@ from toolbox.errors import UserError
 from toolbox.files import atomic_write, check_output_dir, clean_stray_parts, read_inside, real_folder
 from toolbox.images import write_image
 from toolbox.names import safe_name
+from toolbox.nets.network import relu_side
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ th { color: #98a2b0; font-weight: 500; } td.num { text-align: right; font-varian
 .unit .optimized { width: 256px; height: 256px; image-rendering: auto; border-radius: 4px; }
 .unit .missing.big { width: 256px; height: 256px; font-size: 15px; }
 .missing.row { width: 480px; height: 96px; }
+.missing.nothing { color: #b9a36a; }
 .strip { image-rendering: pixelated; height: 96px; border-radius: 3px; display: block; }
 .values { color: #98a2b0; font-size: 12px; font-variant-numeric: tabular-nums; margin: 2px 0 0; }
 .keys { color: #77808c; font-size: 12px; margin-top: 30px; }
@@ -83,6 +85,7 @@ document.addEventListener("keydown", function (event) {
 """
 
 NOT_COMPUTED = "not computed yet"
+NOTHING_TO_SHOW = "nothing to show"  # a unit whose objectives entry says why it has no image
 
 
 @dataclass
@@ -90,6 +93,7 @@ class AtlasReport:
     layers: int = 0
     units: int = 0  # pages
     unit_images: int = 0  # units with an optimized image
+    nothing_to_show: int = 0  # units whose objectives entry says why they have none
     units_with_crops: int = 0
 
 
@@ -111,6 +115,10 @@ def _href(*parts: str) -> str:
 def _layer_href(layer: str, *rest: str) -> str:
     """A link to a page or file in ``layer``'s folder, from a page of another layer."""
     return _href("..", safe_name(layer), *rest)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
 
 
 def _missing(text: str = NOT_COMPUTED, kind: str = "") -> str:
@@ -141,13 +149,15 @@ class _Layer:
     """What the asset folder holds for one layer."""
 
     def __init__(self, name: str, channels: int, folder: UnitImageFolder, store: CropStore, index: dict,
-                 model: str) -> None:
+                 model: str, ends_in_relu: bool = False) -> None:
         """``index``: the crop index when it is ``model``'s, else empty (another network's
         crops are not shown, even where its layer names are the same)."""
         self.name, self.channels = name, channels
+        self.before, self.after = relu_side(ends_in_relu, True), relu_side(ends_in_relu, False)  # said of its values
         self.dir = safe_name(name)  # its folder in the site
         self.objectives = folder.objectives(model, name)
         self.images = {u for u in range(channels) if folder.has_image(name, u)}  # regular files, no links
+        self.said = {u: why for u, why in folder.nothing_to_show(model, name).items() if u not in self.images}
         self.crops = store.load(name) if index else None
         self.field = index.get("layers", {}).get(name, {}).get("field")  # the crops' window (clamped)
         self.circuits = CircuitStore(folder.root).load(name, channels)
@@ -163,12 +173,13 @@ class _Layer:
 
 def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Path, site: str | Path,
                 on_layer: Callable[[int], None] | None = None,
-                fields: dict[str, tuple[int, int]] | None = None) -> AtlasReport:
+                fields: dict[str, tuple[int, int]] | None = None, relu: Collection[str] = ()) -> AtlasReport:
     """Write the site of ``model``'s ``layers`` [(name, channels)] from the asset folder
     ``assets`` (unit images and crops) into ``site``: pages for the layers and units with
     something computed; the index lists every layer. ``fields``: {layer: (size, stride)} of
     the network's receptive fields (``Network.receptive_field``), shown on unit pages beside
-    the crops' window when that is smaller (a field wider than the image)."""
+    the crops' window when that is smaller (a field wider than the image); ``relu``: the layers
+    that end in a ReLU (``Network.ends_in_relu``), whose numbers say which side of it they are."""
     folder, store = UnitImageFolder(assets), CropStore(assets)
     folder.check_model(model)  # before the site's folder is made
     site = check_output_dir(site)
@@ -180,7 +191,7 @@ def write_atlas(model: str, layers: Sequence[tuple[str, int]], assets: str | Pat
     atomic_write(site / "style.css", STYLE.encode())
     atomic_write(site / "keys.js", KEYS_JS.encode())
     report = AtlasReport()
-    infos = [_Layer(name, channels, folder, store, index, model) for name, channels in layers]
+    infos = [_Layer(name, channels, folder, store, index, model, name in relu) for name, channels in layers]
     computed = [layer for layer in infos if layer.pages]
     for li, layer in enumerate(computed):
         _write_layer(site, model, layer, li, computed, folder, store, report, (fields or {}).get(layer.name),
@@ -236,9 +247,14 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
             _publish(data, site, out / "img" / f"{unit}.png")
             thumb = f'<img loading="lazy" src="img/{unit}.png" alt="{html.escape(layer.name)} unit {unit}">'
             report.unit_images += 1
+        elif unit in layer.said:
+            thumb = _missing(NOTHING_TO_SHOW, "nothing")
+            report.nothing_to_show += 1
         else:
             thumb = _missing()
-        cells.append(f'<a href="{unit}.html">{thumb}{unit}</a>' if unit in has_page else f'<span>{thumb}{unit}</span>')
+        hint = f' title="{html.escape(layer.said[unit])}"' if unit in layer.said else ""
+        cells.append(f'<a href="{unit}.html"{hint}>{thumb}{unit}</a>' if unit in has_page
+                     else f'<span{hint}>{thumb}{unit}</span>')
     for i, unit in enumerate(pages):
         _write_unit(out, model, layer, unit, pages[i - 1] if i else None, pages[i + 1] if i + 1 < len(pages) else None,
                     prev, after, store, report, field, with_pages)
@@ -249,8 +265,10 @@ def _write_layer(site: Path, model: str, layer: _Layer, li: int, computed: list[
         behind = f'<a href="{_layer_href(next_layer, "index.html")}">{html.escape(next_layer)} &rarr;</a>'
     nav = (f'<nav><a href="../index.html">{html.escape(model)}</a>{before}'
            f'<span class="here">{html.escape(layer.name)}</span>{behind}</nav>')
+    nothing = f", {_count(len(layer.said), 'unit')} with {NOTHING_TO_SHOW}" if layer.said else ""
     body = (f'{nav}\n<h1>{html.escape(layer.name)}</h1>\n<p>{layer.channels} units; {len(layer.images)} optimized '
-            f'images; crops: {"stored" if layer.crops is not None else NOT_COMPUTED}.</p>\n'
+            f'images{nothing}; crops: '
+            f'{"stored" if layer.crops is not None else NOT_COMPUTED}.</p>\n'
             f'<div class="grid">\n' + "\n".join(cells) + "\n</div>")
     links = {"up": _layer_href(prev_layer, "index.html") if prev_layer else "",
              "down": _layer_href(next_layer, "index.html") if next_layer else "",
@@ -309,7 +327,7 @@ def _circuit_sections(layer: _Layer, unit: int, store: CropStore, with_pages: di
                              else f'<span class="unit" {hint}>{label}</span>')
         sections.append(f"<h2>{title.format(html.escape(circuit.source))}</h2>"
                         f'<div class="links">{"".join(cells) or "none"}</div>')
-    what = ("activation x gradient of the unit's value (before its ReLU, at its strongest position), summed over "
+    what = (f"activation x gradient of the unit's max{layer.before}, summed over "
             f"space, mean over its {stored.inputs.images if stored.inputs else stored.outputs.images} top images; "
             "outputs: its share in each later unit's value; orange adds, blue takes away; share: of all "
             "|contributions|")
@@ -324,11 +342,15 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int 
     this layer, ``prev`` / ``after``: the neighbouring layers with pages."""
     name = layer.name
     image = (f'<img class="optimized" src="img/{unit}.png" alt="optimized image of {html.escape(name)} unit {unit}">'
-             if unit in layer.images else _missing(f"optimized image:<br>{NOT_COMPUTED}", "big"))
+             if unit in layer.images else
+             _missing(f"optimized image:<br>{NOTHING_TO_SHOW}:<br>{html.escape(layer.said[unit])}", "big nothing")
+             if unit in layer.said else _missing(f"optimized image:<br>{NOT_COMPUTED}", "big"))
     stats = []
     entry = layer.objectives.get(str(unit))
-    if entry:
-        stats.append(("objective reached", f"{entry.get('objective', float('nan')):.4g}"))
+    if unit in layer.said:
+        stats.append((NOTHING_TO_SHOW, layer.said[unit]))
+    elif entry:
+        stats.append(("on its image", f"mean {entry.get('objective', float('nan')):.4g}{layer.before}"))
         stats.append(("made with", f"{entry.get('preset', '?')}, {entry.get('size', '?')} px, "
                                    f"{entry.get('steps', '?')} steps"))
     sections = []
@@ -348,8 +370,8 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int 
             sections.append(f'<h2>{title}</h2><img class="strip" src="crops/{unit}_{side}.png" '
                             f'alt="{side} crops of {html.escape(name)} unit {unit}">'
                             f'<p class="values">values: {_values(values)}</p>')
-            stats.append((f"{side} values", f"{values[0]:.4g} .. {values[-1]:.4g} (mean {values.mean():.4g}, "
-                                            f"{len(values)} images)"))
+            stats.append((f"{side} values", f"max {values[0]:.4g} .. {values[-1]:.4g}{layer.after} "
+                                            f"(mean {values.mean():.4g}, {len(values)} images)"))
             if side == "top":
                 backprop = store.unit_backprop(name, unit)
                 if backprop is not None and len(backprop):

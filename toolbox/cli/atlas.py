@@ -36,8 +36,10 @@ def run(args: argparse.Namespace) -> None:
     fields = {name: net.receptive_field(name) for name in net.spec.layer_names}
     with progress(len(layers), "atlas", "layer") as bar:
         assets = Path(args.assets) if args.assets else settings.unit_images_path(net.name)
-        report = write_atlas(net.name, layers, assets, site, on_layer=bar.update, fields=fields)
+        report = write_atlas(net.name, layers, assets, site, on_layer=bar.update, fields=fields,
+                             relu=[name for name in net.spec.layer_names if net.ends_in_relu(name)])
     rest = len(layers) - report.layers
     print(f"wrote {report.units} unit pages of {report.layers} layers ({report.unit_images} with optimized images, "
-          f"{report.units_with_crops} with crops)" + (f"; {rest} layers with nothing computed are listed on the index"
+          + (f"{report.nothing_to_show} with nothing to show, " if report.nothing_to_show else "")
+          + f"{report.units_with_crops} with crops)" + (f"; {rest} layers with nothing computed are listed on the index"
                                                       if rest else "") + f" to {site}; open {site / 'index.html'}")

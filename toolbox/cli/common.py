@@ -92,10 +92,11 @@ def network(settings, needs_classifier: str | None = None):
     return load(settings=settings, needs_classifier=needs_classifier).network
 
 
-def unit_folder_network(settings):
-    """The network and its unit-image folder, prepared (writable, stray temporaries of killed
-    runs removed). A folder the user named is prepared before the network loads, so a mistake
-    there is an error before the slow start; the default folder needs the network's name.
+def unit_folder_network(settings, library: bool = False):
+    """The network (with ``library`` the library's ``Net``) and its unit-image folder, prepared
+    (writable, stray temporaries of killed runs removed). A folder the user named is prepared
+    before the network loads, so a mistake there is an error before the slow start; the
+    default folder needs the network's name.
     The caller checks the user's layers and units, then claims the folder (``claim``) before
     writing, so a mistake leaves no folder tied to the network."""
     from toolbox.tfstart import start_tensorflow_quietly
@@ -107,11 +108,13 @@ def unit_folder_network(settings):
     if settings.units.output_dir:
         folder = UnitImageFolder(settings.unit_images_path(""))  # the model's name is not part of it
         folder.prepare()
-    net = network(settings)
+    from toolbox.library import load
+
+    net = load(settings=settings)
     if folder is None:
         folder = UnitImageFolder(settings.unit_images_path(net.name))
         folder.prepare()
-    return net, folder
+    return (net if library else net.network), folder
 
 
 def progress(total: int, what: str, unit: str = "step"):

@@ -94,13 +94,13 @@ def run(args: argparse.Namespace) -> None:
     if args.crops is not None and not sources:
         raise UserError("--crops found no images")
     make_units = args.unit_images or not (args.crops or args.circuits)
-    from toolbox.optvis.presets import DEFAULT_SIZE, steps_of
+    from toolbox.optvis.presets import steps_of, unit_recipe
 
     steps = steps_of(u.preset, u.steps) if make_units else 0
     net, folder = unit_folder_network(settings)
     layers = parse_layers(args.layers, net)
     folder.claim(net.name)  # one network's assets per folder
-    unit_params = UnitParams(u.preset, u.size or DEFAULT_SIZE, steps, u.batch, args.seed) if make_units else None
+    unit_params = UnitParams(u.preset, u.size, steps, u.batch, args.seed) if make_units else None
     crop_params = (CropParams(c.top, c.side, c.every, c.batch, settings.images.max_pixels, settings.images.fit)
                    if sources else None)
     circuit_params = (CircuitParams(settings.circuit.batch, settings.images.max_pixels, settings.images.fit)
@@ -109,9 +109,10 @@ def run(args: argparse.Namespace) -> None:
     if unit_params is not None:
         from toolbox.nets.memory import check_fits
 
-        check_fits(net, u.size or DEFAULT_SIZE, u.batch, "--size and --batch")
+        sizes = {name: unit_recipe(net, name, u.preset, u.size, u.steps).size for name in layers}  # each layer's own
+        check_fits(net, max(sizes.values()), u.batch, "--size and --batch")
         tasks += plan_unit_tasks({name: parse_units(args.units, net.spec.layer(name).channels) for name in layers},
-                                 unit_params, net.name)
+                                 unit_params, net.name, sizes)
     from toolbox.assets.crops import CropStore
 
     store = CropStore(folder.root)

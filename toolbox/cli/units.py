@@ -33,82 +33,21 @@ def run(args: argparse.Namespace) -> None:
 
     settings = settings_of(args)
     start_tensorflow_quietly()  # the engine's imports below bring TensorFlow
-    from toolbox.optvis.presets import get_preset, unit_recipe
+    from toolbox.library import units as make_units
+    from toolbox.optvis.presets import get_preset
 
     u = settings.units
-    get_preset(u.preset)  # an unknown preset is an error before the network loads
-    net, folder = unit_folder_network(settings)
-    layer = net.spec.layer(args.layer)
-    args.layer = layer.name  # ours, also when it was named by an alias
-    units = parse_units(args.units, layer.channels)
-    recipe = unit_recipe(net, args.layer, u.preset, u.size, u.steps)
-    from toolbox.assets import render_unit_images
-    from toolbox.nets.memory import check_fits
-
-    check_fits(net, recipe.size, min(u.batch, len(units)), "--size and --batch")
-    from toolbox.assets.quality import example_variation
-
-    variation = example_variation(net, args.layer, units)
-    make = [unit for unit in units if not variation[unit].flat]
-    folder.claim(net.name)  # one network's assets per folder
-    shown = ShownOnly(folder, lambda unit, value: variation[unit].shows_something(value))
-    if make:
-        steps = recipe.steps
-        with progress(steps * -(-len(make) // u.batch), f"{args.layer}: {len(make)} units at {recipe.size} px") as bar:
-            render_unit_images(net, args.layer, make, shown, u.preset, recipe.size, steps, u.batch, args.seed,
-                               on_step=lambda: bar.update(1), ascent=recipe.ascent(net, args.layer))
-    for unit in units:
-        v = variation[unit]
-        if v.flat:
-            print(f"{args.layer}: {v.describe()}; no image made")
-        elif unit in shown.dropped:
-            print(f"{args.layer}: unit {unit}: its image drives it no further than a plain image does "
-                  f"({shown.dropped[unit]:.3g} against {v.plain:.3g}); not written")
-    n = len(shown.kept)
+    preset = get_preset(u.preset)  # an unknown preset is an error before the network loads
+    net, folder = unit_folder_network(settings, library=True)
+    layer = net.network.spec.layer(args.layer).name  # ours, also when it was named by an alias
+    parse_units(args.units, net.network.spec.layer(layer).channels)  # a unit out of range: said before any work
+    made = make_units(net, layer, args.units, seed=args.seed, folder=folder, progress=progress)
+    for why in made.said.values():
+        print(f"{layer}: {why}; no image")
+    n = len(made.units)
     if not n:
         print(f"wrote no unit image to {folder.root}")
         return
-    maps = f" (with {'its transparency map' if n == 1 else 'their transparency maps'})" if recipe.preset.transparency \
-        else ""
-    print(f"wrote {n} unit image{'s' * (n != 1)}{maps}, {folder.sheet_path(args.layer).name} and "
-          f"{folder.objectives_path(args.layer).name} to {folder.root}")
-
-
-class ShownOnly:
-    """A unit-image folder as ``render_unit_images`` writes into it, that stores only the images
-    that show something: ``shows(unit, value)`` (value: the unit's channel mean on its image,
-    known when the batch is recorded). Each batch's images wait until its record, then those
-    that show something are saved and recorded, the others dropped ({unit: value}); the sheet
-    holds the kept ones. (Until render_unit_images takes such a test itself.)"""
-
-    def __init__(self, folder, shows) -> None:
-        self.folder, self.shows = folder, shows
-        self.waiting: dict[int, tuple] = {}
-        self.kept: list[int] = []
-        self.dropped: dict[int, float] = {}
-        self._images: dict[int, object] = {}
-
-    def __getattr__(self, name: str):
-        return getattr(self.folder, name)
-
-    def save(self, layer: str, unit: int, image, transparency=None):
-        self.waiting[unit] = (layer, image, transparency)
-        return self.folder.image_path(layer, unit)
-
-    def record(self, model: str, layer: str, results: dict, **details):
-        keep = {}
-        for unit, value in results.items():
-            layer_, image, transparency = self.waiting.pop(unit)
-            if self.shows(unit, float(value)):
-                self.folder.save(layer_, unit, image, transparency)
-                keep[unit] = value
-                self.kept.append(unit)
-                self._images[unit] = image
-            else:
-                self.dropped[unit] = float(value)
-        return self.folder.record(model, layer, keep, **details) if keep else self.folder.objectives_path(layer)
-
-    def save_sheet(self, layer: str, units, images):
-        if self.kept:
-            return self.folder.save_sheet(layer, self.kept, [self._images[u] for u in self.kept])
-        return self.folder.sheet_path(layer)
+    maps = f" (with {'its transparency map' if n == 1 else 'their transparency maps'})" if preset.transparency else ""
+    print(f"wrote {n} unit image{'s' * (n != 1)}{maps}, {folder.sheet_path(layer).name} and "
+          f"{folder.objectives_path(layer).name} to {folder.root}")

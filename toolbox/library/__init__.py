@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -145,14 +145,20 @@ def _options(net: Net, section: str, **values: Any) -> Any:
 
 def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, *, preset: str | None = None,
           size: int | None = None, steps: int | None = None, batch: int | None = None, seed: int = 0,
-          folder: Any = None, on_step: Callable[[], None] | None = None) -> UnitImages:
+          folder: Any = None, progress: Callable[[int, str], Any] | None = None) -> UnitImages:
     """Optimized images of ``units`` of ``layer`` (a list, one unit, ``"3,17,40-45"`` or
-    ``"all"``; default all), made as ``deepvis units`` makes them; ``folder`` (a
-    ``UnitImageFolder``) also stores them there as the command does.
+    ``"all"``; default all), made as ``deepvis units`` makes them: a unit with nothing to show
+    (nearly constant, never on, at its most on a plain image) gets no image, nor does one whose
+    image a plain image matches; ``said`` says why. ``folder`` (a ``UnitImageFolder``) also
+    stores them there as the command does; ``progress(total_steps, what)``, a context manager
+    whose value has ``update(1)`` (a tqdm bar), follows the work.
 
     >>> deepvis.units(net, "block9_add", [3, 17])  # doctest: +SKIP
     """
-    from toolbox.assets.jobs import render_unit_images
+    from contextlib import nullcontext
+
+    from toolbox.assets.jobs import render_unit_images, unit_batches
+    from toolbox.assets.quality import example_variation
     from toolbox.nets.memory import check_fits
     from toolbox.optvis.presets import unit_recipe
 
@@ -161,11 +167,25 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
     chosen = parse_units(_unit_text(units), spec.channels)
     recipe = unit_recipe(net.network, spec.name, u.preset, u.size, u.steps)  # size and steps: the layer's own
     check_fits(net.network, recipe.size, min(u.batch, len(chosen)), "size= and batch=")
-    ascent = net.engine(("ascent", spec.name, u.preset), lambda: recipe.ascent(net.network, spec.name))
-    made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, recipe.size, recipe.steps,
-                              u.batch, seed, on_step=on_step, ascent=ascent)
-    return UnitImages(spec.name, tuple(chosen), np.stack(made.images), np.asarray(made.objectives, np.float32),
-                      None if made.transparency is None else np.stack(made.transparency))
+    variation = net.engine(("variation", spec.name), lambda: example_variation(net.network, spec.name))
+    if folder is not None:
+        folder.claim(net.name)  # one network's assets per folder, claimed once the layer and units are known
+    flat = [unit for unit in chosen if variation[unit].flat]
+    total = recipe.steps * len(unit_batches(chosen, u.batch, flat))
+    made_count = len(chosen) - len(flat)
+    with (progress or (lambda *_: nullcontext(None)))(total, f"{spec.name}: {made_count} units at {recipe.size} px") \
+            as bar:
+        ascent = net.engine(("ascent", spec.name, u.preset, recipe.size),
+                            lambda: recipe.ascent(net.network, spec.name))
+        made = render_unit_images(net.network, spec.name, chosen, folder, u.preset, recipe.size, recipe.steps,
+                                  u.batch, seed, on_step=(lambda: bar.update(1)) if bar is not None else None,
+                                  ascent=ascent, variation=variation)
+    side = recipe.size
+    return UnitImages(spec.name, tuple(made.units),
+                      np.stack(made.images) if made.images else np.zeros((0, side, side, 3), np.uint8),
+                      np.asarray(made.objectives, np.float32),
+                      None if made.transparency is None or not made.images else np.stack(made.transparency),
+                      {unit: record["said"] for unit, record in made.said.items()})
 
 
 def _unit_text(units: Sequence[int] | int | str | None) -> str:
@@ -308,36 +328,43 @@ def back_onto(photo: np.ndarray, square: np.ndarray, fit) -> np.ndarray:
     return out
 
 
-def circuit(net: Net, photos: np.ndarray | Sequence[np.ndarray], unit: str, *, source: str | None = None,
-            top: int | None = None, batch: int | None = None) -> Circuit:
+def circuit(net: Net, photos: np.ndarray | Iterable[np.ndarray], unit: str, *, source: str | None = None,
+            top: int | None = None, batch: int | None = None, outputs: bool = True,
+            on_batch: Callable[[int], None] | None = None) -> Circuit:
     """The strongest inputs of ``unit`` (``"layer:unit"``) from ``source`` (default the offered
-    layer before) and its strongest outputs to the layer after, each with its share of all
-    contributions, averaged over ``photos`` (one photo or several, any sizes).
+    layer before) and (``outputs``) its strongest outputs to the layer after, each with its
+    share of all contributions, averaged over ``photos``: one photo, or several of any sizes
+    (a list, or any iterable: a generator reading a folder is read ``batch`` at a time, as
+    ``deepvis circuit`` reads one). ``on_batch(n)`` after each batch of ``n`` photos.
 
     >>> deepvis.circuit(net, photo, "block13_add:26")  # doctest: +SKIP
     """
+    import itertools
+
     from toolbox.optvis.circuits import CircuitTracer, mean_circuit
 
     layer, index = net.unit(unit)
     c = _options(net, "circuit", top=top, batch=batch)
-    many = [photos] if isinstance(photos, np.ndarray) and photos.ndim == 3 else list(photos)
-    images = np.stack([net.fit(p) for p in many]).astype(np.float32)
     tracer = net.engine(("tracer",), lambda: CircuitTracer(net.network))
     source = tracer.check_source(layer, source)
-    target = tracer.next_layer(layer)
+    target = tracer.next_layer(layer) if outputs else None
+    photos = iter([photos] if isinstance(photos, np.ndarray) and photos.ndim == 3 else photos)
     rows: dict[str, list] = {"inputs": [], "outputs": [], "values": []}
-    for start in range(0, len(images), c.batch):
-        part = images[start:start + c.batch]
-        inputs, outputs, values = tracer.both(part, layer, [index] * len(part), source, target)
-        rows["inputs"].append(inputs)
+    while part := [net.fit(p) for p in itertools.islice(photos, c.batch)]:
+        got_in, got_out, values = tracer.both(np.stack(part).astype(np.float32), layer, [index] * len(part), source,
+                                              target)
+        rows["inputs"].append(got_in)
         rows["values"].append(values)
-        if outputs is not None:
-            rows["outputs"].append(outputs)
+        if got_out is not None:
+            rows["outputs"].append(got_out)
+        if on_batch is not None:
+            on_batch(len(part))
+    if not rows["values"]:
+        raise UserError("circuit: no photos to measure")
     values = np.concatenate(rows["values"])
     inputs = mean_circuit(layer, index, source, np.concatenate(rows["inputs"]), values)
-    outputs = (mean_circuit(layer, index, target, np.concatenate(rows["outputs"]), values) if rows["outputs"]
-               else None)
-    return Circuit(inputs, outputs, c.top, inputs.contributions)
+    after = mean_circuit(layer, index, target, np.concatenate(rows["outputs"]), values) if rows["outputs"] else None
+    return Circuit(inputs, after, c.top, inputs.contributions, net.network.relu_side(inputs.layer, True))
 
 
 def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, top: int | None = None,

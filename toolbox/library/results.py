@@ -66,24 +66,36 @@ class Classes(Result):
 @dataclass(frozen=True, repr=False)
 class UnitImages(Result):
     """Optimized images of units of one layer: ``array`` (n, size, size, 3) uint8 stacked in
-    ``units`` order, ``objectives`` the value each reached; shown as a contact sheet."""
+    ``units`` order, ``objectives`` the value each reached (its channel mean before the ReLU);
+    ``said`` {unit: why} for the units asked that have nothing to show (no image: nearly
+    constant, never on, or no image beats a plain one); shown as a contact sheet."""
 
     layer: str
     units: tuple[int, ...]
     array: np.ndarray
     objectives: np.ndarray
     transparency: np.ndarray | None = None  # (n, size, size) for presets that make one (maco)
+    said: dict[int, str] = field(default_factory=dict)
 
     def __getitem__(self, unit: int) -> np.ndarray:
+        if unit in self.said:
+            raise KeyError(f"{self.layer} {self.said[unit]}")
         return self.array[self.units.index(unit)]
 
     def picture(self) -> np.ndarray:
+        """The contact sheet: each image, and a dark tile captioned "nothing to show" for each unit said."""
         from toolbox.sheets import contact_sheet
 
-        return contact_sheet(list(self.array), [f"unit {u}" for u in self.units], title=self.layer)
+        side = self.array.shape[1] if len(self.array) else 64
+        tiles = {u: (image, f"unit {u}") for u, image in zip(self.units, self.array)}
+        tiles.update({u: (np.full((side, side, 3), 40, np.uint8), f"unit {u}: nothing to show") for u in self.said})
+        order = sorted(tiles)
+        return contact_sheet([tiles[u][0] for u in order], [tiles[u][1] for u in order], title=self.layer)
 
     def __repr__(self) -> str:
-        return f"UnitImages({self.layer}, units {list(self.units)}, {self.array.shape[1]} px)"
+        said = "".join(f"\n  {why}" for why in self.said.values())
+        side = f", {self.array.shape[1]} px" if len(self.array) else ""
+        return f"UnitImages({self.layer}, units {list(self.units)}{side}){said}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -150,6 +162,7 @@ class Circuit(Result):
     outputs: Any
     top: int
     array: np.ndarray
+    relu_side: str = ""  # which of the unit's values ``value`` is (``Network.relu_side``)
 
     def links(self, side: str = "inputs", inhibitory: bool = False) -> list:
         """The ``top`` strongest links of ``side`` ("inputs" or "outputs"), excitatory or inhibitory."""
@@ -161,7 +174,7 @@ class Circuit(Result):
 
         c = self.inputs
         return circuit_chart(c, self.links(), self.links(inhibitory=True), [None] * (2 * self.top),
-                             f"{c.layer} unit {c.unit}")
+                             f"{c.layer} unit {c.unit}", relu_side=self.relu_side)
 
     def _repr_png_(self) -> bytes:
         return self._chart()
@@ -173,7 +186,8 @@ class Circuit(Result):
     def __repr__(self) -> str:
         c = self.inputs
         shown = ", ".join(f"{k.unit} {k.share:+.1%}" for k in self.links())
-        return f"Circuit({c.layer}:{c.unit}, value {c.value:.4g}; strongest inputs from {c.source}: {shown})"
+        return (f"Circuit({c.layer}:{c.unit}, max {c.value:.4g}{self.relu_side}; strongest inputs from {c.source}: "
+                f"{shown})")
 
 
 @dataclass(frozen=True, repr=False)

@@ -218,6 +218,8 @@ PLAIN_COLOURS = ((127.5, 127.5, 127.5), (0, 0, 0), (255, 255, 255), (255, 0, 0),
 # how far above a plain image (the median of PLAIN_COLOURS) a unit image must drive its unit to
 # show something, as a fraction of the unit's span over the probe inputs (before the ReLU)
 ABOVE_PLAIN = 0.05
+# the kind of an image that does not show something (``Variation.as_record``): not kept
+NO_BETTER_THAN_PLAIN = "no_better_than_plain"
 
 
 @dataclass(frozen=True)
@@ -291,13 +293,19 @@ class Variation:
                 return name
         return None
 
-    def as_record(self) -> dict:
-        """What an objectives file keeps of a unit with nothing to show ({} otherwise), e.g.
+    def as_record(self, value: float | None = None) -> dict:
+        """What an objectives file keeps of a unit with nothing to show, {} when it shows
+        something: a ``flat`` unit (no image made), or with ``value`` (its channel mean before
+        the ReLU on its image) an image that does not ``shows_something``. E.g.
         {"nothing_to_show": "constant", "value": 0.9, "said": "unit 34 is nearly constant: ..."}."""
-        if not self.flat:
+        if self.flat:
+            value = 0.0 if self.never_on else self.mean if self.constant else self.plain
+            return {"nothing_to_show": self.kind, "value": round(value, 4), "said": self.describe()}
+        if value is None or self.shows_something(value):
             return {}
-        value = 0.0 if self.never_on else self.mean if self.constant else self.plain
-        return {"nothing_to_show": self.kind, "value": round(value, 4), "said": self.describe()}
+        return {"nothing_to_show": NO_BETTER_THAN_PLAIN, "value": round(float(value), 4),
+                "said": f"unit {self.unit}: its image drives it no further than a plain image does "
+                        f"({value:.3g} against {self.plain:.3g})"}
 
     def describe(self) -> str:
         """One line for the CLI, the objectives file, the window's pane and the atlas page."""

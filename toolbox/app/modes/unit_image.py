@@ -102,13 +102,14 @@ class UnitImageJob:
     def finish(self) -> UnitImage:
         result = self.run.result()
         w = self.work
+        value = float(result.objective[0])
         variation = w.variation(self.layer).get(self.unit)
-        if variation is not None and not variation.shows_something(float(result.objective[0])):
-            return UnitImage(self.layer, self.unit, None, self.taken, self.steps, "engine",
-                             f"unit {self.unit}: its image drives it no further than a plain image does; not kept")
-        w.folder.save(self.layer, self.unit, result.images[0])
-        w.folder.record(w.network.name, self.layer, {self.unit: result.objective[0]}, preset=w.settings.preset,
-                        size=w.settings.size, steps=self.taken)
+        said = variation.as_record(value) if variation is not None else {}
+        details = {"preset": w.settings.preset, "size": result.images[0].shape[0], "steps": self.taken}
+        if said:  # stored as deepvis units stores it: said, not drawn
+            w.folder.store(w.network.name, self.layer, {}, {self.unit: said}, **details)
+            return UnitImage(self.layer, self.unit, None, self.taken, self.steps, "engine", said["said"] + "; not kept")
+        w.folder.store(w.network.name, self.layer, {self.unit: (result.images[0], None, value)}, **details)
         return UnitImage(self.layer, self.unit, frozen(result.images[0]), self.taken, self.steps, "engine")
 
 
@@ -126,6 +127,9 @@ class UnitImageWork(JobWork):
         cached = self.folder.load(layer, unit)
         if cached is not None:
             return [*found, ("", UnitImage(layer, unit, frozen(cached), 1, 1, "cache"))], None
+        said = self.folder.nothing_to_show(self.network.name, layer).get(unit)
+        if said:  # deepvis units found it has nothing to show
+            return [*found, ("", UnitImage(layer, unit, None, 1, 1, "cache", said))], None
         if not request.make:
             return found, None
         variation = self.variation(layer).get(unit)
