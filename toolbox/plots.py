@@ -43,16 +43,19 @@ def plot_layer_activations(activations: np.ndarray, title: str, output: str | Pa
     atomic_write(output, buf.getvalue())
 
 
-def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output: str | Path) -> None:
+def plot_circuit(circuit, excitatory, inhibitory, thumbnails, title: str, output: str | Path,
+                 relu_side: str = "") -> None:
     """``circuit_chart`` written atomically to ``output`` (png, svg or pdf, by its suffix)."""
     atomic_write(output, circuit_chart(circuit, excitatory, inhibitory, thumbnails, title,
-                                       Path(output).suffix.lstrip(".").lower() or "png"))
+                                       Path(output).suffix.lstrip(".").lower() or "png", relu_side))
 
 
-def circuit_chart(circuit, excitatory, inhibitory, thumbnails, title: str, fmt: str = "png") -> bytes:
+def circuit_chart(circuit, excitatory, inhibitory, thumbnails, title: str, fmt: str = "png",
+                  relu_side: str = "") -> bytes:
     """A unit's strongest inputs as horizontal bars, excitatory (warm) above inhibitory (cold),
     each labelled with its unit and share and, where given, its thumbnail ((image, kind) or
-    None per link, in the order excitatory then inhibitory); the file's bytes in ``fmt``."""
+    None per link, in the order excitatory then inhibitory); the file's bytes in ``fmt``.
+    ``relu_side``: which of the unit's values its max is (``Network.relu_side``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,7 +86,7 @@ def circuit_chart(circuit, excitatory, inhibitory, thumbnails, title: str, fmt: 
             ax.add_artist(AnnotationBbox(box, (left, y), xybox=(24, 0), xycoords="data", boxcoords="offset points",
                                          frameon=False))
     over = "1 image" if circuit.images == 1 else f"mean over {circuit.images} images"
-    ax.set_title(f"{title}: value {circuit.value:.3g} before ReLU ({over})\n"
+    ax.set_title(f"{title}: max {circuit.value:.3g}{relu_side} ({over})\n"
                  f"strongest inputs from {circuit.source} (orange: excitatory, blue: inhibitory)", fontsize=10)
     ax.set_xlabel("contribution (activation x gradient, summed over space); label: share of all |contributions|")
     fig.tight_layout()

@@ -50,6 +50,7 @@ class DashboardView:
     message: str = ""
     help_lines: tuple[tuple[str, str], ...] = ()  # (keys, what they do)
     signed: bool = False  # the current layer has negative values: drawn centred on zero
+    relu_side: str = ""  # which of its units' values the grid and unit pane show (Network.relu_side)
     classifier: bool = True  # False: the network ends at its features; the classes pane says so
     modes: tuple[tuple["Mode", Any], ...] = ()  # the active modes, in the registry's order, with their data
     hints: Hints = field(default_factory=lambda: Hints({}))  # action -> its key as shown ("b", "Tab")
@@ -359,7 +360,7 @@ def draw_unit(canvas: np.ndarray, view: DashboardView) -> None:
         x0, y0, x1, y1 = field_box(view, unit_map)
         paste(canvas, view.frame[y0:y1, x0:x1], L.UNIT, cv2.INTER_CUBIC)
     r, c = strongest_position(unit_map)
-    lines = [f"mean {unit_map.mean():.3f}   max {hi:.3f}", f"strongest at row {r}, column {c}",
+    lines = [f"mean {unit_map.mean():.3f}   max {hi:.3f}{view.relu_side}", f"strongest at row {r}, column {c}",
              f"receptive field {view.receptive_field[0]} px, stride {view.receptive_field[1]}"]
     for i, line in enumerate(lines):
         text(canvas, line, L.UNIT_INFO.x, L.UNIT_INFO.y + 14 + 17 * i, TEXT if i == 0 else DIM, 0.42)

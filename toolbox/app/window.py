@@ -132,7 +132,7 @@ class LiveApp:
         layer = self.layers[state.layer]
         return DashboardView(
             state=state, network=self.net.name, layers=self.layers, channels=self.channels,
-            signed=not self.net.non_negative(layer),
+            signed=not self.net.non_negative(layer), relu_side=self.net.relu_side(layer, False),
             frame=None if latest is None else latest.image,
             observation=None if latest is None else latest.observation,
             top=() if latest is None else tuple(latest.observation.top(self.net.labels, 5)),

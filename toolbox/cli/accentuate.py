@@ -44,6 +44,6 @@ def run(args: argparse.Namespace) -> None:
                           on_step=lambda taken: bar.update(taken - bar.n))
     write_image(output, made.array)  # the photo's size: the part the network sees, accentuated
     v = made.values
-    print(f"{layer} unit {args.unit}: {v['before']:.4g} on the photo, {v['after']:.4g} accentuated "
-          f"(channel mean before its ReLU); {v['psnr']:.1f} dB PSNR from the photo")
+    print(f"{layer} unit {args.unit}: mean {v['before']:.4g} on the photo, {v['after']:.4g} accentuated"
+          f"{net.network.relu_side(layer, True)}; {v['psnr']:.1f} dB PSNR from the photo")
     print(f"wrote {display_path(output)}")

@@ -70,9 +70,8 @@ def run(args: argparse.Namespace) -> None:
     if target.is_class:
         what = f"class {target.index} ({net.labels[target.index]}): score {result.score:.4f} before softmax"
     else:
-        where = "at its strongest position" if target.value == "max" else "summed over positions"
-        where += " (before any ReLU of the layer)"
-        what = f"{target.layer} unit {target.index}: {result.score:.4f} {where}"
+        side = net.relu_side(target.layer, True)
+        what = f"{target.layer} unit {target.index}: {target.value} {result.score:.4f}{side}"
     extra = f"; Grad-CAM at {result.cam_layer}" if result.cam_layer else ""
     if result.completeness_gap is not None:  # how far sum(map) is from score(image) - score(black)
         difference = float(result.map.sum()) - result.completeness_gap

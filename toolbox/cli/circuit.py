@@ -8,7 +8,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from toolbox.cli.common import BadInputs, bounded, image_inputs, network, progress, setting_option, settings_of
+from toolbox.cli.common import BadInputs, bounded, image_inputs, progress, setting_option, settings_of
 from toolbox.errors import UserError
 
 log = logging.getLogger("toolbox.cli")
@@ -18,7 +18,8 @@ def add_parser(command) -> None:
     p = command("circuit", run, "how a unit is built: its strongest inputs from an earlier layer",
                 "An input's contribution is activation x gradient summed over space: for each channel of\n"
                 "the --from layer (default: the offered layer before --layer), how much it adds to the unit's\n"
-                "value before its ReLU at its strongest position (exact on linear paths, a first-order\n"
+                "max (its value at its strongest position, before its layer's ReLU where it has one; exact on\n"
+                "linear paths, a first-order\n"
                 "estimate through ReLUs). Over a folder, the mean over its images. share = contribution /\n"
                 "the sum of every channel's absolute contribution. An unreadable image in a folder is skipped\n"
                 "with a warning.\n"
@@ -63,8 +64,6 @@ def _batches(paths: list[Path], size: int, read, bad: BadInputs):
 
 
 def run(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from toolbox.files import check_output_file, display_path
     from toolbox.images import read_image
 
@@ -73,40 +72,43 @@ def run(args: argparse.Namespace) -> None:
     paths = image_inputs(args.images)
     settings = settings_of(args)
     c = settings.circuit
-    net = network(settings)
-    from toolbox.nets.memory import check_fits
-    from toolbox.optvis.circuits import CircuitTracer, mean_circuit
+    from toolbox.library import circuit as measure
+    from toolbox.library import load
 
-    tracer = CircuitTracer(net)
-    layer = net.spec.layer(args.layer).name
-    net.check_unit(layer, args.unit)
+    lib = load(settings=settings)
+    net = lib.network
+    from toolbox.nets.memory import check_fits
+    from toolbox.optvis.circuits import CircuitTracer
+
+    layer, _ = lib.unit(f"{net.spec.layer(args.layer).name}:{args.unit}")
+    tracer = lib.engine(("tracer",), lambda: CircuitTracer(net))  # the one the library's call uses
     source = tracer.check_source(layer, args.source)  # mistakes before the slow part
     check_fits(net, net.spec.input_size, min(c.batch, len(paths)), "--batch")
     bad = BadInputs(args.strict or len(paths) == 1)
 
     def read(path: Path):
-        image = read_image(path, settings.images.max_pixels, needed_side=net.spec.input_size)
-        return net.fit_input(image, settings.images.fit)
+        return read_image(path, settings.images.max_pixels, needed_side=net.spec.input_size)
 
-    rows, values = [], []
     with progress(len(paths), "circuit", "image") as bar:
-        for batch, looked in _batches(paths, c.batch, read, bad):
-            if batch:
-                contributions, v = tracer.inputs(np.stack(batch).astype(np.float32), layer, args.unit, source)
-                rows.append(contributions)
-                values.append(v)
-            bar.update(looked)
+        def photos():  # read on threads, a batch ahead; unreadable ones said and skipped
+            for batch, looked in _batches(paths, c.batch, read, bad):
+                yield from batch
+                bar.update(looked)
+
+        try:
+            circuit = measure(lib, photos(), f"{layer}:{args.unit}", source=source, outputs=False).inputs
+        except UserError:
+            if bad.count == len(paths):
+                raise UserError(f"none of the {len(paths)} inputs could be read") from None
+            raise
     if bad.count:
         log.warning("%d of %d images could not be read", bad.count, len(paths))
-    if not rows:
-        raise UserError(f"none of the {len(paths)} inputs could be read")
-    circuit = mean_circuit(layer, args.unit, source, np.concatenate(rows), np.concatenate(values))
     excitatory, inhibitory = circuit.links(c.top), circuit.links(c.top, inhibitory=True)
     if args.output:
         from toolbox.plots import plot_circuit
 
         plot_circuit(circuit, excitatory, inhibitory, _thumbnails(settings, net.name, source, excitatory + inhibitory),
-                     f"{net.name} {layer} unit {args.unit}", args.output)
+                     f"{net.name} {layer} unit {args.unit}", args.output, net.relu_side(layer, True))
     if args.json:
         def listed(links):
             return [{"unit": k.unit, "contribution": k.contribution, "share": k.share} for k in links]
@@ -116,8 +118,7 @@ def run(args: argparse.Namespace) -> None:
                           "excitatory": listed(excitatory), "inhibitory": listed(inhibitory)}))
     else:
         over = "1 image" if circuit.images == 1 else f"the mean over {circuit.images} images"
-        print(f"{net.name} {layer} unit {args.unit}: value {circuit.value:.4g} (before its ReLU, at its strongest "
-              f"position), {over}")
+        print(f"{net.name} {layer} unit {args.unit}: max {circuit.value:.4g}{net.relu_side(layer, True)}, {over}")
         print(f"inputs from {source}: contributions add up to {circuit.total:.4g}")
         for title, links in (("excitatory", excitatory), ("inhibitory", inhibitory)):
             print(f"  {title:<11} unit  contribution   share")

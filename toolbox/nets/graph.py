@@ -34,6 +34,17 @@ def is_relu(layer: keras.layers.Layer) -> bool:
     return False
 
 
+def ends_in_relu(tensor) -> bool:
+    """Whether ``pre_activation(tensor)`` reads other values than ``tensor`` itself: the tensor
+    is a ReLU's output (or a concatenation of some), so its values before and after differ."""
+    op, node = producer(tensor)
+    if op is None:
+        return False
+    if is_relu(op):
+        return True
+    return isinstance(op, keras.layers.Concatenate) and any(ends_in_relu(t) for t in node.input_tensors)
+
+
 def pre_activation(tensor):
     """The KerasTensor holding ``tensor``'s channels before any ReLU, in the same order."""
     op, node = producer(tensor)

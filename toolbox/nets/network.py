@@ -18,13 +18,21 @@ import numpy as np
 from toolbox.errors import UserError
 from toolbox.images import fit_square
 from toolbox.nets.fields import Field, unit_field
-from toolbox.nets.graph import is_relu, logits_of, non_negative, pre_activation, receptive_field
+from toolbox.nets.graph import ends_in_relu, is_relu, logits_of, non_negative, pre_activation, receptive_field
 from toolbox.nets.keras_graph import Graph, graph_of, rebuild
 from toolbox.nets.spec import ModelSpec
 
 LOGITS = "logits"  # pseudo-layer name: the class scores before softmax
 PROBS = "probs"  # the extra output of a view made ``with_probs``
 PRE_RELU = ":pre_relu"  # suffix of a ``rectified_view`` layer name: its values before the ReLU
+
+
+def relu_side(ends_in_relu: bool, pre_relu: bool) -> str:
+    """How every pane, command and page says which of a unit's values a number is: " (before
+    ReLU)" or " (after ReLU)" for a layer that ends in a ReLU, "" for one that does not (an add
+    layer: its values are the same on both sides). E.g. f"mean {value:.3g}{relu_side(...)}"
+    after "mean" (over the unit's positions), "max" (at its strongest) or "sum"."""
+    return f" ({'before' if pre_relu else 'after'} ReLU)" if ends_in_relu else ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,6 +220,15 @@ class Network:
         drawn centred on zero and have a "lowest" side."""
         name = self.spec.layer(layer).name
         return self._once(("non_negative", name), lambda: non_negative(self._tensor(self.graph, name)))
+
+    def ends_in_relu(self, layer: str) -> bool:
+        """Whether ``layer``'s values before its ReLU (``pre_relu``) differ from its output."""
+        name = self.spec.layer(layer).name
+        return self._once(("ends_in_relu", name), lambda: ends_in_relu(self._tensor(self.graph, name)))
+
+    def relu_side(self, layer: str, pre_relu: bool) -> str:
+        """Which of a unit's values a number is, said the same way everywhere (``relu_side``)."""
+        return relu_side(self.ends_in_relu(layer), pre_relu)
 
     def receptive_field(self, layer: str) -> tuple[int, int]:
         """(size, stride) in input pixels of one unit of ``layer``."""

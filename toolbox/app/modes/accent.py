@@ -151,7 +151,8 @@ class AccentMode(Mode):
                 if r.before > 0 and r.after < 100 * r.before else "")
         progress = (f"{r.psnr:.1f} dB from the frame, step {r.steps}/{shown.steps}"
                     if shown.request is asked or asked is None else "the picture before; this one is starting")
-        return AccentPane(r.image, f"unit mean {r.before:.3g} -> {r.after:.3g}{gain}\n{progress}")
+        side = app.net.relu_side(key[0], True)
+        return AccentPane(r.image, f"mean {r.before:.3g} -> {r.after:.3g}{side}{gain}\n{progress}")
 
     def draw(self, canvas: np.ndarray, view, data: AccentPane, keys: Hints) -> None:
         draw_unit_image(canvas, TITLE, data.image, data.note)

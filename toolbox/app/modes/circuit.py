@@ -68,6 +68,7 @@ class CircuitInputs:
 class CircuitView:
     want: CircuitRequest | None  # None: the unit's layer is the first
     shown: CircuitInputs | None  # the newest inputs (maybe of an older request)
+    relu_side: str = ""  # of the shown unit's value: Network.relu_side
 
 
 # -- the rules of its keys ---------------------------------------------------------------
@@ -180,7 +181,9 @@ class CircuitMode(Mode):
 
     def view(self, app, session) -> CircuitView:
         latest = session.latest
-        return CircuitView(self.want(app, session.state), None if latest is None else latest.part(self.name))
+        shown = None if latest is None else latest.part(self.name)
+        return CircuitView(self.want(app, session.state), shown,
+                           "" if shown is None else app.net.relu_side(shown.request.layer, True))
 
     def on_action(self, app, session, state: ViewState, action: str) -> ViewState | None:
         if action == "circuit_jump":
@@ -240,7 +243,7 @@ class CircuitMode(Mode):
             text(canvas, f"{link.share:+.1%}", x, y + box.h + 31, color, 0.42)
         n = L.CIRCUIT_NOTES
         path = f", path {len(s.path)}" if s.path else ""
-        lines = [(f"value {shown.value:.3g} (before ReLU)", TEXT), ("share of all |contributions|;", DIM),
+        lines = [(f"value: max {shown.value:.3g}{data.relu_side}", TEXT), ("share of all |contributions|;", DIM),
                  ("top row excites, this row inhibits", DIM),
                  (f"{keys['circuit_next']} next, {keys['circuit_jump']} go, {keys['circuit_back']} back{path}", DIM),
                  (f"{keys['circuit_from']} from further back, {keys['circuit']} crops", DIM)]

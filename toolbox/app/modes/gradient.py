@@ -40,6 +40,7 @@ class GradientImage:
 class GradientView:
     want: BackpropRequest | None  # None: the pane is off
     shown: GradientImage | None  # the newest map (maybe of an older request)
+    relu_side: str = ""  # of the shown unit's score: Network.relu_side
 
 
 FILTER_NOTES = {"raw": "signed, per colour channel; grey is 0", "gray": "signed, channels averaged; grey is 0",
@@ -102,7 +103,9 @@ class GradientMode(Mode):
 
     def view(self, app, session) -> GradientView:
         latest = session.latest
-        return GradientView(self.want(app, session.state), None if latest is None else latest.part(self.name))
+        shown = None if latest is None else latest.part(self.name)
+        return GradientView(self.want(app, session.state), shown,
+                            "" if shown is None else app.net.relu_side(shown.request.layer, True))
 
     def draw(self, canvas: np.ndarray, view, data: GradientView, keys: Hints) -> None:
         """The explained unit's map for the newest frame. The title names the map shown, so a
@@ -119,7 +122,7 @@ class GradientMode(Mode):
             return
         gradient_title(canvas, shown.request, frozen_)
         paste(canvas, shown.image, L.GRADIENT)
-        lines = [f"score {shown.score:.3f} (its max, before ReLU)" + ("" if shown.request == want else " ..."),
+        lines = [f"score: max {shown.score:.3f}{data.relu_side}" + ("" if shown.request == want else " ..."),
                  FILTER_NOTES.get(shown.request.filter, ""),
                  f"{keys['backprop']} method, {keys['backprop_filter']} filter, {keys['freeze_backprop']} "
                  + ("unfreeze" if frozen_ else "freeze")]
