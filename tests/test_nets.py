@@ -314,3 +314,13 @@ def test_network_owns_its_views_shapes_and_receptive_fields(tiny):
         tiny.view(["conv_c"])
     with pytest.raises(UserError, match="unknown layer"):
         tiny.receptive_field("conv_c")
+
+
+def test_a_number_says_which_side_of_the_relu_it_is_only_where_the_layer_has_one(lite0, tiny):
+    """Issue 30: the accentuation pane said "before the ReLU" and the unit pane nothing for one
+    unit, and circuit "before its ReLU" for an add layer that has none. One rule: a layer that
+    ends in a ReLU says which side; one that does not says nothing (its values are one)."""
+    assert lite0.relu_side("block9_dw_relu", True) == " (before ReLU)"
+    assert lite0.relu_side("block9_dw_relu", False) == " (after ReLU)"
+    assert lite0.relu_side("block9_add", True) == lite0.relu_side("block9_add", False) == ""
+    assert tiny.relu_side("relu_a", True) == " (before ReLU)" and tiny.relu_side("conv_b", True) == ""
