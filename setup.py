@@ -13,5 +13,6 @@ setup(
     packages=find_packages(include=["toolbox", "toolbox.*", "deepvis"]) + list(DATA),  # deepvis: the library
     package_dir=DATA,
     package_data={"toolbox.data.models": ["*.yaml", "*.txt"], "toolbox.data.examples": ["*.png", "*.jpg", "*.md"],
-                  "toolbox.optvis": ["natural_spectrum.npy"]},  # the maco preset's magnitude spectrum
+                  "toolbox.optvis": ["natural_spectrum.npy"],  # the maco preset's magnitude spectrum
+                  "toolbox.outputs": ["class_meanings.tsv.gz"]},  # ImageNet classes by WordNet meaning
 )

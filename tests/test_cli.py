@@ -158,8 +158,8 @@ def test_units_writes_images_sheet_json_and_is_deterministic(tmp_path, settings_
     (["units", "--layer", "block9_add", "--units", "1", "--preset", "lucidd"], "did you mean: lucid"),
     (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/out.txt"], "must end in"),
     (["dream", str(EXAMPLES / "coffee.png"), "-o", "/tmp/x.png", "--layers", "block9_add:x"], "bad layer weight"),
-    # every command that takes a class matches words inside labels (issue 21)
-    (["classes", "--classes", "magpie,cat", "-o", "/tmp/c"], "'cat' is in 5 labels: tiger cat (282)"),
+    # every command that takes a class matches words inside labels (issue 21) and meanings (issue 32)
+    (["classes", "--classes", "magpie,cat", "-o", "/tmp/c"], "by meaning and by label: tabby (281), tiger cat (282)"),
     (["fool", str(EXAMPLES / "coffee.png"), "--target", "cat", "-o", "/tmp/f.png"], "tiger cat (282)"),
 ])
 def test_engine_command_mistakes(args, message, settings_file):

@@ -3,6 +3,7 @@ image, and its heat map over the input beside it (OUT_overlay.png)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from toolbox.files import sibling_path
 from toolbox.images import write_image
 from toolbox.optvis.attribution import Attribution
 from toolbox.optvis.attribution_display import display, evidence_heat, heat_colors, overlay
+from toolbox.outputs.meanings import meaning
+
+log = logging.getLogger(__name__)
 
 
 def _normalized(name: str) -> str:
@@ -32,10 +36,14 @@ def _listing(labels: tuple[str, ...] | list[str], found: list[int], most: int = 
 
 
 def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
-    """A class by its number, by its label (any case; underscores and hyphens as spaces), or
-    by words inside one label ('egyptian' -> Egyptian cat). A UserError otherwise: when the
-    words are inside several labels it lists them with their numbers ('cat': tiger cat,
-    Persian cat, ...), else it names the labels that contain the text or are spelt alike."""
+    """A class by its number, by its label (any case; underscores and hyphens as spaces), by
+    words inside one label ('egyptian' -> Egyptian cat), or, for the ImageNet labels, by the
+    one class a WordNet noun stands for ('scooter' -> motor scooter, said in the log; see
+    toolbox.outputs.meanings). A UserError otherwise: when the words are inside several
+    labels or the noun covers several classes ('cat': tabby, tiger cat, ..., lion; 'bike':
+    mountain bike, moped, ...; 'motorcycle': moped, and motor scooter nearest by meaning) it
+    lists them with their numbers, else it names the classes nearest by meaning, the labels
+    that contain the text, or those spelt alike."""
     text = name_or_id.strip()
     if text.isdigit():
         if int(text) >= len(labels):
@@ -49,11 +57,27 @@ def class_index(labels: tuple[str, ...] | list[str], name_or_id: str) -> int:
         raise UserError(f"class '{text[:60]}' is one of several: {', '.join(map(str, found))}; give the number")
     words = _words(text)
     found = [i for i, label in enumerate(labels) if words and set(words) <= set(_words(label))]
-    if len(found) == 1:
-        return found[0]
+    sense = meaning(labels, wanted) if wanted else None  # WordNet, for the ImageNet labels only
+    give = "give one of them (in quotes) or its number"
     if found:
-        raise UserError(f"class '{text[:60]}' is in {len(found)} labels: {_listing(labels, found)}; "
-                        "give one of them (in quotes) or its number")
+        # the words of one label are its class unless the name means more ('bike': mountain bike, moped, ...)
+        covered = sorted(set(found) | set(sense.beneath if sense else ()))
+        if len(covered) == 1:
+            return found[0]
+        if len(covered) > len(found):
+            raise UserError(f"class '{text[:60]}' covers {len(covered)} classes by meaning and by label: "
+                            f"{_listing(labels, covered)}; {give}")
+        raise UserError(f"class '{text[:60]}' is in {len(found)} labels: {_listing(labels, found)}; {give}")
+    if sense is not None:
+        near = f"; nearest by meaning: {_listing(labels, list(sense.near))}" if sense.near else ""
+        if sense.stands_for is not None:
+            log.info("%s: taking %s (%d), the class it means", text[:60], labels[sense.stands_for], sense.stands_for)
+            return sense.stands_for
+        if sense.beneath:
+            count = f"{len(sense.beneath)} classes: " if len(sense.beneath) > 1 else ""
+            raise UserError(f"class '{text[:60]}' is no label; by meaning it covers {count}"
+                            f"{_listing(labels, list(sense.beneath))}{near}; {give}")
+        raise UserError(f"unknown class '{text[:60]}' (nearest by meaning: {_listing(labels, list(sense.near))})")
     found = [i for i, label in enumerate(labels) if wanted and wanted in _normalized(label)]
     if found:  # inside a word ('cat' in 'polecat'): suggest, never guess
         raise UserError(f"unknown class '{text[:60]}' (labels that contain it: {_listing(labels, found)})")
