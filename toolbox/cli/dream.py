@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from toolbox.cli.common import bounded, network, progress, setting_option, settings_of
+from toolbox.cli.common import bounded, progress, setting_option, settings_of
 from toolbox.settings import parse_layer_weights
 
 
@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> None:
     image = read_image(args.image, settings.images.max_pixels)
     guide_image = read_image(args.guide, settings.images.max_pixels) if args.guide else None
     layers = parse_layer_weights(settings.dream.layers) if settings.dream.layers else None
-    net = network(settings)
-    from toolbox.outputs.dream import dream_to_files
+    from toolbox.library import dream, load
+    from toolbox.outputs.dream import DreamFiles, dream_steps
 
-    dream_to_files(net, image, args.output, settings.dream, layers=layers, guide_image=guide_image,
-                   seed=args.seed, zoom_frames=args.zoom_frames, gif=args.gif, progress=progress)
+    net = load(settings=settings)
+    d = settings.dream
+    with progress(dream_steps(net.network, image, d, args.zoom_frames), "dream") as bar, \
+            DreamFiles(args.output, args.zoom_frames, d.fps, args.gif) as files:
+        dream(net, image, layers, guide=guide_image, zoom_frames=args.zoom_frames, on_frame=files.write,
+              seed=args.seed, on_step=lambda *_: bar.update(1))

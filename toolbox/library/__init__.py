@@ -262,19 +262,24 @@ def _at_photo(result, fit):
 def dream(net: Net, photo: np.ndarray, layers: str | dict[str, float] | None = None, *,
           guide: np.ndarray | None = None, octaves: int | None = None, octave_scale: float | None = None,
           steps: int | None = None, step_size: float | None = None, tile: int | None = None,
-          objective: str | None = None, seed: int = 0, on_step: Callable[..., None] | None = None) -> Picture:
+          objective: str | None = None, zoom: float | None = None, zoom_frames: int = 0,
+          on_frame: Callable[[int, np.ndarray], None] | None = None, seed: int = 0,
+          on_step: Callable[..., None] | None = None) -> Picture:
     """DeepDream of ``photo`` at its size: ``layers`` ("name[:weight],..." or {name: weight};
     default the network's dream layers) amplified, or with ``guide`` (an image) towards the
-    guide's features.
+    guide's features. With ``zoom_frames``, that many more frames follow, each dreamed for one
+    octave from the previous one zoomed in by ``zoom``: ``on_frame(k, frame)`` gets each at the
+    photo's size as it is made (frame 0 is the dream itself), as `deepvis dream --zoom-frames`
+    writes its video.
 
     >>> deepvis.dream(net, photo)  # doctest: +SKIP
     """
     from toolbox.images import resize
-    from toolbox.outputs.dream import dream_once
+    from toolbox.outputs.dream import dream_frames
     from toolbox.settings import parse_layer_weights
 
     d = _options(net, "dream", octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size,
-                 tile=tile, objective=objective, layers=layers if isinstance(layers, str) else None)
+                 tile=tile, objective=objective, zoom=zoom, layers=layers if isinstance(layers, str) else None)
     weights = layers if isinstance(layers, dict) else parse_layer_weights(d.layers) if d.layers else None
     dreamer = None
     if guide is None:  # the objective is the layers': compiled once for them
@@ -283,10 +288,15 @@ def dream(net: Net, photo: np.ndarray, layers: str | dict[str, float] | None = N
 
         dreamer = net.engine(("dreamer", tuple(sorted((weights or {}).items())), d.objective), lambda: DeepDream(
             net.network, dream_objective(net.network, weights, None, d.objective)))
-    frame, _ = dream_once(net.network, photo, d, layers=weights, guide_image=guide, seed=seed, on_step=on_step,
-                          dreamer=dreamer)
     h, w = photo.shape[:2]
-    return Picture("dream", resize(frame, w, h), {"octaves": d.octaves, "steps": d.steps})
+    first = None
+    for k, frame in enumerate(dream_frames(net.network, photo, d, layers=weights, guide_image=guide, seed=seed,
+                                           zoom_frames=zoom_frames, on_step=on_step, dreamer=dreamer)):
+        frame = resize(frame, w, h)
+        first = frame if first is None else first
+        if on_frame is not None:
+            on_frame(k, frame)
+    return Picture("dream", first, {"octaves": d.octaves, "steps": d.steps})
 
 
 def accentuate(net: Net, photo: np.ndarray, unit: str, *, size: int | None = None, steps: int | None = None,

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -37,51 +37,62 @@ def zoom_in(image: np.ndarray, factor: float) -> np.ndarray:
     return resize(image[y:y + ch, x:x + cw], w, h)
 
 
-def dream_once(network: Network, image: np.ndarray, settings: DreamSettings, *, layers: dict[str, float] | None,
-               guide_image: np.ndarray | None, seed: int, on_step: Callable[..., None] | None = None,
-               dreamer: DeepDream | None = None):
-    """(the dream of ``image`` at the size it was dreamed, the DeepDream that made it): what the
-    command and ``deepvis.dream`` both make; the dream is at least the network's smallest size.
-    ``dreamer``: one made earlier for the same objective (its steps compiled already)."""
+def dream_frames(network: Network, image: np.ndarray, settings: DreamSettings, *, layers: dict[str, float] | None,
+                 guide_image: np.ndarray | None, seed: int, zoom_frames: int = 0,
+                 on_step: Callable[..., None] | None = None, dreamer: DeepDream | None = None) -> Iterator[np.ndarray]:
+    """The dream of ``image`` (at the size it was dreamed: at least the network's smallest),
+    then ``zoom_frames`` frames, each dreamed for one octave from the zoomed-in previous one:
+    what the command and ``deepvis.dream`` both make, one frame at a time. ``dreamer``: one made
+    earlier for the same objective (its steps compiled already)."""
     dreamer = dreamer or DeepDream(network, dream_objective(network, layers, guide_image, settings.objective))
     work = ensure_min_side(image, network.spec.min_size)
     schedule = DreamSchedule(settings.octaves, settings.octave_scale, settings.steps, settings.step_size,
                              settings.tile, seed)
-    return dreamer.run(work, schedule, on_progress=on_step), dreamer
+    frame = dreamer.run(work, schedule, on_progress=on_step)
+    yield frame
+    for k in range(1, zoom_frames + 1):
+        one_octave = DreamSchedule(1, settings.octave_scale, settings.steps, settings.step_size, settings.tile,
+                                   seed + k)
+        frame = dreamer.run(zoom_in(frame, settings.zoom), one_octave, on_progress=on_step)
+        yield frame
 
 
-def dream_steps(network: Network, image: np.ndarray, settings: DreamSettings) -> int:
-    """How many steps ``dream_once`` takes on ``image`` (for a progress bar)."""
+def dream_steps(network: Network, image: np.ndarray, settings: DreamSettings, zoom_frames: int = 0) -> int:
+    """How many steps ``dream_frames`` takes on ``image`` (for a progress bar)."""
     work = ensure_min_side(image, network.spec.min_size)
-    return len(octave_sizes(*work.shape[:2], settings.octaves, settings.octave_scale, network.spec.min_size)) * \
-        settings.steps
+    octaves = len(octave_sizes(*work.shape[:2], settings.octaves, settings.octave_scale, network.spec.min_size))
+    return (octaves + zoom_frames) * settings.steps
 
 
-def dream_to_files(network: Network, image: np.ndarray, output: str | Path, settings: DreamSettings, *,
-                   layers: dict[str, float] | None, guide_image: np.ndarray | None, seed: int, zoom_frames: int,
-                   gif: bool, progress: Callable[[int, str], ContextManager]) -> None:
-    """Dream on ``image`` into ``output`` (same size); with ``zoom_frames``, also OUTPUT.mp4
-    (and OUTPUT.gif), each frame dreamed for one octave from the zoomed previous one. Ctrl-C
-    during the video keeps the frames made so far (a playable MP4)."""
-    h, w = image.shape[:2]
-    with progress(dream_steps(network, image, settings) + zoom_frames * settings.steps, "dream") as bar:
-        tick = lambda *_: bar.update(1)  # noqa: E731
-        frame, dreamer = dream_once(network, image, settings, layers=layers, guide_image=guide_image, seed=seed,
-                                    on_step=tick)
-        write_image(output, resize(frame, w, h))
-        if not zoom_frames:
+class DreamFiles:
+    """Where `deepvis dream` writes the frames ``deepvis.dream`` hands over (``write(k, frame)``,
+    each at the photo's size): frame 0 to ``output`` at once, and with ``zoom_frames`` every
+    frame to OUTPUT.mp4 (and OUTPUT.gif) as it comes, so Ctrl-C during the video keeps the
+    still and a playable MP4 of the frames made so far."""
+
+    def __init__(self, output: str | Path, zoom_frames: int, fps: float, gif: bool) -> None:
+        self.output, self.fps, self.gif = Path(output), fps, gif
+        self.video = VideoWriter(self.output.with_suffix(".mp4"), fps) if zoom_frames else None
+        self.gif_frames: list[np.ndarray] = []
+
+    def write(self, k: int, frame: np.ndarray) -> None:
+        if k == 0:
+            write_image(self.output, frame)
+        if self.video is None:
             return
-        out = Path(output)
-        gif_frames = []
-        with VideoWriter(out.with_suffix(".mp4"), settings.fps) as video:
-            for k in range(zoom_frames + 1):
-                if k:
-                    one_octave = DreamSchedule(1, settings.octave_scale, settings.steps, settings.step_size,
-                                               settings.tile, seed + k)
-                    frame = dreamer.run(zoom_in(frame, settings.zoom), one_octave, on_progress=tick)
-                video.write(resize(frame, w, h))
-                if gif:
-                    s = min(1.0, GIF_SIDE / max(h, w))
-                    gif_frames.append(resize(frame, max(1, round(w * s)), max(1, round(h * s))))
-        if gif:
-            write_gif(out.with_suffix(".gif"), gif_frames, settings.fps)
+        self.video.write(frame)
+        if self.gif:
+            h, w = frame.shape[:2]
+            s = min(1.0, GIF_SIDE / max(h, w))
+            self.gif_frames.append(resize(frame, max(1, round(w * s)), max(1, round(h * s))))
+
+    def __enter__(self) -> "DreamFiles":
+        if self.video is not None:
+            self.video.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.video is not None:
+            self.video.__exit__(*exc)
+            if self.gif and self.gif_frames and exc[0] is None:  # a GIF of a whole video only
+                write_gif(self.output.with_suffix(".gif"), self.gif_frames, self.fps)
