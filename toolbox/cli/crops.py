@@ -40,21 +40,19 @@ def run(args: argparse.Namespace) -> None:
     settings = settings_of(args)
     start_tensorflow_quietly()  # crop_job brings TensorFlow
     from toolbox.assets.crop_job import count_images, find_sources
+    from toolbox.library import crops
 
     sources = find_sources(args.images)  # a missing source fails before the network loads
-    net, folder = unit_folder_network(settings)
-    from toolbox.assets.crop_job import CropJob
-    from toolbox.assets.crops import CropStore
-
+    lib, folder = unit_folder_network(settings, library=True)
+    net = lib.network
     c = settings.crops
     layers = parse_layers(args.layers, net)
     folder.claim(net.name)  # one network's assets per folder
     units = sum(net.spec.layer(n).channels for n in layers)
-    store = CropStore(folder.root)
-    job = CropJob(net, layers, store, c.top, c.side, settings.images.max_pixels, settings.images.fit)
     bad = BadInputs(args.strict)
     with progress(count_images(sources, c.every), f"crops of {len(layers)} layers", "img") as bar:
-        report = job.run(sources, c.every, c.batch, c.chunk, on_image=bar.update, on_bad=bad.skip)
+        found = crops(lib, args.images, layers, folder=folder.root, on_image=bar.update, on_bad=bad.skip)
+    store, report = found[layers[0]].store, found[layers[0]].run
     if not report.images and not report.skipped:
         raise UserError(f"none of the {report.bad} images could be read")
     if args.backprop:

@@ -377,12 +377,16 @@ def circuit(net: Net, photos: np.ndarray | Iterable[np.ndarray], unit: str, *, s
     return Circuit(inputs, after, c.top, inputs.contributions, net.network.relu_side(inputs.layer, True))
 
 
-def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, top: int | None = None,
-          side: int | None = None, every: int | None = None, batch: int | None = None, folder: Any = None,
-          on_image: Callable[[int], None] | None = None) -> Crops:
-    """Each unit of ``layer``'s top natural-image crops over ``source`` (a folder, video, list
-    or image, or several), as ``deepvis crops`` finds them; ``folder`` (a path) also keeps
-    them there as the command does (else they live in a temporary folder for the call).
+def crops(net: Net, source: str | Path | Sequence[str | Path], layers: str | Sequence[str], *,
+          top: int | None = None, side: int | None = None, every: int | None = None, batch: int | None = None,
+          folder: Any = None, on_image: Callable[[int], None] | None = None,
+          on_bad: Callable[[UserError], None] | None = None) -> Crops | dict[str, Crops]:
+    """Each unit's top natural-image crops over ``source`` (a folder, video, list or image, or
+    several), as ``deepvis crops`` finds them: of ``layers`` (one layer: its ``Crops``; several,
+    in one pass over the photos: {layer: Crops}). ``folder`` (a path) keeps them there as the
+    command does, added to what it holds (else they live in a temporary folder for the call
+    and are read into memory); ``on_image(n)`` as photos are looked at, ``on_bad(error)`` for
+    each that cannot be read (default: skipped with a warning).
 
     >>> deepvis.crops(net, "examples/", "block9_add")  # doctest: +SKIP
     """
@@ -390,29 +394,24 @@ def crops(net: Net, source: str | Path | Sequence[str | Path], layer: str, *, to
     import tempfile
 
     from toolbox.assets.crop_job import CropJob, find_sources
-    from toolbox.assets.crop_sheets import crop_sheet
     from toolbox.assets.crops import CropStore
 
     c = _options(net, "crops", top=top, side=side, every=every, batch=batch)
-    spec = net.network.spec.layer(layer)
+    names = [net.network.spec.layer(name).name for name in ([layers] if isinstance(layers, str) else layers)]
     many = [source] if isinstance(source, (str, Path)) else list(source)
     sources = find_sources([str(s) for s in many])
     keep = contextlib.nullcontext(str(folder)) if folder is not None else tempfile.TemporaryDirectory(
         prefix="deepvis-crops-")
     with keep as where:
         store = CropStore(where)
-        job = CropJob(net.network, [spec.name], store, c.top, c.side, net.settings.images.max_pixels,
+        job = CropJob(net.network, names, store, c.top, c.side, net.settings.images.max_pixels,
                       net.settings.images.fit)
-        report = job.run(sources, c.every, c.batch, c.chunk, on_image=on_image)
-        array = np.zeros((spec.channels, c.top, c.side, c.side, 3), np.uint8)
-        values = np.full((spec.channels, c.top), np.nan, np.float32)
-        for unit in range(spec.channels):
-            found = store.unit(spec.name, unit)
-            if found is not None and len(found[1]):
-                n = len(found[1])
-                array[unit, :n], values[unit, :n] = found[0], found[1]
-        sheet = crop_sheet(store, spec.name)
-    return Crops(spec.name, array, values, sheet, report.images)
+        report = job.run(sources, c.every, c.batch, c.chunk, on_image=on_image,
+                         on_bad=on_bad or (lambda e: log.warning("skipped: %s", e)))
+        found = {name: Crops(name, store, report) for name in names}
+        if folder is None:
+            found = {name: result.held() for name, result in found.items()}
+    return found[names[0]] if isinstance(layers, str) else found
 
 
 def live(net: Net, source: str | Path | None = None, *, unit: int = 0, headless: bool = False,

@@ -192,15 +192,50 @@ class Circuit(Result):
 
 @dataclass(frozen=True, repr=False)
 class Crops(Result):
-    """Each unit's top natural-image crops of ``layer`` over a folder of photos, best first:
-    ``array`` (units, k, side, side, 3) uint8 (black where a unit has fewer than k),
-    ``values`` (units, k) (NaN there); shown as the command's sheet of the strongest units."""
+    """Each unit's top natural-image crops of ``layer`` over a folder of photos, best first,
+    read from the crop store they were kept in (``store``) when first asked for: ``array``
+    (units, k, side, side, 3) uint8 (black where a unit has fewer than k), ``values`` (units, k)
+    (NaN there); shown as the command's sheet of the strongest units. ``run``: what the pass
+    over the photos did (``images`` looked at, ``skipped`` as seen before, ``bad``, ``seconds``)."""
 
     layer: str
-    array: np.ndarray
-    values: np.ndarray
-    sheet: np.ndarray | None  # the command's <layer>_crops.png picture (None: nothing found)
-    images: int  # photos looked at
+    store: Any  # assets.crops.CropStore
+    run: Any  # assets.crop_job.CropRun
+
+    @property
+    def images(self) -> int:
+        """Photos looked at."""
+        return self.run.images
+
+    @functools.cached_property
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        stored = self.store.load(self.layer)
+        units, k = (stored.top.values.shape if stored is not None else (0, 0))
+        side = int(stored.pool.shape[1]) if stored is not None and stored.pool is not None and stored.pool.ndim == 4 \
+            else 0
+        array = np.zeros((units, k, side, side, 3), np.uint8)
+        values = np.full((units, k), np.nan, np.float32)
+        for unit in range(units):
+            found = self.store.unit(self.layer, unit)
+            if found is not None and len(found[1]):
+                n = len(found[1])
+                array[unit, :n], values[unit, :n] = found[0], found[1]
+        return array, values
+
+    @property
+    def array(self) -> np.ndarray:
+        return self._arrays[0]
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._arrays[1]
+
+    @functools.cached_property
+    def sheet(self) -> np.ndarray | None:
+        """The command's <layer>_crops.png picture (None: nothing found)."""
+        from toolbox.assets.crop_sheets import crop_sheet
+
+        return crop_sheet(self.store, self.layer)
 
     def unit(self, unit: int) -> tuple[np.ndarray, np.ndarray]:
         """(crops, values) of one unit, only those it has."""
@@ -209,6 +244,11 @@ class Crops(Result):
 
     def picture(self) -> np.ndarray:
         return self.sheet if self.sheet is not None else np.zeros((8, 8, 3), np.uint8)
+
+    def held(self) -> "Crops":
+        """The same, read into memory (its store may go away)."""
+        _ = self._arrays, self.sheet
+        return self
 
     def __repr__(self) -> str:
         units, k = self.array.shape[:2]
