@@ -147,12 +147,12 @@ class AccentMode(Mode):
             return AccentPane(None, "starting... (compiles once a layer)" if waiting else
                               "made when the selection rests")
         r = shown.result
-        gain = (f" (x{r.after / r.before:.1f})"  # a unit that was barely on has no useful ratio
+        gain = (f"x{r.after / r.before:.1f}, "  # a unit that was barely on has no useful ratio
                 if r.before > 0 and r.after < 100 * r.before else "")
-        progress = (f"{r.psnr:.1f} dB from the frame, step {r.steps}/{shown.steps}"
+        progress = (f"{gain}{r.psnr:.1f} dB from the frame, step {r.steps}/{shown.steps}"
                     if shown.request is asked or asked is None else "the picture before; this one is starting")
         side = app.net.relu_side(key[0], True)
-        return AccentPane(r.image, f"mean {r.before:.3g} -> {r.after:.3g}{side}{gain}\n{progress}")
+        return AccentPane(r.image, f"mean {r.before:.3g} -> {r.after:.3g}{side}\n{progress}")
 
     def draw(self, canvas: np.ndarray, view, data: AccentPane, keys: Hints) -> None:
         draw_unit_image(canvas, TITLE, data.image, data.note)

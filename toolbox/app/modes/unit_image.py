@@ -210,13 +210,14 @@ class UnitImageMode(Mode):
         if view.owner("unit_image") == self.name:
             draw_unit_image(canvas, data.title, data.image, data.note)
         if view.owner("crops") == self.name:
-            draw_crops(canvas, view.state.unit, data, keys)
+            draw_crops(canvas, view.state.unit, data, keys, view.relu_side)
 
     def worker_side(self, worker) -> UnitImageWork:
         return UnitImageWork(worker)
 
 
-def draw_crops(canvas: np.ndarray, unit: int, data: UnitPanes, keys: Hints) -> None:
+def draw_crops(canvas: np.ndarray, unit: int, data: UnitPanes, keys: Hints, relu_side: str = "") -> None:
+    """The unit's top (or lowest) crops; ``relu_side``: which of its values they are (the layer's output)."""
     lowest = data.lowest
     title(canvas, L.CROPS, f"{'lowest' if lowest else 'top'} image crops of unit {unit} "
                            f"({keys['crops_side']}: {'top' if lowest else 'lowest'})")
@@ -241,7 +242,7 @@ def draw_crops(canvas: np.ndarray, unit: int, data: UnitPanes, keys: Hints) -> N
         return
     x = L.CROPS.x + montage.shape[1] + 12
     text(canvas, f"{len(side[1])} {'lowest' if lowest else 'strongest'} images", x, L.CROPS.y + 14, TEXT, 0.42)
-    text(canvas, "value = the unit's " + ("minimum" if lowest else "maximum"), x, L.CROPS.y + 32, DIM, 0.4)
+    text(canvas, "value = its " + ("min" if lowest else "max") + relu_side, x, L.CROPS.y + 32, DIM, 0.4)
     text(canvas, "each: the input under the unit's", x, L.CROPS.y + 50, DIM, 0.4)
     text(canvas, "receptive field at that position", x, L.CROPS.y + 66, DIM, 0.4)
 
