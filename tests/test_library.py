@@ -120,6 +120,18 @@ def test_dream_and_accentuation_keep_the_photos_size(net, photo):
     assert np.array_equal(a[:, :10], small[:, :10])  # outside the centre square the network sees: the photo
 
 
+def test_a_dream_hands_over_its_zoom_frames_at_the_photos_size_as_the_command_writes_them(net, photo):
+    import deepvis
+
+    small = np.ascontiguousarray(photo[:30, :50])
+    frames = []
+    dreamed = deepvis.dream(net, small, steps=2, octaves=1, zoom_frames=3, zoom=1.2,
+                            on_frame=lambda k, frame: frames.append((k, frame)))
+    assert [k for k, _ in frames] == [0, 1, 2, 3] and all(f.shape == small.shape for _, f in frames)
+    assert np.array_equal(frames[0][1], np.asarray(dreamed))  # frame 0 is the dream itself
+    assert all(np.abs(a.astype(int) - b).mean() > 0.5 for (_, a), (_, b) in zip(frames, frames[1:]))  # zoomed on
+
+
 def test_circuit_is_the_commands_on_the_same_photos_with_outputs_too(net, photo):
     import deepvis
     from toolbox.optvis.circuits import CircuitTracer
