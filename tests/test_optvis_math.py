@@ -292,11 +292,13 @@ def test_wrapped_warp_leaves_no_grey_border():
 
 
 def test_unit_recipe_follows_the_field_unless_told(tiny):
-    from toolbox.optvis.presets import SMALLEST_SIZE, field_size, unit_recipe
+    from toolbox.optvis.presets import PIXEL_CONTRAST, SMALLEST_SIZE, field_size, unit_recipe
 
     recipe = unit_recipe(tiny, "conv_b", "lucid")  # a 5-pixel field
     assert recipe.size == field_size(tiny, "conv_b") == SMALLEST_SIZE and recipe.steps == 128
     assert recipe.preset.redirect
+    # a field this small: drawn in pixels, for the margin over the layer's strongest other unit
+    assert recipe.preset.param.name == "pixels" and f", {PIXEL_CONTRAST})" in recipe.objective("conv_b").name
     told = unit_recipe(tiny, "conv_b", "lucid", size=40, steps=7)
     assert (told.size, told.steps) == (40, 7)
     maco = unit_recipe(tiny, "conv_b", "maco")

@@ -46,10 +46,11 @@ SPEED_LAYER = "block9_add"
 def with_levers(recipe, net, layer: str, levers: dict[str, str]):
     """The recipe changed by ``levers`` (the bench's --lever NAME=VALUE, to measure one at a
     time before a choice becomes the default): baseline=1 (the default before issue 30),
-    redirect=0|1, fill=constant|wrap|reflect|nearest, warp=roll (wrapped shifts by multiples of
-    the layer's stride), decay=POWER, lr=RATE, shift=PIXELS, size=N|field:K (K times the field,
-    32 to 128); in ``judge`` also contrast=WEIGHT (0: the plain channel objective) and
-    margin=N|field (border positions the objective leaves out)."""
+    redirect=0|1, param=pixels|fourier, fill=constant|wrap|reflect|nearest (a warp),
+    warp=roll|none (wrapped shifts by multiples of the layer's stride; no transform at all),
+    decay=POWER (Fourier), lr=RATE, shift=PIXELS, size=N|field:K (K times the field, 32 to 128);
+    in ``judge`` also contrast=WEIGHT (0: the plain channel objective) and margin=N|field
+    (border positions the objective leaves out)."""
     import dataclasses
 
     from toolbox.optvis import channel, params, transforms
@@ -69,8 +70,12 @@ def with_levers(recipe, net, layer: str, levers: dict[str, str]):
     if levers.get("warp") == "roll":
         stride = net.receptive_field(layer)[1]
         preset = dataclasses.replace(preset, transform=transforms.roll(max(8, stride), stride))
+    if levers.get("warp") == "none":
+        preset = dataclasses.replace(preset, transform=transforms.unchanged)
     if "decay" in levers:
         preset = dataclasses.replace(preset, param=params.fourier(decay_power=float(levers["decay"])))
+    if levers.get("param") in ("pixels", "fourier"):
+        preset = dataclasses.replace(preset, param=params.pixels() if levers["param"] == "pixels" else params.fourier())
     if "lr" in levers:
         preset = dataclasses.replace(preset, update=Adam(lr=float(levers["lr"])))
     if "size" in levers:

@@ -98,11 +98,22 @@ DEFAULT_SIZE = 128  # side of a unit image when neither units.size (--size) nor 
 LARGEST_SIZE = 128  # the most a layer's field asks for (lite0 block9_add: 30 unit images a minute)
 SMALLEST_SIZE = 64  # the least (a 3-pixel field still wants a few hundred positions to tile)
 FIELD_FRACTION = 0.5  # image side per pixel of the unit's receptive field
-ROLL_FIELD = 48  # fields up to this many pixels: shifts by the layer's stride instead of a warp
+# fields up to this many pixels: shifts by the layer's stride instead of a warp (a warp resamples
+# the grid phase the units want: inception_v3_2015 mixed0-mixed2, fields 63-127, 19 of 24 units
+# selective instead of 12; lite0 block4_add-block6_add as selective, 7-25x the best photo, was 5-16x)
+ROLL_FIELD = 128
+# fields up to this many pixels: the image's own pixels instead of the Fourier basis, whose 1/f
+# spectrum holds back the pixel-fine colour and phase patterns such units want (inception_v3_2015
+# conv0 at 80 px: each of its 4 units can lead by linear programming, 2 did in Fourier, 4 in pixels;
+# conv0-conv4 27 of 40 units selective instead of 22; lite0 and lite2 stem-block4 all selective, as before)
+PIXEL_FIELD = 48
 # the default preset maximizes a unit's mean minus this times the strongest other unit's: where
 # units share what they like (lite0 stem_relu: colours), a plain channel image is everyone's
 # (stem_relu 5 of 8 selective instead of 1, block1_project_bn 8 instead of 5; deep layers as before)
 CONTRAST = 0.5
+# the same on PIXEL_FIELD layers, whose units differ in little but colour and phase: the margin
+# itself (inception_v3_2015 conv0-conv4 at 4 units: 16 of 20 selective instead of 14 at 0.5)
+PIXEL_CONTRAST = 1.0
 
 
 def field_size(network, layer: str) -> int:
@@ -121,15 +132,19 @@ def unit_recipe(network, layer: str, preset: str, size: int | None = None, steps
     (``field_size``); a unit with a small field (up to ROLL_FIELD px) is shifted by whole
     multiples of its layer's stride, wrapped around, instead of warped (the pixel-fine
     patterns early units want survive: lite0 block0-block2 8/8, 5/8, 7/8 selective against 7,
-    4, 6 of 8 with the warp); the objective is the unit's mean against the layer's strongest
-    other unit (``channel_contrast``, CONTRAST). Use ``Recipe.ascent``."""
+    4, 6 of 8 with the warp); a unit with a field of up to PIXEL_FIELD px is drawn in pixels,
+    not the Fourier basis; the objective is the unit's mean against the layer's strongest
+    other unit (``channel_contrast``, CONTRAST; PIXEL_CONTRAST in pixels). Use ``Recipe.ascent``."""
     from toolbox.optvis.objectives import channel, channel_contrast
 
     recipe = get_preset(preset)
     if preset != DEFAULT_PRESET:
         return Recipe(recipe, size or DEFAULT_SIZE, steps or recipe.steps, channel)
     field, stride = network.receptive_field(layer)
+    contrast = CONTRAST
     if field <= ROLL_FIELD:
         recipe = replace(recipe, transform=transforms.roll(max(8, stride), stride))
+    if field <= PIXEL_FIELD:
+        recipe, contrast = replace(recipe, param=params.pixels()), PIXEL_CONTRAST
     return Recipe(recipe, size or field_size(network, layer), steps or recipe.steps,
-                  lambda name: channel_contrast(name, CONTRAST))
+                  lambda name: channel_contrast(name, contrast))
