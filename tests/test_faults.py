@@ -72,7 +72,8 @@ def test_kill_9_during_units_leaves_valid_files_and_rerun_completes(tmp_path, se
     assert_each_unit_made_or_said(r.stdout, out, "block9_add", list(range(6)))  # made, or said why not
     made = sorted(str(int(p.stem[-4:])) for p in out.glob("block9_add_00??.png"))
     assert not list(out.glob(".*.part*"))  # the killed run's temporaries were cleaned
-    assert sorted(json.loads((out / "block9_add_objectives.json").read_text())["units"]) == made
+    recorded = json.loads((out / "block9_add_objectives.json").read_text())["units"]
+    assert sorted(u for u, entry in recorded.items() if "said" not in entry) == made  # the others: said why
 
 
 def test_ctrl_c_stops_units_fast_and_keeps_finished_batches(tmp_path, settings_file):

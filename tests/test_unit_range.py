@@ -158,6 +158,18 @@ def test_units_command_says_which_units_have_nothing_to_show_and_writes_no_image
     assert said[2] == "unit 2 is nearly constant: 0.90 on any input" and "plain image" in said[1] and 0 not in said
 
 
+def test_the_library_says_what_the_command_says_of_units_with_nothing_to_show(flat_settings):
+    import deepvis
+
+    net = deepvis.load(settings=flat_settings)
+    made = deepvis.units(net, "conv_b", "0-2", size=16, steps=64)
+    assert made.units == (0,) and np.asarray(made).shape == (1, 16, 16, 3)
+    assert made.said[2] == "unit 2 is nearly constant: 0.90 on any input" and "plain image" in made.said[1]
+    assert "nearly constant" in repr(made) and made._repr_png_().startswith(b"\x89PNG")  # a tile says it
+    with pytest.raises(KeyError, match="nearly constant"):
+        made[2]
+
+
 def test_spread_units_take_the_middle_of_equal_parts():
     from toolbox.assets.quality import spread_units
 
