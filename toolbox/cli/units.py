@@ -15,7 +15,8 @@ def add_parser(command) -> None:
                 "Without --size the image side follows the layer (lucid: half a unit's receptive field,\n"
                 "64-128 px). A unit with nothing to show (nearly constant, never on, or highest on any\n"
                 "plain image, over the example photos and random inputs) is said and gets no image; an\n"
-                "image that drives its unit no further than a plain image is said and not written.\n"
+                "image that drives its unit no further than a plain image is said and not written. The\n"
+                "objectives file records why for each (\"said\"); the window and the atlas say the same.\n"
                 "examples:\n  deepvis units --layer block9_add --units 0-15 -o units/\n"
                 "  deepvis units --layer block9_add --units all   # into the folder the live window reads")
     p.add_argument("--layer", "-l", required=True, help="layer name (see: deepvis layers)")
