@@ -303,3 +303,18 @@ def test_unit_recipe_follows_the_field_unless_told(tiny):
     assert (told.size, told.steps) == (40, 7)
     maco = unit_recipe(tiny, "conv_b", "maco")
     assert maco.preset.name == "maco" and maco.steps == 256
+
+
+def test_unit_recipe_draws_larger_fields_in_fourier_and_warps_the_largest(tiny, monkeypatch):
+    from toolbox.optvis import presets
+
+    monkeypatch.setattr(presets, "PIXEL_FIELD", 3)  # conv_b's 5-pixel field as a middle one
+    middle = presets.unit_recipe(tiny, "conv_b", "lucid")
+    assert middle.preset.param.name == "fourier" and f", {presets.CONTRAST})" in middle.objective("conv_b").name
+    image = tf.random.uniform((1, 16, 16, 3), seed=1)
+    shifted = middle.preset.transform(image, tf.constant([3, 4])).numpy()  # a wrapped shift: no pixel resampled
+    assert sorted(shifted.ravel()) == sorted(image.numpy().ravel())
+    monkeypatch.setattr(presets, "ROLL_FIELD", 3)  # and as a large one: the warp, which resamples
+    large = presets.unit_recipe(tiny, "conv_b", "lucid")
+    warped = large.preset.transform(image, tf.constant([3, 4])).numpy()
+    assert large.preset.param.name == "fourier" and sorted(warped.ravel()) != sorted(image.numpy().ravel())
