@@ -104,8 +104,11 @@ FIELD_FRACTION = 0.5  # image side per pixel of the unit's receptive field
 ROLL_FIELD = 128
 # fields up to this many pixels: the image's own pixels instead of the Fourier basis, whose 1/f
 # spectrum holds back the pixel-fine colour and phase patterns such units want (inception_v3_2015
-# conv0 at 80 px: each of its 4 units can lead by linear programming, 2 did in Fourier, 4 in pixels;
-# conv0-conv4 27 of 40 units selective instead of 22; lite0 and lite2 stem-block4 all selective, as before)
+# conv0 at 80 px: a linear program says each of its 4 judged units can lead; 2 did in Fourier, 3 in
+# pixels, 4 with PIXEL_CONTRAST; conv0-conv4 at 8 units: 27 of 40 selective instead of 22; lite0 and
+# lite2 up to block3/block4 all selective, as before, their capped units 1.3-2.3x nearer the bound).
+# Not beyond: mixed0-mixed2 in pixels were 21 of 24 against 19, but as saturated pixel noise where
+# Fourier draws textures
 PIXEL_FIELD = 48
 # the default preset maximizes a unit's mean minus this times the strongest other unit's: where
 # units share what they like (lite0 stem_relu: colours), a plain channel image is everyone's
