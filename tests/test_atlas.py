@@ -95,6 +95,7 @@ def test_pages_have_stable_urls_and_say_what_is_missing(site, assets):
     unit = (site / "block2_add" / f"{u}.html").read_text()
     assert f'src="img/{u}.png"' in unit and f'src="crops/{u}_top.png"' in unit and f'src="crops/{u}_bottom.png"' in unit
     assert "on its image</th><td>mean " in unit and f'data-right="{u + 1}.html"' in unit
+    assert "top values</th><td>max " in unit and "bottom values</th><td>min " in unit  # the lowest are minima
     assert f'data-down="../block4_dw_relu/{u}.html"' in unit  # past the layer with nothing computed
     assert "not computed yet" in (site / "block2_add" / "5.html").read_text()  # no optimized image
     relu = (site / "block4_dw_relu" / "239.html").read_text()

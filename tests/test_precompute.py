@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, local_ray, photo_variants
+from toolbox.assets import UnitImageFolder
 
 LAYERS = "block2_add,block4_dw_relu"
 JOB = ["--model", "efficientnet_lite0", "--layers", LAYERS, "--units", "0-7", "--unit-images", "--size", "48",
@@ -133,6 +134,39 @@ def test_in_process_unit_images_equal_deepvis_units(reference, settings_file, tm
     for unit in made:
         name = f"block4_dw_relu_{unit:04d}.png"
         assert (tmp_path / name).read_bytes() == (reference / name).read_bytes()
+    said = UnitImageFolder(tmp_path).nothing_to_show("efficientnet_lite0", "block4_dw_relu")
+    assert said == UnitImageFolder(reference).nothing_to_show("efficientnet_lite0", "block4_dw_relu")  # the same said
+
+
+def test_without_a_size_each_layer_gets_its_recipes_size_as_deepvis_units_gives_it(settings_file, tmp_path):
+    """precompute made every layer at 128 px while deepvis units followed the field: block2_add
+    (a 19-pixel field) is 64 px in both now, with the same bytes and the same units said."""
+    from toolbox.cli import main
+    from toolbox.images import read_image
+
+    common = ["--model", "efficientnet_lite0", "--units", "0-3", "--steps", "8", "--batch", "4",
+              "--settings", str(settings_file)]
+    assert main(["precompute", "--layers", "block2_add", "--unit-images", "-o", str(tmp_path / "p"), *common]) == 0
+    assert main(["units", "--layer", "block2_add", "-o", str(tmp_path / "u"), *common]) == 0
+    for folder in ("p", "u"):
+        images = sorted((tmp_path / folder).glob("block2_add_00??.png"))
+        assert all(read_image(p).shape == (64, 64, 3) for p in images)
+    assert [p.read_bytes() for p in sorted((tmp_path / "p").glob("block2_add_00??.png"))] == \
+        [p.read_bytes() for p in sorted((tmp_path / "u").glob("block2_add_00??.png"))]
+    assert UnitImageFolder(tmp_path / "p").objectives("efficientnet_lite0", "block2_add").keys() == \
+        UnitImageFolder(tmp_path / "u").objectives("efficientnet_lite0", "block2_add").keys() == {"0", "1", "2", "3"}
+
+
+def test_a_changed_recipe_makes_new_tasks():
+    """Images made by an earlier recipe (or before units were judged) are not kept as done."""
+    from types import SimpleNamespace
+
+    from toolbox.assets.precompute import UnitParams, plan_unit_tasks
+
+    p = UnitParams("lucid", None, 32, 4, seed=0)
+    old, new = (SimpleNamespace(size=64, key=lambda layer, k=k: k) for k in ("a", "b"))
+    ids = [{t.id for t in plan_unit_tasks({"l": range(8)}, p, "m", {"l": r})} for r in (old, new)]
+    assert ids[0] and not ids[0] & ids[1]
 
 
 @pytest.mark.slow

@@ -142,6 +142,7 @@ def test_units_command_says_which_units_have_nothing_to_show_and_writes_no_image
                                                                                  capsys):
     from toolbox.assets import UnitImageFolder
     from toolbox.cli import main
+    from toolbox.images import read_image
 
     settings = tmp_path / "settings.yaml"
     settings.write_text(json.dumps({"model": "flat", "models_dir": str(flat_settings.models_dir),
@@ -156,6 +157,10 @@ def test_units_command_says_which_units_have_nothing_to_show_and_writes_no_image
     assert not (out / "conv_b_0001.png").exists() and not (out / "conv_b_0002.png").exists()
     said = UnitImageFolder(out).nothing_to_show("flat", "conv_b")  # the objectives file says the same
     assert said[2] == "unit 2 is nearly constant: 0.90 on any input" and "plain image" in said[1] and 0 not in said
+    three = read_image(out / "conv_b_sheet.png").shape  # unit 0's image and two "nothing to show" tiles
+    assert main(["units", "--layer", "conv_b", "--units", "2", "--steps", "64", "--size", "16", "-o", str(out),
+                 "--settings", str(settings)]) == 0
+    assert read_image(out / "conv_b_sheet.png").shape != three  # the latest run's sheet, not the earlier one
 
 
 def test_the_library_says_what_the_command_says_of_units_with_nothing_to_show(flat_settings):
@@ -164,7 +169,7 @@ def test_the_library_says_what_the_command_says_of_units_with_nothing_to_show(fl
     net = deepvis.load(settings=flat_settings)
     made = deepvis.units(net, "conv_b", "0-2", size=16, steps=64)
     assert made.units == (0,) and np.asarray(made).shape == (1, 16, 16, 3)
-    assert made.said[2] == "unit 2 is nearly constant: 0.90 on any input" and "plain image" in made.said[1]
+    assert made.said[2] == "unit 2 is nearly constant: 0.90 on any input; no image" and "plain image" in made.said[1]
     assert "nearly constant" in repr(made) and made._repr_png_().startswith(b"\x89PNG")  # a tile says it
     with pytest.raises(KeyError, match="nearly constant"):
         made[2]
@@ -196,6 +201,7 @@ def test_a_folder_stores_the_images_that_show_something_and_says_the_others(tmp_
     assert folder.image_path("l", 2).is_file()  # an earlier image that showed something stays
     assert folder.objectives("m", "l")["2"]["objective"] == 1.0
     assert folder.nothing_to_show("m", "l") == {1: flat["said"], 3: beaten_new["said"]}
+    assert folder.keeps_earlier("l", 2, beaten)["kept_earlier"] and "kept_earlier" not in folder.keeps_earlier("l", 1, flat)
     assert folder.objectives("m", "l")["1"] == {"objective": 0.9, "nothing_to_show": "constant",
                                                 "said": flat["said"], "preset": "lucid"}
 

@@ -95,7 +95,7 @@ def judge(net, layer: str, photos, size: int | None = None, steps: int | None = 
 
     from toolbox.assets.quality import LayerJudgement, capped_bounds, measure_unit_images, spread_units
     from toolbox.optvis import channel
-    from toolbox.optvis.presets import CONTRAST, PIXEL_CONTRAST, PIXEL_FIELD, unit_recipe
+    from toolbox.optvis.presets import unit_recipe
     from toolbox.optvis.unit_range import unit_variation
     from toolbox.settings import Settings
 
@@ -108,8 +108,7 @@ def judge(net, layer: str, photos, size: int | None = None, steps: int | None = 
         from toolbox.optvis.objectives import channel_contrast
 
         if "contrast" in (levers or {}) or "margin" in (levers or {}):
-            own = PIXEL_CONTRAST if net.receptive_field(layer)[0] <= PIXEL_FIELD else CONTRAST  # as unit_recipe
-            contrast, margin = float(levers.get("contrast", own)), levers.get("margin", "0")
+            contrast, margin = float(levers.get("contrast", recipe.contrast or 0)), levers.get("margin", "0")
             m = -(-net.receptive_field(layer)[0] // (2 * net.receptive_field(layer)[1])) if margin == "field" \
                 else int(margin)
             recipe = dataclasses.replace(recipe, objective=lambda name: channel_contrast(name, contrast, margin=m)

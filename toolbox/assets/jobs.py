@@ -53,7 +53,7 @@ def render_unit_images(network: Network, layer: str, units: Sequence[int], folde
         for i, (unit, image, value) in enumerate(zip(chunk, rendered.images, rendered.objective)):
             record = variation[unit].as_record(float(value)) if variation is not None else {}
             if record:
-                said[unit] = record
+                said[unit] = folder.keeps_earlier(layer, unit, record) if folder is not None else record
                 continue
             alpha = rendered.transparency[i] if recipe.transparency else None
             kept[unit] = (image, alpha, float(value))
@@ -65,8 +65,9 @@ def render_unit_images(network: Network, layer: str, units: Sequence[int], folde
         made.said.update(said)
         if folder is not None:
             folder.store(network.name, layer, kept, said, **details)
-    if folder is not None and made.units:
-        folder.save_sheet(layer, made.units, made.images)
+    if folder is not None:  # the latest run's sheet, also when it made nothing: never an earlier run's
+        without_image = [u for u, r in made.said.items() if not r.get("kept_earlier")]
+        folder.save_sheet(layer, made.units, made.images, without_image)
     return made
 
 

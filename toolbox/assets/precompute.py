@@ -118,20 +118,23 @@ def _digest(*parts: Any) -> str:
 
 
 def plan_unit_tasks(layers: dict[str, Sequence[int]], p: UnitParams, model: str = "",
-                    sizes: dict[str, int] | None = None) -> list[Task]:
+                    recipes: dict[str, Any] | None = None) -> list[Task]:
     """Per layer, its units in batches of ``p.batch`` (fixed boundaries, `deepvis units` seeds),
-    at ``p.size`` or else the layer's size in ``sizes`` (its recipe's); the ids name ``model``
+    at the size of the layer's recipe in ``recipes`` (``presets.unit_recipe``), else ``p.size``;
+    the ids name the recipe (``Recipe.key``: a changed recipe makes new tasks) and ``model``
     too (two networks may share layer names)."""
     tasks = []
     for layer, units in layers.items():
         units = list(units)
-        size = p.size or (sizes or {}).get(layer) or 0
+        recipe = (recipes or {}).get(layer)
+        size = recipe.size if recipe is not None else p.size
         if not size:
             raise ValueError(f"no image size for {layer}")
+        made_by = [recipe.key(layer)] if recipe is not None else []
         for start in range(0, len(units), p.batch):
             chunk = tuple(units[start:start + p.batch])
             seed = p.seed + start
-            digest = _digest(layer, chunk, p.preset, size, p.steps, seed, *([model] if model else []))
+            digest = _digest(layer, chunk, p.preset, size, p.steps, seed, *made_by, *([model] if model else []))
             tid = f"units-{safe_name(layer)}-{chunk[0]:04d}-{chunk[-1]:04d}-{digest}"  # ids name record files
             tasks.append(Task(tid, "units", layer=layer, units=chunk, seed=seed, side=size))
     return tasks
@@ -362,6 +365,7 @@ class Committer:
         self.model, self.unit_params = model, unit_params
         self.records = TaskRecords(root)
         self.bad = 0
+        self.said = 0  # units with nothing to show (their objectives entries say why)
 
     def __call__(self, task: Task, result: dict) -> None:
         if task.kind == "units":
@@ -369,6 +373,8 @@ class Committer:
             assert p is not None
             made = {unit: (image, alpha, value) for unit, image, alpha, value in
                     zip(result["units"], result["images"], result["transparency"], result["objective"])}
+            self.said += sum(not self.folder.keeps_earlier(task.layer, u, r).get("kept_earlier")
+                             for u, r in result["said"].items())
             self.folder.store(self.model, task.layer, made, result["said"], preset=p.preset, size=task.side,
                               steps=p.steps)
         elif task.kind == "circuits":

@@ -187,6 +187,16 @@ class UnitImageFolder:
         data = self.read_json(self.objectives_path(layer), "objectives file")
         return data["units"] if valid_index(data) and data["model"] == model else {}
 
+    def keeps_earlier(self, layer: str, unit: int, record: dict) -> dict:
+        """``record`` (``Variation.as_record``) marked ``kept_earlier`` when this run's image was
+        only beaten by a plain one and the folder holds an image of the unit already: ``store``
+        then keeps that image and its entry."""
+        from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
+
+        if record["nothing_to_show"] == NO_BETTER_THAN_PLAIN and self.has_image(layer, unit):
+            return {**record, "kept_earlier": True}
+        return record
+
     def nothing_to_show(self, model: str, layer: str) -> dict[int, str]:
         """{unit: why} for the units of ``layer`` recorded as having nothing to show (no image)."""
         return {int(u): e["said"] for u, e in self.objectives(model, layer).items() if e.get("said")}
@@ -198,15 +208,16 @@ class UnitImageFolder:
         ``Variation.as_record``} recorded instead of an image. A unit that no image can show
         (``flat``) loses an image stored earlier: it was flat too. An image that was beaten by
         a plain one leaves an earlier image of its unit (another run's, that showed something)
-        as it is, and is recorded only where there is none."""
-        from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
-
+        as it is (its record says ``kept_earlier``: ``keeps_earlier`` sets it), and is recorded
+        only where there is none."""
         for unit, (image, transparency, _) in made.items():
             self.save(layer, unit, image, transparency)
         notes = {}
         for unit, record in (said or {}).items():
-            if record["nothing_to_show"] == NO_BETTER_THAN_PLAIN and self.has_image(layer, unit):
+            if self.keeps_earlier(layer, unit, record).get("kept_earlier"):  # one made earlier was not beaten
                 continue
+            # the image goes before the record says why: a kill in between leaves neither a flat
+            # image shown as a result nor a record that contradicts an image
             self.image_path(layer, unit).unlink(missing_ok=True)
             self.transparency_path(layer, unit).unlink(missing_ok=True)
             notes[unit] = {"objective": record["value"], "nothing_to_show": record["nothing_to_show"],
@@ -245,10 +256,24 @@ class UnitImageFolder:
         update_json(path, merge, same_kind, root=self.root)
         return path
 
-    def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray]) -> Path:
+    def save_sheet(self, layer: str, units: Sequence[int], images: Sequence[np.ndarray],
+                   said: Sequence[int] = ()) -> Path:
+        """The layer's contact sheet of the latest run (``unit_sheet``): its images, and a tile
+        for each unit ``said`` to have nothing to show."""
         path = self.sheet_path(layer)
-        write_image(path, contact_sheet(images, [f"unit {u}" for u in units], title=layer))
+        write_image(path, unit_sheet(layer, units, images, said))
         return path
+
+
+def unit_sheet(layer: str, units: Sequence[int], images: Sequence[np.ndarray], said: Sequence[int] = ()) -> np.ndarray:
+    """The contact sheet of a layer's unit images, in unit order: each image, and a dark tile
+    captioned "nothing to show" for each unit in ``said`` (what `deepvis units` writes and a
+    notebook shows)."""
+    side = images[0].shape[0] if len(images) else 64
+    tiles = {u: (image, f"unit {u}") for u, image in zip(units, images)}
+    tiles.update({u: (np.full((side, side, 3), 40, np.uint8), f"unit {u}: nothing to show") for u in said})
+    order = sorted(tiles)
+    return contact_sheet([tiles[u][0] for u in order], [tiles[u][1] for u in order], title=layer)
 
 
 def _is_regular(path: Path) -> bool:

@@ -370,7 +370,8 @@ def _write_unit(out: Path, model: str, layer: _Layer, unit: int, prev_page: int 
             sections.append(f'<h2>{title}</h2><img class="strip" src="crops/{unit}_{side}.png" '
                             f'alt="{side} crops of {html.escape(name)} unit {unit}">'
                             f'<p class="values">values: {_values(values)}</p>')
-            stats.append((f"{side} values", f"max {values[0]:.4g} .. {values[-1]:.4g}{layer.after} "
+            extreme = "min" if side == "bottom" else "max"
+            stats.append((f"{side} values", f"{extreme} {values[0]:.4g} .. {values[-1]:.4g}{layer.after} "
                                             f"(mean {values.mean():.4g}, {len(values)} images)"))
             if side == "top":
                 backprop = store.unit_backprop(name, unit)

@@ -41,7 +41,7 @@ def add_parser(command) -> None:
 
 
 def _batches(paths: list[Path], size: int, read, bad: BadInputs):
-    """Lists of fitted images, ``size`` at a time, the next batch read on threads while the
+    """Lists of images as read, ``size`` at a time, the next batch read on threads while the
     network works on this one."""
     def load(path: Path):
         try:

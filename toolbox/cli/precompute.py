@@ -109,10 +109,10 @@ def run(args: argparse.Namespace) -> None:
     if unit_params is not None:
         from toolbox.nets.memory import check_fits
 
-        sizes = {name: unit_recipe(net, name, u.preset, u.size, u.steps).size for name in layers}  # each layer's own
-        check_fits(net, max(sizes.values()), u.batch, "--size and --batch")
+        recipes = {name: unit_recipe(net, name, u.preset, u.size, u.steps) for name in layers}  # each layer's own
+        check_fits(net, max(r.size for r in recipes.values()), u.batch, "--size and --batch")
         tasks += plan_unit_tasks({name: parse_units(args.units, net.spec.layer(name).channels) for name in layers},
-                                 unit_params, net.name, sizes)
+                                 unit_params, net.name, recipes)
     from toolbox.assets.crops import CropStore
 
     store = CropStore(folder.root)
@@ -174,5 +174,7 @@ def run(args: argparse.Namespace) -> None:
     where = f"{outcome.workers} Ray workers" if distributed else "in this process"
     retried = f", {outcome.retried} retried after a worker died" if outcome.retried else ""
     bad = f", {commit.bad} unreadable images skipped" if commit.bad else ""
+    said = (f"; {commit.said} unit{'s' * (commit.said != 1)} with nothing to show, no image (why: in "
+            "<layer>_objectives.json)" if commit.said else "")
     print(f"did {outcome.done} of {planned} tasks ({skipped} done earlier) {where} in "
-          f"{outcome.seconds:.1f} s{retried}{bad}; assets in {folder.root}")
+          f"{outcome.seconds:.1f} s{retried}{bad}{said}; assets in {folder.root}")

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> None:
     parse_units(args.units, net.network.spec.layer(layer).channels)  # a unit out of range: said before any work
     made = make_units(net, layer, args.units, seed=args.seed, folder=folder, progress=progress)
     for why in made.said.values():
-        print(f"{layer}: {why}; no image")
+        print(f"{layer}: {why}")
     n = len(made.units)
     if not n:
         print(f"wrote no unit image to {folder.root}")

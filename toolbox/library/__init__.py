@@ -185,7 +185,8 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
                       np.stack(made.images) if made.images else np.zeros((0, side, side, 3), np.uint8),
                       np.asarray(made.objectives, np.float32),
                       None if made.transparency is None or not made.images else np.stack(made.transparency),
-                      {unit: record["said"] for unit, record in made.said.items()})
+                      {unit: record["said"] + ("; the image made earlier is kept" if record.get("kept_earlier")
+                                               else "; no image") for unit, record in made.said.items()})
 
 
 def _unit_text(units: Sequence[int] | int | str | None) -> str:
@@ -239,7 +240,9 @@ def attribute(net: Net, photo: np.ndarray, target: str | int, method: str | None
     fit = net.engine(("photo fit", *shape), lambda: PhotoFit(*shape))  # its resize operators, made once a size
     name = (f"{wanted.layer}:{wanted.index}" if not wanted.is_class
             else f"class {wanted.index} ({net.network.labels[wanted.index]})")
-    return Map(name, a.method, float(result.score), _at_photo(result, fit), photo, a.filter)
+    score_is = ("score before softmax" if wanted.is_class
+                else f"{wanted.value}{net.network.relu_side(wanted.layer, True)}")
+    return Map(name, a.method, float(result.score), _at_photo(result, fit), photo, a.filter, score_is)
 
 
 def _at_photo(result, fit):
@@ -277,6 +280,9 @@ def dream(net: Net, photo: np.ndarray, layers: str | dict[str, float] | None = N
     from toolbox.images import resize
     from toolbox.outputs.dream import dream_frames
     from toolbox.settings import parse_layer_weights
+
+    if zoom_frames and on_frame is None:
+        raise UserError("zoom_frames= hands each frame to on_frame=(k, frame); give one (e.g. frames.append)")
 
     d = _options(net, "dream", octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size,
                  tile=tile, objective=objective, zoom=zoom, layers=layers if isinstance(layers, str) else None)
@@ -320,7 +326,7 @@ def accentuate(net: Net, photo: np.ndarray, unit: str, *, size: int | None = Non
         net.network, layer, side, weight=a.weight, fit=net.settings.images.fit))
     result = accentuator.accentuate(photo, index, a.steps, seed=seed, on_step=on_step)
     image = back_onto(photo, result.image, PhotoFit(*photo.shape[:2], side, net.settings.images.fit))
-    return Picture(f"{layer}:{index} accentuated", image,
+    return Picture(f"{layer}:{index} accentuated (its mean{net.network.relu_side(layer, True)})", image,
                    {"before": float(result.before), "after": float(result.after), "psnr": float(result.psnr)})
 
 

@@ -83,14 +83,11 @@ class UnitImages(Result):
         return self.array[self.units.index(unit)]
 
     def picture(self) -> np.ndarray:
-        """The contact sheet: each image, and a dark tile captioned "nothing to show" for each unit said."""
-        from toolbox.sheets import contact_sheet
+        """The contact sheet `deepvis units` writes: each image, and a tile for each unit said."""
+        from toolbox.assets.unit_images import unit_sheet
 
-        side = self.array.shape[1] if len(self.array) else 64
-        tiles = {u: (image, f"unit {u}") for u, image in zip(self.units, self.array)}
-        tiles.update({u: (np.full((side, side, 3), 40, np.uint8), f"unit {u}: nothing to show") for u in self.said})
-        order = sorted(tiles)
-        return contact_sheet([tiles[u][0] for u in order], [tiles[u][1] for u in order], title=self.layer)
+        return unit_sheet(self.layer, self.units, list(self.array), [u for u, why in self.said.items()
+                                                                      if why.endswith("; no image")])
 
     def __repr__(self) -> str:
         said = "".join(f"\n  {why}" for why in self.said.values())
@@ -111,6 +108,7 @@ class Map(Result):
     attribution: Any  # optvis.attribution.Attribution, carried to the photo's pixels
     photo: np.ndarray
     filter: str
+    score_is: str = "score"  # what ``score`` is: "max (before ReLU)", "score before softmax"
 
     @property
     def array(self) -> np.ndarray:
@@ -136,7 +134,7 @@ class Map(Result):
 
     def __repr__(self) -> str:
         h, w = self.array.shape[:2]
-        return f"Map({self.method} of {self.target}: score {self.score:.4g}, {w}x{h})"
+        return f"Map({self.method} of {self.target}: {self.score_is} {self.score:.4g}, {w}x{h})"
 
 
 @dataclass(frozen=True, repr=False)

@@ -81,9 +81,17 @@ class Recipe:
     size: int
     steps: int
     objective: Callable[[str], "Objective"]  # layer -> the objective, one unit per batch row
+    contrast: float | None = None  # the objective's weight on the strongest other unit (None: plain channel)
+    warp: str = "warp"  # "roll": shifted by whole strides instead of the preset's warp
 
     def describe(self) -> str:
         return f"{self.preset.name}, {self.size} px, {self.steps} steps"
+
+    def key(self, layer: str) -> str:
+        """What makes ``layer``'s images what they are, for a job's task ids (`precompute`): a
+        recipe that changes makes new tasks instead of keeping images made the old way."""
+        return (f"{self.preset.name}/{self.preset.param.name}/{self.warp}/{self.objective(layer).name}/"
+                f"{self.size}/{self.steps}/judged")
 
     def ascent(self, network, layer: str):
         """The compiled ascent of ``layer``'s units by this recipe; its results report each
@@ -144,10 +152,10 @@ def unit_recipe(network, layer: str, preset: str, size: int | None = None, steps
     if preset != DEFAULT_PRESET:
         return Recipe(recipe, size or DEFAULT_SIZE, steps or recipe.steps, channel)
     field, stride = network.receptive_field(layer)
-    contrast = CONTRAST
+    contrast, warp = CONTRAST, "warp"
     if field <= ROLL_FIELD:
-        recipe = replace(recipe, transform=transforms.roll(max(8, stride), stride))
+        recipe, warp = replace(recipe, transform=transforms.roll(max(8, stride), stride)), "roll"
     if field <= PIXEL_FIELD:
         recipe, contrast = replace(recipe, param=params.pixels()), PIXEL_CONTRAST
     return Recipe(recipe, size or field_size(network, layer), steps or recipe.steps,
-                  lambda name: channel_contrast(name, contrast))
+                  lambda name: channel_contrast(name, contrast), contrast, warp)
