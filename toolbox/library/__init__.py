@@ -166,7 +166,7 @@ def units(net: Net, layer: str, units: Sequence[int] | int | str | None = None, 
     spec = net.network.spec.layer(layer)
     chosen = parse_units(_unit_text(units), spec.channels)
     recipe = unit_recipe(net.network, spec.name, u.preset, u.size, u.steps)  # size and steps: the layer's own
-    check_fits(net.network, recipe.size, min(u.batch, len(chosen)), "size= and batch=")
+    check_fits(net.network, recipe.size, min(u.batch, len(chosen)), "size and batch (--size, --batch)")
     variation = net.engine(("variation", spec.name), lambda: example_variation(net.network, spec.name))
     if folder is not None:
         folder.claim(net.name)  # one network's assets per folder, claimed once the layer and units are known
@@ -232,7 +232,7 @@ def attribute(net: Net, photo: np.ndarray, target: str | int, method: str | None
     attributor = net.engine(("attributor",), lambda: Attributor(net.network))
     attributor.check(wanted)
     rows = {"smoothgrad": a.samples + 1, "integrated": a.steps + 2}.get(a.method, 1)
-    check_fits(net.network, net.input_size, min(a.batch, rows), "batch=")
+    check_fits(net.network, net.input_size, min(a.batch, rows), "batch (--batch)")
     fitted = net.fit(photo)
     result = attributor(fitted, wanted, a.method, cam_layer=cam_layer, smooth_base=a.smooth_base,
                         samples=a.samples, noise=a.noise, steps=a.steps, batch=a.batch, seed=seed)
