@@ -196,12 +196,11 @@ def test_a_folder_stores_the_images_that_show_something_and_says_the_others(tmp_
     flat = {"nothing_to_show": "constant", "value": 0.9, "said": "unit 1 is nearly constant: 0.90 on any input"}
     beaten = {"nothing_to_show": NO_BETTER_THAN_PLAIN, "value": 0.2, "said": "unit 2: no further than plain"}
     beaten_new = {**beaten, "said": "unit 3: no further than plain"}
-    folder.store("m", "l", {}, {1: flat, 2: beaten, 3: beaten_new}, preset="lucid")
+    assert folder.store("m", "l", {}, {1: flat, 2: beaten, 3: beaten_new}, preset="lucid") == {1, 3}
     assert folder.image_path("l", 0).is_file() and not folder.image_path("l", 1).exists()
     assert folder.image_path("l", 2).is_file()  # an earlier image that showed something stays
     assert folder.objectives("m", "l")["2"]["objective"] == 1.0
     assert folder.nothing_to_show("m", "l") == {1: flat["said"], 3: beaten_new["said"]}
-    assert folder.keeps_earlier("l", 2, beaten)["kept_earlier"] and "kept_earlier" not in folder.keeps_earlier("l", 1, flat)
     assert folder.objectives("m", "l")["1"] == {"objective": 0.9, "nothing_to_show": "constant",
                                                 "said": flat["said"], "preset": "lucid"}
 

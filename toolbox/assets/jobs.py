@@ -53,7 +53,7 @@ def render_unit_images(network: Network, layer: str, units: Sequence[int], folde
         for i, (unit, image, value) in enumerate(zip(chunk, rendered.images, rendered.objective)):
             record = variation[unit].as_record(float(value)) if variation is not None else {}
             if record:
-                said[unit] = folder.keeps_earlier(layer, unit, record) if folder is not None else record
+                said[unit] = record
                 continue
             alpha = rendered.transparency[i] if recipe.transparency else None
             kept[unit] = (image, alpha, float(value))
@@ -62,9 +62,10 @@ def render_unit_images(network: Network, layer: str, units: Sequence[int], folde
             made.objectives.append(float(value))
             if made.transparency is not None:
                 made.transparency.append(alpha)
-        made.said.update(said)
         if folder is not None:
-            folder.store(network.name, layer, kept, said, **details)
+            recorded = folder.store(network.name, layer, kept, said, **details)
+            said = {u: r if u in recorded else {**r, "kept_earlier": True} for u, r in said.items()}
+        made.said.update(said)
     if folder is not None:  # the latest run's sheet, also when it made nothing: never an earlier run's
         without_image = [u for u, r in made.said.items() if not r.get("kept_earlier")]
         folder.save_sheet(layer, made.units, made.images, without_image)

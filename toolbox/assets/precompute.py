@@ -373,10 +373,8 @@ class Committer:
             assert p is not None
             made = {unit: (image, alpha, value) for unit, image, alpha, value in
                     zip(result["units"], result["images"], result["transparency"], result["objective"])}
-            self.said += sum(not self.folder.keeps_earlier(task.layer, u, r).get("kept_earlier")
-                             for u, r in result["said"].items())
-            self.folder.store(self.model, task.layer, made, result["said"], preset=p.preset, size=task.side,
-                              steps=p.steps)
+            self.said += len(self.folder.store(self.model, task.layer, made, result["said"], preset=p.preset,
+                                               size=task.side, steps=p.steps))
         elif task.kind == "circuits":
             import numpy as np
 

@@ -187,35 +187,27 @@ class UnitImageFolder:
         data = self.read_json(self.objectives_path(layer), "objectives file")
         return data["units"] if valid_index(data) and data["model"] == model else {}
 
-    def keeps_earlier(self, layer: str, unit: int, record: dict) -> dict:
-        """``record`` (``Variation.as_record``) marked ``kept_earlier`` when this run's image was
-        only beaten by a plain one and the folder holds an image of the unit already: ``store``
-        then keeps that image and its entry."""
-        from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
-
-        if record["nothing_to_show"] == NO_BETTER_THAN_PLAIN and self.has_image(layer, unit):
-            return {**record, "kept_earlier": True}
-        return record
-
     def nothing_to_show(self, model: str, layer: str) -> dict[int, str]:
         """{unit: why} for the units of ``layer`` recorded as having nothing to show (no image)."""
         return {int(u): e["said"] for u, e in self.objectives(model, layer).items() if e.get("said")}
 
     def store(self, model: str, layer: str, made: dict[int, tuple[np.ndarray, np.ndarray | None, float]],
-              said: dict[int, dict] | None = None, **details: Any) -> Path:
+              said: dict[int, dict] | None = None, **details: Any) -> set[int]:
         """One batch of ``layer``'s unit images, as every job stores them: ``made`` {unit:
         (image, transparency map or None, objective value)} saved and recorded; ``said`` {unit:
         ``Variation.as_record``} recorded instead of an image. A unit that no image can show
         (``flat``) loses an image stored earlier: it was flat too. An image that was beaten by
         a plain one leaves an earlier image of its unit (another run's, that showed something)
-        as it is (its record says ``kept_earlier``: ``keeps_earlier`` sets it), and is recorded
-        only where there is none."""
+        as it is, and is recorded only where there is none. Returns the units of ``said`` now
+        recorded without an image (the others kept the image made earlier)."""
+        from toolbox.optvis.unit_range import NO_BETTER_THAN_PLAIN
+
         for unit, (image, transparency, _) in made.items():
             self.save(layer, unit, image, transparency)
         notes = {}
         for unit, record in (said or {}).items():
-            if self.keeps_earlier(layer, unit, record).get("kept_earlier"):  # one made earlier was not beaten
-                continue
+            if record["nothing_to_show"] == NO_BETTER_THAN_PLAIN and self.has_image(layer, unit):
+                continue  # one made earlier was not beaten
             # the image goes before the record says why: a kill in between leaves neither a flat
             # image shown as a result nor a record that contradicts an image
             self.image_path(layer, unit).unlink(missing_ok=True)
@@ -223,7 +215,8 @@ class UnitImageFolder:
             notes[unit] = {"objective": record["value"], "nothing_to_show": record["nothing_to_show"],
                            "said": record["said"]}
         values = {unit: value for unit, (_, _, value) in made.items()}
-        return self.record(model, layer, values, notes, **details)
+        self.record(model, layer, values, notes, **details)
+        return set(notes)
 
     def save(self, layer: str, unit: int, image: np.ndarray, transparency: np.ndarray | None = None) -> Path:
         """Store a unit's image and, when given, its transparency map ((H, W), any scale);

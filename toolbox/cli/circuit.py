@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.nets.memory import check_fits
     from toolbox.optvis.circuits import CircuitTracer
 
-    layer, _ = lib.unit(f"{net.spec.layer(args.layer).name}:{args.unit}")
+    layer, _ = lib.unit(f"{args.layer}:{args.unit}")
     tracer = lib.engine(("tracer",), lambda: CircuitTracer(net))  # the one the library's call uses
     source = tracer.check_source(layer, args.source)  # mistakes before the slow part
     check_fits(net, net.spec.input_size, min(c.batch, len(paths)), "--batch")

@@ -92,8 +92,8 @@ def network(settings, needs_classifier: str | None = None):
     return load(settings=settings, needs_classifier=needs_classifier).network
 
 
-def unit_folder_network(settings, library: bool = False):
-    """The network (with ``library`` the library's ``Net``) and its unit-image folder, prepared
+def unit_folder_network(settings):
+    """The network (the library's ``Net``) and its unit-image folder, prepared
     (writable, stray temporaries of killed runs removed). A folder the user named is prepared
     before the network loads, so a mistake there is an error before the slow start; the
     default folder needs the network's name.
@@ -114,7 +114,7 @@ def unit_folder_network(settings, library: bool = False):
     if folder is None:
         folder = UnitImageFolder(settings.unit_images_path(net.name))
         folder.prepare()
-    return (net if library else net.network), folder
+    return net, folder
 
 
 def progress(total: int, what: str, unit: str = "step"):

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.library import crops
 
     sources = find_sources(args.images)  # a missing source fails before the network loads
-    lib, folder = unit_folder_network(settings, library=True)
+    lib, folder = unit_folder_network(settings)
     net = lib.network
     c = settings.crops
     layers = parse_layers(args.layers, net)

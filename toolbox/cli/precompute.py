@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> None:
     from toolbox.optvis.presets import steps_of, unit_recipe
 
     steps = steps_of(u.preset, u.steps) if make_units else 0
-    net, folder = unit_folder_network(settings)
+    lib, folder = unit_folder_network(settings)
+    net = lib.network
     layers = parse_layers(args.layers, net)
     folder.claim(net.name)  # one network's assets per folder
     unit_params = UnitParams(u.preset, u.size, steps, u.batch, args.seed) if make_units else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from toolbox.cli.common import bounded, parse_units, progress, setting_option, settings_of, unit_folder_network
+from toolbox.cli.common import bounded, progress, setting_option, settings_of, unit_folder_network
 
 
 def add_parser(command) -> None:
@@ -39,10 +39,9 @@ def run(args: argparse.Namespace) -> None:
 
     u = settings.units
     preset = get_preset(u.preset)  # an unknown preset is an error before the network loads
-    net, folder = unit_folder_network(settings, library=True)
-    layer = net.network.spec.layer(args.layer).name  # ours, also when it was named by an alias
-    parse_units(args.units, net.network.spec.layer(layer).channels)  # a unit out of range: said before any work
-    made = make_units(net, layer, args.units, seed=args.seed, folder=folder, progress=progress)
+    net, folder = unit_folder_network(settings)
+    made = make_units(net, args.layer, args.units, seed=args.seed, folder=folder, progress=progress)
+    layer = made.layer  # ours, also when it was named by an alias
     for why in made.said.values():
         print(f"{layer}: {why}")
     n = len(made.units)

@@ -345,13 +345,12 @@ def back_onto(photo: np.ndarray, square: np.ndarray, fit) -> np.ndarray:
 
 
 def circuit(net: Net, photos: np.ndarray | Iterable[np.ndarray], unit: str, *, source: str | None = None,
-            top: int | None = None, batch: int | None = None, outputs: bool = True,
-            on_batch: Callable[[int], None] | None = None) -> Circuit:
+            top: int | None = None, batch: int | None = None, outputs: bool = True) -> Circuit:
     """The strongest inputs of ``unit`` (``"layer:unit"``) from ``source`` (default the offered
     layer before) and (``outputs``) its strongest outputs to the layer after, each with its
     share of all contributions, averaged over ``photos``: one photo, or several of any sizes
     (a list, or any iterable: a generator reading a folder is read ``batch`` at a time, as
-    ``deepvis circuit`` reads one). ``on_batch(n)`` after each batch of ``n`` photos.
+    ``deepvis circuit`` reads one).
 
     >>> deepvis.circuit(net, photo, "block13_add:26")  # doctest: +SKIP
     """
@@ -373,8 +372,6 @@ def circuit(net: Net, photos: np.ndarray | Iterable[np.ndarray], unit: str, *, s
         rows["values"].append(values)
         if got_out is not None:
             rows["outputs"].append(got_out)
-        if on_batch is not None:
-            on_batch(len(part))
     if not rows["values"]:
         raise UserError("circuit: no photos to measure")
     values = np.concatenate(rows["values"])
